@@ -1,0 +1,64 @@
+"""Turn service declarations into the firewalld openings a zone must have."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from ansible.errors import AnsibleFilterError
+
+
+def _rich_rule(source: str, port: int, protocol: str) -> str:
+    network = ipaddress.ip_network(source, strict=False)
+    family = "ipv6" if network.version == 6 else "ipv4"
+    # The normalized form `firewall-cmd --list-rich-rules` prints.
+    return f'rule family="{family}" source address="{network}" port port="{port}" protocol="{protocol}" accept'
+
+
+def _check_entry(owner: str, entry: dict) -> tuple[int, str, list[str]]:
+    try:
+        port = int(entry["port"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise AnsibleFilterError(f"firewalld declaration {owner!r}: entry {entry!r} needs a numeric port") from exc
+    if not 1 <= port <= 65535:
+        raise AnsibleFilterError(f"firewalld declaration {owner!r}: port {port} is out of range 1-65535")
+    protocol = str(entry.get("protocol", "tcp"))
+    if protocol not in ("tcp", "udp"):
+        raise AnsibleFilterError(f"firewalld declaration {owner!r}: protocol {protocol!r} is not tcp or udp")
+    sources = [str(s) for s in entry.get("sources") or []]
+    for source in sources:
+        try:
+            ipaddress.ip_network(source, strict=False)
+        except ValueError as exc:
+            raise AnsibleFilterError(f"firewalld declaration {owner!r}: source {source!r} is not a CIDR") from exc
+    return port, protocol, sources
+
+
+def firewalld_desired(declarations: dict, ssh_port: int, ssh_sources: list, services: list) -> dict:
+    """Compute the openings of the zone.
+
+    declarations: {declaration name: [{port, protocol, sources}, ...]}.
+    An entry without sources opens the port to everyone (a zone port); with
+    sources, one rich rule per source. SSH is only ever opened to ssh_sources.
+    """
+    ports: set[str] = set()
+    rich_rules: set[str] = set()
+    for source in ssh_sources:
+        _check_entry("firewalld_ssh_sources", {"port": ssh_port, "sources": [source]})
+        rich_rules.add(_rich_rule(source, int(ssh_port), "tcp"))
+    for owner, entries in sorted(declarations.items()):
+        if not isinstance(entries, list):
+            raise AnsibleFilterError(f"firewalld declaration {owner!r} is not a list of ports")
+        for entry in entries:
+            port, protocol, sources = _check_entry(owner, entry)
+            if sources:
+                rich_rules.update(_rich_rule(s, port, protocol) for s in sources)
+            else:
+                ports.add(f"{port}/{protocol}")
+    return {"ports": sorted(ports), "rich_rules": sorted(rich_rules), "services": sorted(set(services))}
+
+
+class FilterModule:
+    """Ansible filters of the firewalld role."""
+
+    def filters(self):
+        return {"firewalld_desired": firewalld_desired}
