@@ -1,0 +1,87 @@
+"""Every role documents its inputs, and bad input fails before any change."""
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import ROLES, ROOT
+
+ROLE_DIRS = sorted(p for p in ROLES.iterdir() if (p / "tasks" / "main.yml").exists())
+
+
+def _yaml(path: Path):
+    return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+
+
+def _specs(role: Path) -> dict:
+    return _yaml(role / "meta" / "argument_specs.yml")["argument_specs"]
+
+
+def _is_template(value) -> bool:
+    return isinstance(value, str) and "{{" in value
+
+
+@pytest.mark.parametrize("role", ROLE_DIRS, ids=lambda p: p.name)
+def test_role_has_the_standard_files(role):
+    for rel in ("defaults/main.yml", "meta/main.yml", "meta/argument_specs.yml", "tasks/main.yml"):
+        assert (role / rel).is_file(), f"{role.name}: {rel} is missing"
+    assert "main" in _specs(role)
+
+
+@pytest.mark.parametrize("role", ROLE_DIRS, ids=lambda p: p.name)
+def test_every_default_is_documented_with_the_same_value(role):
+    defaults = _yaml(role / "defaults" / "main.yml")
+    options = {}
+    for entry in _specs(role).values():
+        for name, option in entry.get("options", {}).items():
+            options.setdefault(name, option)
+    for name, value in defaults.items():
+        assert name in options, f"{role.name}: default {name} has no argument_specs entry"
+        assert options[name].get("description"), f"{role.name}: {name} has no description"
+        if not _is_template(value) and "default" in options[name]:
+            assert options[name]["default"] == value, f"{role.name}: {name} default differs from argument_specs"
+
+
+@pytest.mark.parametrize("role", ROLE_DIRS, ids=lambda p: p.name)
+def test_every_option_is_named_after_its_role(role):
+    for entry_point, entry in _specs(role).items():
+        for name in entry.get("options", {}):
+            assert name.startswith(f"{role.name}_"), f"{role.name}/{entry_point}: option {name} lacks the role prefix"
+
+
+def _bad_value(option: dict):
+    """A value the option's type or choices cannot accept, or None."""
+    if "choices" in option:
+        return "not-one-of-the-choices"
+    return {"int": "not-a-number", "bool": "maybe", "list": {"not": "a list"}, "dict": 5}.get(option.get("type", "str"))
+
+
+@pytest.mark.parametrize("role", ROLE_DIRS, ids=lambda p: p.name)
+def test_bad_input_fails_before_any_task_naming_the_variable(role, tmp_path):
+    options = _specs(role)["main"].get("options", {})
+    bad = {name: _bad_value(opt) for name, opt in options.items() if _bad_value(opt) is not None}
+    assert bad, f"{role.name}: no option can be given a wrong type"
+    (tmp_path / "bad.json").write_text(json.dumps(bad))
+    (tmp_path / "play.yml").write_text(
+        yaml.safe_dump([{"name": "bad input", "hosts": "localhost", "gather_facts": False, "roles": [role.name]}])
+    )
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_ROLES_PATH=str(ROLES), ANSIBLE_NOCOLOR="1")
+    run = subprocess.run(
+        ["ansible-playbook", "-i", "localhost,", "-c", "local", str(tmp_path / "play.yml"), "-e", f"@{tmp_path / 'bad.json'}"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=120,
+    )
+    out = run.stdout + run.stderr
+    assert run.returncode != 0, out
+    assert "Validating arguments against arg spec" in out
+    tasks = [line for line in out.splitlines() if line.startswith("TASK [")]
+    assert len(tasks) == 1, f"{role.name}: tasks ran after the validation failed: {tasks}"
+    for name in bad:
+        assert name in out, f"{role.name}: the failure does not name {name}"
