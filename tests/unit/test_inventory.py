@@ -8,6 +8,8 @@ import yaml
 from conftest import ROOT
 
 SERVICE_GROUPS = {"db", "mlflow", "airflow", "api"}
+# Lab-only groups: stand-ins for OCI managed services.
+LAB_GROUPS = {"objectstore"}
 
 
 def _plays():
@@ -34,7 +36,7 @@ def _lab_groups():
 
 def test_lab_has_one_host_per_service_group():
     groups = _lab_groups()
-    assert set(groups) == SERVICE_GROUPS
+    assert set(groups) == SERVICE_GROUPS | LAB_GROUPS
     for name, hosts in groups.items():
         assert len(hosts) == 1, f"group {name} has {hosts}"
 
@@ -42,7 +44,7 @@ def test_lab_has_one_host_per_service_group():
 def test_every_play_targets_a_known_group():
     targets = {group for play in _plays() for group in play["hosts"].replace(",", ":").split(":")}
     assert targets, "site.yml has no plays"
-    assert targets <= SERVICE_GROUPS | {"all"}, targets
+    assert targets <= SERVICE_GROUPS | LAB_GROUPS | {"all"}, targets
 
 
 def test_every_play_is_tagged_with_its_roles():
