@@ -1,0 +1,67 @@
+"""rclone serve s3: an authenticated, path-style S3 API over the bucket directories."""
+
+import ipaddress
+import os
+from pathlib import Path
+
+import pytest
+
+BUCKETS = ("mlflow-artifacts", "airflow-dags")
+LAB_CIDR = "172.28.53.0/24"
+
+
+def _secret(name):
+    return (Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent / ".secrets" / name).read_text().split()[0]
+
+
+@pytest.fixture(scope="module")
+def endpoint(host):
+    address = next(a for a in host.interface("eth0").addresses if ipaddress.ip_address(a).version == 4)
+    return f"http://{address}:9000"
+
+
+def _curl(host, endpoint, path, *args, key=None):
+    auth = f"--aws-sigv4 aws:amz:lab-1:s3 --user {key}" if key else ""
+    return host.run(f"curl -sS -o /dev/stdout -w '\\n%{{http_code}}' {auth} {' '.join(args)} {endpoint}{path}")
+
+
+def _status(result):
+    return result.stdout.strip().splitlines()[-1]
+
+
+def test_service_hardened_and_running(host):
+    assert host.service("object-store").is_running
+    assert host.service("object-store").is_enabled
+    assert host.user("object-store").shell == "/usr/sbin/nologin"
+    env = host.file("/etc/object-store/object-store.env")
+    assert env.mode == 0o640
+    assert env.group == "object-store"
+    score = host.check_output("systemd-analyze security object-store.service --no-pager | tail -1")
+    assert "OK" in score or "SAFE" in score, score
+
+
+@pytest.mark.parametrize("bucket", BUCKETS)
+def test_put_get_list_with_the_key(host, endpoint, bucket):
+    key = f"{_secret('s3_access_key')}:{_secret('s3_secret_key')}"
+    put = _curl(host, endpoint, f"/{bucket}/probe/hello.txt", "-X PUT --data-binary hello-world", key=key)
+    assert _status(put) == "200", put.stdout
+    assert host.file(f"/var/lib/object-store/{bucket}/probe/hello.txt").content_string == "hello-world"
+    get = _curl(host, endpoint, f"/{bucket}/probe/hello.txt", key=key)
+    assert get.stdout.strip().splitlines() == ["hello-world", "200"]
+    listing = _curl(host, endpoint, f"/{bucket}?list-type=2", key=key)
+    assert "probe/hello.txt" in listing.stdout
+    delete = _curl(host, endpoint, f"/{bucket}/probe/hello.txt", "-X DELETE", key=key)
+    assert _status(delete) in ("200", "204")
+    assert not host.file(f"/var/lib/object-store/{bucket}/probe/hello.txt").exists
+
+
+@pytest.mark.parametrize("key", [None, "WRONG:wrong-secret"], ids=["anonymous", "wrong-key"])
+def test_anonymous_and_wrong_key_refused(host, endpoint, key):
+    result = _curl(host, endpoint, "/mlflow-artifacts?list-type=2", key=key)
+    assert _status(result) in ("400", "403"), result.stdout
+    assert "<Code>" in result.stdout and "ListBucketResult" not in result.stdout, result.stdout
+
+
+def test_port_open_to_the_lab_network_only(host):
+    rules = host.check_output("firewall-cmd --list-rich-rules").splitlines()
+    assert f'rule family="ipv4" source address="{LAB_CIDR}" port port="9000" protocol="tcp" accept' in rules
