@@ -21,8 +21,11 @@ suite=${1:?usage: build-image.sh SUITE TAG}
 tag=${2:?usage: build-image.sh SUITE TAG}
 mirror=${LAB_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 
-if [[ "${LAB_REBUILD:-0}" != 1 ]] && docker image inspect "$tag" >/dev/null 2>&1; then
-  echo "image $tag exists (LAB_REBUILD=1 to rebuild)"
+# Bump when the image recipe changes: images of an older revision are rebuilt.
+revision=2
+have=$(docker image inspect -f '{{ index .Config.Labels "org.oci-mlops.image-revision" }}' "$tag" 2>/dev/null || true)
+if [[ "${LAB_REBUILD:-0}" != 1 && "$have" == "$revision" ]]; then
+  echo "image $tag exists (revision $revision; LAB_REBUILD=1 to rebuild)"
   exit 0
 fi
 command -v debootstrap >/dev/null || { echo "debootstrap is not installed (apt-get install debootstrap)" >&2; exit 1; }
@@ -33,7 +36,7 @@ trap 'rm -rf "$work"' EXIT
 root=$work/rootfs
 
 # What a minimal cloud image has: systemd as PID 1, Python for Ansible, sudo.
-include=systemd,systemd-sysv,dbus,python3,sudo,iproute2,procps,ca-certificates,gnupg
+include=systemd,systemd-sysv,dbus,python3,sudo,iproute2,procps,ca-certificates,gnupg,iptables
 start=$(date +%s)
 echo "debootstrap $suite from $mirror -> $tag"
 debootstrap --variant=minbase --include="$include" "$suite" "$root" "$mirror" >"$work/debootstrap.log" 2>&1 || {
@@ -56,6 +59,46 @@ for unit in getty@tty1.service console-getty.service systemd-udevd.service \
   ln -sf /dev/null "$root/etc/systemd/system/$unit"
 done
 ln -sf /lib/systemd/system/multi-user.target "$root/etc/systemd/system/default.target"
+
+# Docker's embedded DNS (127.0.0.11) lives on NAT rules Docker puts into the
+# container's netfilter tables before systemd starts. firewalld < 2.0 (Debian
+# 12) flushes every iptables table when it starts, which breaks name
+# resolution in the container. Save the rules at boot, put them back after
+# firewalld started. A lab-only concern: OCI instances have no Docker DNS.
+cat >"$root/usr/local/sbin/lab-docker-dns" <<'SCRIPT'
+#!/bin/sh
+# lab-docker-dns save|restore: keep Docker's embedded-DNS NAT rules.
+rules=/run/lab-docker-dns.rules
+case "$1" in
+save) iptables-save -t nat >"$rules" ;;
+restore)
+  [ -s "$rules" ] || exit 0
+  iptables-save -t nat | grep -q -- '-A DOCKER_OUTPUT' && exit 0
+  iptables-restore -n <"$rules"
+  ;;
+*) echo "usage: $0 save|restore" >&2; exit 2 ;;
+esac
+SCRIPT
+chmod 0755 "$root/usr/local/sbin/lab-docker-dns"
+cat >"$root/etc/systemd/system/lab-docker-dns.service" <<'UNIT'
+[Unit]
+Description=Save Docker's embedded-DNS NAT rules (lab image)
+DefaultDependencies=no
+Before=firewalld.service network-pre.target
+Wants=network-pre.target
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/usr/local/sbin/lab-docker-dns save
+
+[Install]
+WantedBy=multi-user.target
+UNIT
+mkdir -p "$root/etc/systemd/system/multi-user.target.wants" "$root/etc/systemd/system/firewalld.service.d"
+ln -sf /etc/systemd/system/lab-docker-dns.service "$root/etc/systemd/system/multi-user.target.wants/lab-docker-dns.service"
+printf '[Service]\nExecStartPost=-/usr/local/sbin/lab-docker-dns restore\n' \
+  >"$root/etc/systemd/system/firewalld.service.d/50-lab-docker-dns.conf"
 : >"$root/etc/machine-id"
 rm -f "$root/var/lib/dbus/machine-id"
 rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/archives/*.deb
@@ -64,6 +107,6 @@ systemd_version=$(chroot "$root" dpkg-query -W -f='${Version}' systemd | sed -E 
 tar --numeric-owner -C "$root" -c . | docker import \
   --change 'CMD ["/lib/systemd/systemd"]' \
   --change 'ENV container=docker' \
-  --change "LABEL org.oci-mlops.systemd-version=$systemd_version org.oci-mlops.suite=$suite" \
+  --change "LABEL org.oci-mlops.systemd-version=$systemd_version org.oci-mlops.suite=$suite org.oci-mlops.image-revision=$revision" \
   - "$tag" >/dev/null
 echo "built $tag (systemd $systemd_version) in $(( $(date +%s) - start ))s"

@@ -74,3 +74,10 @@ def test_source_restricted_port_open_to_its_client(address):
     probe = f"import socket; socket.create_connection(('{address}', 3307), timeout=3); print('open')"
     result = _other(FIRST).run(f'python3 -c "{probe}"')
     assert result.stdout.strip() == "open", result.stderr
+
+
+def test_name_resolution_survives_firewalld_restarts(host):
+    # Lab hosts resolve names through Docker's embedded DNS, whose NAT rules
+    # firewalld < 2.0 flushes at start; the lab image puts them back.
+    host.check_output("systemctl restart firewalld")
+    assert host.run("getent hosts pypi.org").rc == 0
