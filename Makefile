@@ -25,7 +25,7 @@ export LAB_DB_IMAGE ?= $(DEFAULT_LAB_DB_IMAGE)
 SCENARIOS ?= $(patsubst molecule/%/molecule.yml,%,$(sort $(wildcard molecule/*/molecule.yml)))
 TIMED := scripts/timed
 
-.PHONY: help prereqs venv images lab lab-up lab-converge lab-info lab-destroy \
+.PHONY: help prereqs venv images lab lab-up lab-converge lab-info lab-destroy drift converge \
         lint unit molecule test timings-reset clean
 
 help: ## List the targets
@@ -48,6 +48,14 @@ lab: venv images ## Start the lab hosts, converge site.yml on them, print what i
 
 lab-destroy: venv ## Remove the lab hosts (images and caches stay)
 	ansible-playbook ansible/playbooks/lab-destroy.yml
+
+INVENTORY ?= inventory/lab
+
+drift: venv ## Report drift (check mode, changes nothing); exit 2 if any. INVENTORY=inventory/oci for OCI
+	@scripts/drift-report -i $(INVENTORY)
+
+converge: venv ## Converge site.yml (repairs drift). INVENTORY=inventory/oci for OCI
+	ansible-playbook site.yml -i $(INVENTORY)
 
 lint: venv ## yamllint and ansible-lint (production profile)
 	@$(TIMED) yamllint yamllint --strict .
