@@ -26,7 +26,7 @@ SCENARIOS ?= $(patsubst molecule/%/molecule.yml,%,$(sort $(wildcard molecule/*/m
 TIMED := scripts/timed
 
 .PHONY: help prereqs venv images lab lab-up lab-converge lab-info lab-destroy drift converge \
-        lint unit molecule test timings-reset clean
+        lint unit app-test molecule test timings-reset clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -64,10 +64,13 @@ lint: venv ## yamllint and ansible-lint (production profile)
 unit: venv ## pytest unit tests of the repository (filters, specs, inventory)
 	@$(TIMED) unit pytest -q tests/unit
 
+app-test: ## The app/ package's own suite (serving API and dashboard against a real MLflow)
+	@$(TIMED) app-test $(MAKE) --no-print-directory -C app test
+
 molecule: venv images ## molecule test for every scenario (SCENARIOS="a b" for some)
 	@for s in $(SCENARIOS); do $(TIMED) molecule-$$s molecule test -s $$s; done
 
-test: timings-reset lint unit molecule ## Everything CI runs
+test: timings-reset lint unit app-test molecule ## Everything CI runs
 	@echo "timings:" && cat artifacts/timings.txt
 	@echo "stages: $$(grep -c ' ok$$' artifacts/timings.txt) passed, $$(grep -vc ' ok$$' artifacts/timings.txt || true) failed"
 

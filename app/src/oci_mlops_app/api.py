@@ -1,0 +1,293 @@
+"""The serving API: FastAPI app factory, routes, security, error handling and observability."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib.resources import files
+from typing import Annotated, Any
+
+import httpx
+from fastapi import Depends, FastAPI, HTTPException, Request, Security
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.security import APIKeyHeader
+from mlflow.exceptions import MlflowException
+from pydantic import BaseModel, Field
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from . import __version__, metrics
+from .config import ApiSettings
+from .logs import ACCESS_LOGGER, request_id_var
+from .model_store import ModelLoadError, ModelStore
+from .registry import NotFoundError, Registry, RegistryUnavailableError, first_line
+from .validation import InvalidInputError, PredictRequest, jsonable, to_frame
+
+logger = logging.getLogger(__name__)
+access_logger = logging.getLogger(ACCESS_LOGGER)
+
+API_KEY_HEADER = "X-API-Key"
+REQUEST_ID_HEADER = "X-Request-ID"
+_REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+class PredictionError(Exception):
+    """The model raised while scoring input that passed validation."""
+
+
+class PredictResponse(BaseModel):
+    predictions: list[Any]
+    model_name: str
+    model_version: str
+
+
+class ErrorResponse(BaseModel):
+    detail: str
+    request_id: str | None = None
+
+
+class VersionOut(BaseModel):
+    version: str
+    aliases: list[str]
+    status: str
+    run_id: str | None
+    source: str
+    description: str
+    creation_timestamp: int
+    last_updated_timestamp: int
+    tags: dict[str, str]
+
+
+class ModelOut(BaseModel):
+    name: str
+    description: str
+    aliases: dict[str, str] = Field(description="alias -> version")
+    tags: dict[str, str]
+    creation_timestamp: int
+    last_updated_timestamp: int
+    versions: list[VersionOut]
+
+
+class ModelsOut(BaseModel):
+    models: list[ModelOut]
+
+
+class ObservabilityMiddleware:
+    """Request id, Prometheus request metrics by route template, a JSON access log line, and the
+    last-resort exception handler: an unexpected error is logged with its traceback and answered
+    with a JSON 500 that carries the request id (never the traceback).
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        inbound = dict(scope["headers"]).get(REQUEST_ID_HEADER.lower().encode(), b"").decode()
+        request_id = inbound if _REQUEST_ID_RE.match(inbound) else uuid.uuid4().hex
+        token = request_id_var.set(request_id)
+        status = 500
+        started_response = False
+
+        async def send_with_request_id(message: Message) -> None:
+            nonlocal status, started_response
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                started_response = True
+                MutableHeaders(scope=message).append(REQUEST_ID_HEADER, request_id)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_request_id)
+        except Exception:
+            logger.exception("unhandled error")
+            if started_response:
+                raise
+            await JSONResponse(
+                {"detail": "internal server error; see the server log", "request_id": request_id},
+                status_code=500,
+            )(scope, receive, send_with_request_id)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = getattr(scope.get("route"), "path", None) or "<unmatched>"
+            labels = {"method": scope["method"], "route": route, "status": str(status)}
+            metrics.HTTP_REQUESTS.labels(**labels).inc()
+            metrics.HTTP_LATENCY.labels(**labels).observe(elapsed)
+            client = scope.get("client")
+            access_logger.info(
+                "request",
+                extra={
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "route": route,
+                    "status": status,
+                    "duration_ms": round(elapsed * 1000, 3),
+                    "client": client[0] if client else None,
+                },
+            )
+            request_id_var.reset(token)
+
+
+API_KEY_SCHEME = APIKeyHeader(name=API_KEY_HEADER, auto_error=False)
+
+
+class ApiKeyChecker:
+    """A dependency that accepts a request only with one of the keys in ``X-API-Key``."""
+
+    def __init__(self, keys: tuple[str, ...]) -> None:
+        self._keys = tuple(key.encode() for key in keys)
+
+    async def __call__(self, supplied: Annotated[str | None, Security(API_KEY_SCHEME)]) -> None:
+        candidate = (supplied or "").encode()
+        matched = False
+        for key in self._keys:  # compare with every key: the time taken does not tell which one
+            matched |= hmac.compare_digest(candidate, key)
+        if not matched:
+            raise HTTPException(
+                status_code=401,
+                detail=f"missing or invalid API key (send it in the {API_KEY_HEADER} header)",
+                headers={"WWW-Authenticate": "ApiKey"},
+            )
+
+
+def create_app(settings: ApiSettings) -> FastAPI:
+    registry = Registry(settings.mlflow.tracking_uri)
+    store = ModelStore(
+        registry,
+        stage_aliases=dict(settings.stage_aliases),
+        refresh_seconds=settings.alias_refresh_seconds,
+    )
+    index_html = files(__package__).joinpath("static/index.html").read_text(encoding="utf-8")
+    probe_url = f"{settings.mlflow.tracking_uri}/api/2.0/mlflow/registered-models/search"
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # the readiness probe's own client: a short timeout and no retries, unlike MLflow's client
+        async with httpx.AsyncClient(
+            timeout=settings.mlflow.timeout_seconds, auth=settings.mlflow.basic_auth
+        ) as probe:
+            app.state.mlflow_probe = probe
+            await store.start(settings.preload_models)
+            try:
+                yield
+            finally:
+                await store.close()
+
+    app = FastAPI(
+        title="OCI MLOps model serving API",
+        version=__version__,
+        lifespan=lifespan,
+        responses={500: {"model": ErrorResponse}},
+    )
+    app.add_middleware(ObservabilityMiddleware)
+    _add_exception_handlers(app)
+    authorized = [Depends(ApiKeyChecker(settings.api_keys))]
+    errors: dict[int | str, dict[str, Any]] = {
+        code: {"model": ErrorResponse} for code in (401, 404, 503)
+    }
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def index() -> HTMLResponse:
+        return HTMLResponse(index_html)
+
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        """Liveness: the process answers."""
+        return {"status": "ok"}
+
+    @app.get("/ready", responses={503: {"description": "not ready, with the reasons"}})
+    async def ready(request: Request) -> JSONResponse:
+        """Readiness: MLflow answers with our credentials and the preload models are loaded."""
+        reasons = []
+        try:
+            probe: httpx.AsyncClient = request.app.state.mlflow_probe
+            answer = await probe.get(probe_url, params={"max_results": 1})
+            if answer.status_code != 200:
+                reasons.append(f"MLflow answered HTTP {answer.status_code} to a registry search")
+        except httpx.HTTPError as exc:
+            reasons.append(f"MLflow unreachable: {type(exc).__name__}: {exc}")
+        reasons.extend(f"model {ref}: {why}" for ref, why in store.preload_errors().items())
+        if reasons:
+            return JSONResponse({"status": "not ready", "reasons": reasons}, status_code=503)
+        return JSONResponse({"status": "ready", "models": store.resolved_preloads()})
+
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus_metrics() -> Response:
+        body, content_type = metrics.render()
+        return Response(body, media_type=content_type)
+
+    @app.get("/models", dependencies=authorized, responses=errors)
+    async def list_models() -> ModelsOut:
+        """Registered models visible to the service's MLflow user, with versions and aliases."""
+        models = await run_in_threadpool(registry.list_models)
+        return ModelsOut(models=[ModelOut.model_validate(m.to_dict()) for m in models])
+
+    @app.get("/models/{name}", dependencies=authorized, responses=errors)
+    async def get_model(name: str) -> ModelOut:
+        model = await run_in_threadpool(registry.get_model, name)
+        return ModelOut.model_validate(model.to_dict())
+
+    @app.post(
+        "/predict/{name}/{ref}",
+        dependencies=authorized,
+        responses={**errors, 422: {"model": ErrorResponse}},
+    )
+    async def predict(name: str, ref: str, body: PredictRequest) -> PredictResponse:
+        """Score rows with ``name`` at ``ref``: an alias, a version number or a stage name."""
+        loaded = await store.get(name, ref)
+        frame = to_frame(body, loaded.input_schema, settings.max_rows)
+        try:
+            result = await run_in_threadpool(loaded.model.predict, frame)
+        except MlflowException as exc:  # the pyfunc layer's own schema enforcement
+            raise InvalidInputError(first_line(exc.message)) from exc
+        except Exception as exc:
+            raise PredictionError(f"{name} version {loaded.version}") from exc
+        predictions = jsonable(result)
+        metrics.PREDICTION_REQUESTS.labels(model=name, version=loaded.version).inc()
+        metrics.PREDICTED_ROWS.labels(model=name, version=loaded.version).inc(len(frame))
+        return PredictResponse(
+            predictions=predictions, model_name=name, model_version=loaded.version
+        )
+
+    return app
+
+
+def _add_exception_handlers(app: FastAPI) -> None:
+    def error(status: int, detail: str) -> JSONResponse:
+        return JSONResponse(
+            {"detail": detail, "request_id": request_id_var.get()}, status_code=status
+        )
+
+    async def not_found(_: Request, exc: Exception) -> JSONResponse:
+        return error(404, str(exc))
+
+    async def invalid_input(_: Request, exc: Exception) -> JSONResponse:
+        return error(422, str(exc))
+
+    async def unavailable(_: Request, exc: Exception) -> JSONResponse:
+        return error(503, str(exc))
+
+    async def prediction_failed(_: Request, exc: Exception) -> JSONResponse:
+        logger.error("prediction failed: %s", exc, exc_info=exc.__cause__ or exc)
+        return error(500, f"the model failed to score the input ({exc}); see the server log")
+
+    app.add_exception_handler(NotFoundError, not_found)
+    app.add_exception_handler(InvalidInputError, invalid_input)
+    app.add_exception_handler(RegistryUnavailableError, unavailable)
+    app.add_exception_handler(ModelLoadError, unavailable)
+    app.add_exception_handler(PredictionError, prediction_failed)
+
+
+def app_factory() -> FastAPI:
+    """Entry for ``uvicorn --factory oci_mlops_app.api:app_factory`` (settings from the env)."""
+    logging.captureWarnings(True)  # libraries' warnings become JSON log lines too
+    return create_app(ApiSettings.from_env())

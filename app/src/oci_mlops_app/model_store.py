@@ -1,0 +1,256 @@
+"""In-memory cache of loaded model versions and of alias -> version resolutions.
+
+* Each ``(model, version)`` is downloaded and loaded once and then kept in memory; concurrent
+  first requests for the same version wait on one per-key lock, so it is loaded only once.
+* A load failure is remembered for one refresh interval, so a broken version is not downloaded
+  again on every request.
+* Aliases (and legacy stage names, mapped to aliases) are resolved once and then refreshed by a
+  background task every ``refresh_seconds``. When an alias has moved, the new version is loaded
+  first and the alias switched afterwards, so requests never wait for that load; if the new
+  version cannot be loaded, the previous one keeps serving and the error is logged and counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow.artifacts
+import mlflow.pyfunc
+from mlflow.pyfunc import PyFuncModel
+from mlflow.types import Schema
+
+from .config import ModelRef
+from .metrics import ALIAS_REFRESH_ERRORS, MODEL_LOAD_FAILURES, MODEL_LOAD_SECONDS
+from .registry import NotFoundError, Registry, RegistryError, RegistryUnavailableError
+
+logger = logging.getLogger(__name__)
+
+Key = tuple[str, str]
+
+
+class ModelLoadError(Exception):
+    """A registered model version exists but could not be downloaded or loaded."""
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    name: str
+    version: str
+    model: PyFuncModel
+    input_schema: Schema | None
+    load_seconds: float
+
+
+def load_pyfunc(tracking_uri: str, model_uri: str, destination: Path) -> PyFuncModel:
+    """Download ``model_uri`` into ``destination`` and load it as a pyfunc model."""
+    local_path = mlflow.artifacts.download_artifacts(
+        artifact_uri=model_uri,
+        dst_path=str(destination),
+        tracking_uri=tracking_uri,
+        registry_uri=tracking_uri,
+    )
+    return mlflow.pyfunc.load_model(local_path)
+
+
+class ModelStore:
+    def __init__(
+        self,
+        registry: Registry,
+        *,
+        stage_aliases: Mapping[str, str],
+        refresh_seconds: float,
+    ) -> None:
+        self._registry = registry
+        self._stage_aliases = stage_aliases
+        self._refresh_seconds = refresh_seconds
+        self._models: dict[Key, LoadedModel] = {}
+        self._load_locks: dict[Key, asyncio.Lock] = {}
+        self._failures: dict[Key, tuple[float, str]] = {}
+        self._aliases: dict[Key, str] = {}
+        self._preload: tuple[ModelRef, ...] = ()
+        self._preload_errors: dict[ModelRef, str] = {}
+        self._cache_dir: Path | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self, preload: Sequence[ModelRef]) -> None:
+        """Create the download directory and start preloading + periodic alias refresh."""
+        self._cache_dir = Path(tempfile.mkdtemp(prefix="oci-mlops-models-"))
+        self._preload = tuple(preload)
+        self._preload_errors = {ref: "not loaded yet" for ref in self._preload}
+        self._task = asyncio.create_task(self._refresh_loop(), name="model-refresh")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        if self._cache_dir is not None:
+            shutil.rmtree(self._cache_dir, ignore_errors=True)
+
+    # -- lookups -----------------------------------------------------------------------------
+
+    async def get(self, name: str, ref: str) -> LoadedModel:
+        """The loaded model for ``ref``: an alias, a version number or a mapped stage name."""
+        return await self.load(name, await self.resolve(name, ref))
+
+    async def resolve(self, name: str, ref: str) -> str:
+        if ref.isascii() and ref.isdigit():
+            version = str(int(ref))
+            if (name, version) not in self._models:
+                await asyncio.to_thread(self._registry.get_version, name, version)
+            return version
+        alias = self._stage_aliases.get(ref.lower(), ref)
+        cached = self._aliases.get((name, alias))
+        if cached is not None:
+            return cached
+        info = await asyncio.to_thread(self._registry.get_version_by_alias, name, alias)
+        self._aliases[(name, alias)] = info.version
+        return info.version
+
+    async def load(self, name: str, version: str) -> LoadedModel:
+        key = (name, version)
+        loaded = self._models.get(key)
+        if loaded is not None:
+            return loaded
+        lock = self._load_locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            loaded = self._models.get(key)
+            if loaded is not None:
+                return loaded
+            failure = self._failures.get(key)
+            if failure is not None and time.monotonic() - failure[0] < self._refresh_seconds:
+                raise ModelLoadError(failure[1])
+            loaded = await self._load_uncached(name, version)
+            self._models[key] = loaded
+            self._failures.pop(key, None)
+            return loaded
+
+    def preload_errors(self) -> dict[str, str]:
+        """Preload references that are not loaded, with the reason."""
+        return {str(ref): reason for ref, reason in self._preload_errors.items()}
+
+    def resolved_preloads(self) -> dict[str, str]:
+        """Preload references that are loaded, with the version they resolve to now."""
+        resolved = {}
+        for ref in self._preload:
+            if ref in self._preload_errors:
+                continue
+            version = self._cached_version(ref)
+            if version is not None:
+                resolved[str(ref)] = version
+        return resolved
+
+    # -- internals ---------------------------------------------------------------------------
+
+    async def _load_uncached(self, name: str, version: str) -> LoadedModel:
+        assert self._cache_dir is not None, "ModelStore.start() was not awaited"
+        destination = Path(tempfile.mkdtemp(prefix="v", dir=self._cache_dir))
+        started = time.perf_counter()
+        try:
+            model = await asyncio.to_thread(
+                load_pyfunc, self._registry.tracking_uri, f"models:/{name}/{version}", destination
+            )
+            schema = model.metadata.get_input_schema()
+        except Exception as exc:  # any flavor can fail in its own way; it is reported as a 503
+            shutil.rmtree(destination, ignore_errors=True)
+            message = f"model {name!r} version {version} could not be loaded: {_summary(exc)}"
+            self._failures[(name, version)] = (time.monotonic(), message)
+            MODEL_LOAD_FAILURES.labels(model=name, version=version).inc()
+            logger.error(message, exc_info=exc, extra={"model": name, "version": version})
+            raise ModelLoadError(message) from exc
+        seconds = time.perf_counter() - started
+        MODEL_LOAD_SECONDS.labels(model=name, version=version).observe(seconds)
+        logger.info(
+            "model loaded",
+            extra={"model": name, "version": version, "load_seconds": round(seconds, 3)},
+        )
+        return LoadedModel(name, version, model, schema, seconds)
+
+    def _cached_version(self, ref: ModelRef) -> str | None:
+        if ref.ref.isascii() and ref.ref.isdigit():
+            version = str(int(ref.ref))
+            return version if (ref.name, version) in self._models else None
+        alias = self._stage_aliases.get(ref.ref.lower(), ref.ref)
+        return self._aliases.get((ref.name, alias))
+
+    async def _refresh_loop(self) -> None:
+        while True:
+            try:
+                await self._ensure_preloaded()
+                await asyncio.sleep(self._refresh_seconds)
+                await self.refresh_aliases()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the loop must survive anything; the cause is logged
+                logger.exception("model refresh iteration failed")
+                await asyncio.sleep(self._refresh_seconds)
+
+    async def _ensure_preloaded(self) -> None:
+        for ref in self._preload:
+            try:
+                await self.get(ref.name, ref.ref)
+            except (RegistryError, ModelLoadError) as exc:
+                self._preload_errors[ref] = str(exc)
+                logger.warning("preload failed", extra={"model_ref": str(ref), "reason": str(exc)})
+            else:
+                self._preload_errors.pop(ref, None)
+
+    async def refresh_aliases(self) -> None:
+        """Re-resolve every cached alias; switch only to versions that load."""
+        aliases_by_model: dict[str, list[str]] = defaultdict(list)
+        for name, alias in list(self._aliases):
+            aliases_by_model[name].append(alias)
+        for name, aliases in aliases_by_model.items():
+            try:
+                current = await asyncio.to_thread(self._registry.get_aliases, name)
+            except NotFoundError:
+                current = {}
+            except RegistryUnavailableError as exc:
+                for alias in aliases:
+                    ALIAS_REFRESH_ERRORS.labels(model=name, alias=alias).inc()
+                logger.warning(
+                    "alias refresh failed, keeping cached versions",
+                    extra={"model": name, "reason": str(exc)},
+                )
+                continue
+            for alias in aliases:
+                await self._apply_alias(name, alias, current.get(alias))
+
+    async def _apply_alias(self, name: str, alias: str, version: str | None) -> None:
+        key = (name, alias)
+        previous = self._aliases.get(key)
+        if version is None:
+            self._aliases.pop(key, None)
+            logger.info("alias removed", extra={"model": name, "alias": alias})
+            return
+        version = str(version)
+        if version == previous:
+            return
+        try:
+            await self.load(name, version)
+        except ModelLoadError as exc:
+            ALIAS_REFRESH_ERRORS.labels(model=name, alias=alias).inc()
+            logger.error(
+                "alias moved to a version that cannot be loaded; still serving the previous one",
+                extra={"model": name, "alias": alias, "version": version, "reason": str(exc)},
+            )
+            return
+        self._aliases[key] = version
+        logger.info(
+            "alias moved",
+            extra={"model": name, "alias": alias, "from_version": previous, "version": version},
+        )
+
+
+def _summary(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__

@@ -1,0 +1,164 @@
+"""Session fixtures: a real MLflow server with basic auth, real registered models, a real API."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pandas as pd
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests import lab
+
+# MLflow client settings of the test process itself (the admin side that trains and registers).
+os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
+os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "1"
+os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
+
+MODEL = "iris-classifier"
+BROKEN_MODEL = "iris-broken"
+FAILING_MODEL = "always-fails"
+EXPERIMENT = "iris"
+REFRESH_SECONDS = 1.0
+FEATURES = ["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"]
+FAILING_MODEL_CODE = Path(__file__).parent / "models" / "failing_model.py"
+
+
+@dataclass(frozen=True)
+class Registered:
+    """What the session registered in MLflow."""
+
+    champion: lab.LoggedModel  # iris-classifier v1, alias champion
+    challenger: lab.LoggedModel  # iris-classifier v2, alias challenger
+    broken: lab.LoggedModel  # iris-broken v1 (alias champion), model file corrupted
+    failing: lab.LoggedModel  # always-fails v1, predict() raises
+
+
+@dataclass(frozen=True)
+class ApiServer:
+    url: str
+    keys: tuple[str, str]
+    log_path: Path
+    process: object
+
+    def headers(self, key_index: int = 0) -> dict[str, str]:
+        return {"X-API-Key": self.keys[key_index]}
+
+
+@pytest.fixture(scope="session")
+def mlflow_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[lab.MlflowLab]:
+    with lab.running_mlflow(tmp_path_factory.mktemp("mlflow")) as server:
+        patch = pytest.MonkeyPatch()
+        for key, value in server.env(reader=False).items():
+            patch.setenv(key, value)
+        try:
+            yield server
+        finally:
+            patch.undo()
+
+
+@pytest.fixture(scope="session")
+def registered(mlflow_lab: lab.MlflowLab) -> Registered:
+    import mlflow
+    from mlflow.models import infer_signature
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    champion = lab.log_iris_model(EXPERIMENT, MODEL, c=1.0)
+    challenger = lab.log_iris_model(EXPERIMENT, MODEL, c=0.05)
+    client.set_registered_model_alias(MODEL, "champion", champion.version)
+    client.set_registered_model_alias(MODEL, "challenger", challenger.version)
+
+    broken = lab.log_iris_model(EXPERIMENT, BROKEN_MODEL, c=1.0)
+    model_file = (
+        mlflow_lab.artifacts_dir
+        / broken.experiment_id
+        / "models"
+        / broken.model_id
+        / "artifacts"
+        / "model.skops"
+    )
+    model_file.write_bytes(b"this is not a model")
+    client.set_registered_model_alias(BROKEN_MODEL, "champion", broken.version)
+
+    with mlflow.start_run(run_name="always-fails") as run, warnings.catch_warnings():
+        # MLflow advises an input example, which this test model does without
+        warnings.simplefilter("ignore", UserWarning)
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=str(FAILING_MODEL_CODE),
+            signature=infer_signature(pd.DataFrame([[1.0] * len(FEATURES)], columns=FEATURES)),
+            registered_model_name=FAILING_MODEL,
+            pip_requirements=[],
+        )
+    failing = lab.LoggedModel(
+        model_uri=info.model_uri,
+        model_id=info.model_id,
+        run_id=run.info.run_id,
+        experiment_id=champion.experiment_id,
+        name=FAILING_MODEL,
+        version=str(info.registered_model_version),
+    )
+    mlflow_lab.grant_read("experiment", champion.experiment_id)
+    for name in (MODEL, BROKEN_MODEL, FAILING_MODEL):
+        mlflow_lab.grant_read("registered_model", name)
+    return Registered(champion, challenger, broken, failing)
+
+
+@pytest.fixture(scope="session")
+def api_server(
+    mlflow_lab: lab.MlflowLab, registered: Registered, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ApiServer]:
+    """``oci-mlops-api`` (the console script) as the read-only MLflow user, 1 s alias refresh."""
+    keys = (secrets.token_urlsafe(24), secrets.token_urlsafe(24))
+    port = lab.free_port()
+    log_path = tmp_path_factory.mktemp("api") / "api.log"
+    env = {
+        **os.environ,
+        **mlflow_lab.env(reader=True),
+        "OCI_MLOPS_API_KEYS": ",".join(keys),
+        "OCI_MLOPS_PRELOAD_MODELS": f"{MODEL}@champion",
+        "OCI_MLOPS_ALIAS_REFRESH_SECONDS": str(REFRESH_SECONDS),
+        "OCI_MLOPS_API_PORT": str(port),
+    }
+    process = lab.start_logged_process([lab.venv_bin("oci-mlops-api")], env, log_path)
+    server = ApiServer(f"http://127.0.0.1:{port}", keys, log_path, process)
+    try:
+        lab.wait_http_ok(f"{server.url}/health", 60, process)
+        lab.wait_http_ok(f"{server.url}/ready", 60, process)
+        yield server
+    finally:
+        lab.stop_process(process)
+
+
+@pytest.fixture
+def api(api_server: ApiServer) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=api_server.url, timeout=60.0) as client:
+        yield client
+
+
+def wait_for(predicate: object, timeout_s: float, interval_s: float = 0.1) -> float:
+    """Call ``predicate`` until it returns true; return the seconds that took."""
+    assert callable(predicate)
+    started = time.monotonic()
+    while time.monotonic() - started < timeout_s:
+        if predicate():
+            return time.monotonic() - started
+        time.sleep(interval_s)
+    raise AssertionError(f"condition not met within {timeout_s}s")
+
+
+def metric_value(text: str, name: str, **labels: str) -> float:
+    """The value of the sample ``name`` whose labels include ``labels`` (exposition text)."""
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and labels.items() <= sample.labels.items():
+                return float(sample.value)
+    raise AssertionError(f"{name}{labels} not in /metrics")
