@@ -1,0 +1,147 @@
+"""State and migration of MLflow's databases, run with the server's virtualenv.
+
+    mlflow-schema status            JSON: current and head revision of the tracking
+                                    and auth schemas (read-only)
+    mlflow-schema upgrade-tracking  `mlflow db upgrade` of the tracking database
+    mlflow-schema upgrade-auth      migrate the basic-auth database to head
+
+MLflow has no "check" subcommand: the role compares the databases' alembic
+revisions with the installed package's heads and migrates only when they
+differ. URIs come from MLFLOW_BACKEND_STORE_URI and MLFLOW_AUTH_DATABASE_URI.
+
+upgrade-auth works around two upstream problems of the auth database on MySQL
+(mlflow/mlflow#9642, #10964): the first auth migration names two foreign keys
+`fk_user_id` (MySQL: ERROR 1826, FK names are per schema), and the server
+deadlocks itself migrating an empty auth database at start. On an empty
+database it creates the first revision's tables with the second key renamed,
+stamps that revision, then runs MLflow's own migrations to head.
+"""
+
+import importlib.util
+import json
+import os
+import sys
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+
+AUTH_INITIAL_REVISION = "8606fa83a998"
+AUTH_VERSION_TABLE = "alembic_version_auth"
+MLFLOW_DIR = Path(importlib.util.find_spec("mlflow").origin).parent
+TRACKING_MIGRATIONS = MLFLOW_DIR / "store" / "db_migrations"
+AUTH_MIGRATIONS = MLFLOW_DIR / "server" / "auth" / "db" / "migrations"
+
+
+def _config(migrations: Path, uri: str | None = None) -> Config:
+    cfg = Config(str(migrations / "alembic.ini"))
+    cfg.set_main_option("script_location", str(migrations))
+    if uri:
+        cfg.set_main_option("sqlalchemy.url", uri.replace("%", "%%"))
+    return cfg
+
+
+def _head(migrations: Path) -> str:
+    return ScriptDirectory.from_config(_config(migrations)).get_current_head()
+
+
+def _current(uri: str, version_table: str) -> str | None:
+    engine = sa.create_engine(uri, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            return MigrationContext.configure(conn, opts={"version_table": version_table}).get_current_revision()
+    finally:
+        engine.dispose()
+
+
+def status() -> dict:
+    result = {
+        "tracking": {
+            "current": _current(os.environ["MLFLOW_BACKEND_STORE_URI"], "alembic_version"),
+            "head": _head(TRACKING_MIGRATIONS),
+        }
+    }
+    auth_uri = os.environ.get("MLFLOW_AUTH_DATABASE_URI")
+    if auth_uri:
+        result["auth"] = {"current": _current(auth_uri, AUTH_VERSION_TABLE), "head": _head(AUTH_MIGRATIONS)}
+    return result
+
+
+def upgrade_tracking() -> dict:
+    """`mlflow db upgrade <uri>`, with the URI from the environment instead of argv."""
+    from mlflow.db import commands
+
+    uri = os.environ["MLFLOW_BACKEND_STORE_URI"]
+    before = _current(uri, "alembic_version")
+    commands.main(["upgrade", uri], prog_name="mlflow db", standalone_mode=False)
+    return {"before": before, "after": _current(uri, "alembic_version"), "head": _head(TRACKING_MIGRATIONS)}
+
+
+def _create_initial_auth_schema(engine) -> None:
+    """Revision 8606fa83a998 as upstream writes it, with unique foreign key names."""
+    md = sa.MetaData()
+    sa.Table(
+        "users",
+        md,
+        sa.Column("id", sa.Integer(), nullable=False, primary_key=True),
+        sa.Column("username", sa.String(length=255), nullable=True),
+        sa.Column("password_hash", sa.String(length=255), nullable=True),
+        sa.Column("is_admin", sa.Boolean(), nullable=True),
+        sa.UniqueConstraint("username"),
+    )
+    sa.Table(
+        "experiment_permissions",
+        md,
+        sa.Column("id", sa.Integer(), nullable=False, primary_key=True),
+        sa.Column("experiment_id", sa.String(length=255), nullable=False),
+        sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.Column("permission", sa.String(length=255), nullable=True),
+        sa.ForeignKeyConstraint(["user_id"], ["users.id"], name="fk_user_id"),
+        sa.UniqueConstraint("experiment_id", "user_id", name="unique_experiment_user"),
+    )
+    sa.Table(
+        "registered_model_permissions",
+        md,
+        sa.Column("id", sa.Integer(), nullable=False, primary_key=True),
+        sa.Column("name", sa.String(length=255), nullable=False),
+        sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.Column("permission", sa.String(length=255), nullable=True),
+        sa.ForeignKeyConstraint(["user_id"], ["users.id"], name="fk_registered_model_perm_user_id"),
+        sa.UniqueConstraint("name", "user_id", name="unique_name_user"),
+    )
+    md.create_all(engine)
+
+
+def upgrade_auth() -> dict:
+    uri = os.environ["MLFLOW_AUTH_DATABASE_URI"]
+    cfg = _config(AUTH_MIGRATIONS, uri)
+    before = _current(uri, AUTH_VERSION_TABLE)
+    engine = sa.create_engine(uri, poolclass=sa.pool.NullPool)
+    try:
+        tables = set(sa.inspect(engine).get_table_names())
+        if before is None and "users" not in tables:
+            _create_initial_auth_schema(engine)
+            command.stamp(cfg, AUTH_INITIAL_REVISION)
+        elif before is None:
+            # Auth tables from MLflow < 3.6 (no version table): what MLflow itself does.
+            command.stamp(cfg, AUTH_INITIAL_REVISION)
+    finally:
+        engine.dispose()
+    command.upgrade(cfg, "head")
+    return {"before": before, "after": _current(uri, AUTH_VERSION_TABLE), "head": _head(AUTH_MIGRATIONS)}
+
+
+def main() -> int:
+    actions = {"status": status, "upgrade-tracking": upgrade_tracking, "upgrade-auth": upgrade_auth}
+    if len(sys.argv) != 2 or sys.argv[1] not in actions:
+        print(f"usage: {sys.argv[0]} {{{'|'.join(actions)}}}", file=sys.stderr)
+        return 2
+    print(json.dumps(actions[sys.argv[1]]()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

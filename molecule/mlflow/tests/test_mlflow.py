@@ -1,0 +1,260 @@
+"""The MLflow server, driven with the real MLflow client (the server's virtualenv, 3.17.2)."""
+
+import base64
+import ipaddress
+import json
+import os
+import shlex
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+import testinfra
+
+testinfra_hosts = ["mol-mlflow-mlflow"]
+
+PORT = 5000
+VENV_PYTHON = "/opt/mlflow/venv/bin/python"
+BUCKET_DIR = "/var/lib/object-store/mlflow-artifacts"
+# Measured figures (docs/mlflow.md); MLFLOW_MEASUREMENTS_FILE to keep them after destroy.
+RESULTS = Path(
+    os.environ.get("MLFLOW_MEASUREMENTS_FILE")
+    or Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/tmp")) / "mlflow-measurements.json"
+)
+
+
+def _secret(name):
+    # Generated on the controller (ansible/playbooks/group_vars/all/mlflow.yml).
+    return (Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent / ".secrets" / name).read_text().split()[0]
+
+
+def _ipv4(host):
+    return next(a for a in host.interface("eth0").addresses if ipaddress.ip_address(a).version == 4)
+
+
+def _record(**values):
+    data = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    data.update(values)
+    RESULTS.write_text(json.dumps(data, indent=2))
+
+
+def _http(url, user=None, password=None, method="GET", body=None):
+    request = urllib.request.Request(url, method=method, data=json.dumps(body).encode() if body else None)
+    if body:
+        request.add_header("Content-Type", "application/json")
+    if user:
+        token = base64.b64encode(f"{user}:{password}".encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read()
+
+
+def _client(host, script, user, password):
+    """Run a Python script with the MLflow client on the mlflow host, as `user`; returns its JSON output."""
+    env = {
+        "MLFLOW_TRACKING_URI": f"http://mol-mlflow-mlflow:{PORT}",
+        "MLFLOW_TRACKING_USERNAME": user,
+        "MLFLOW_TRACKING_PASSWORD": password,
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
+    }
+    exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
+    cmd = host.run(f"cd /tmp && env {exports} timeout 300 {VENV_PYTHON} -c {shlex.quote(script)}")
+    assert cmd.rc == 0, cmd.stderr[-3000:]
+    return json.loads(cmd.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def admin():
+    return ("admin", _secret("mlflow_admin_password"))
+
+
+@pytest.fixture(scope="module")
+def reader():
+    return ("mlflow-reader", _secret("mlflow_readonly_password"))
+
+
+@pytest.fixture(scope="module")
+def objectstore():
+    return testinfra.get_host("ansible://mol-mlflow-db", ansible_inventory=os.environ["MOLECULE_INVENTORY_FILE"])
+
+
+LOG_AND_REGISTER = """
+import json, mlflow, numpy as np
+from mlflow import MlflowClient
+from sklearn.linear_model import LogisticRegression
+name = "{name}"
+mlflow.set_experiment(name)
+X = np.array([[0.0], [1.0], [2.0], [3.0]]); y = np.array([0, 0, 1, 1])
+with mlflow.start_run() as run:
+    mlflow.log_param("C", 1.0)
+    mlflow.log_metric("accuracy", 1.0)
+    info = mlflow.sklearn.log_model(LogisticRegression().fit(X, y), name="model", registered_model_name=name)
+client = MlflowClient()
+version = client.search_model_versions(f"name = '{{name}}'")[0].version
+client.set_registered_model_alias(name, "champion", version)
+run = client.get_run(run.info.run_id)
+loaded = mlflow.sklearn.load_model(f"models:/{{name}}@champion")
+print(json.dumps({{"experiment_id": run.info.experiment_id, "run_id": run.info.run_id,
+                  "model_id": info.model_id, "version": version,
+                  "params": run.data.params, "metrics": run.data.metrics,
+                  "alias_version": client.get_model_version_by_alias(name, "champion").version,
+                  "prediction": loaded.predict(np.array([[0.0], [3.0]])).tolist()}}))
+"""
+
+READ_THEN_WRITE = """
+import json, mlflow, numpy as np
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+client = MlflowClient()
+out = {{}}
+out["metrics"] = client.get_run("{run_id}").data.metrics
+out["prediction"] = mlflow.pyfunc.load_model("models:/{name}@champion").predict(np.array([[0.0], [3.0]])).tolist()
+for label, write in [("log_metric", lambda: client.log_metric("{run_id}", "hacked", 1.0)),
+                     ("set_alias", lambda: client.set_registered_model_alias("{name}", "hacked", "1")),
+                     ("delete_experiment", lambda: client.delete_experiment("{experiment_id}"))]:
+    try:
+        write()
+        out[label] = "allowed"
+    except MlflowException as exc:
+        out[label] = exc.get_http_status_code()
+print(json.dumps(out))
+"""
+
+
+@pytest.fixture(scope="module")
+def logged(host, admin):
+    name = f"molecule-{uuid.uuid4().hex[:8]}"
+    started = time.monotonic()
+    result = _client(host, LOG_AND_REGISTER.format(name=name), *admin)
+    result["name"] = name
+    _record(client_log_register_seconds=round(time.monotonic() - started, 1))
+    return result
+
+
+def test_server_runs_as_its_own_user_from_a_root_owned_venv(host):
+    svc = host.service("mlflow")
+    assert svc.is_running and svc.is_enabled
+    pid = host.check_output("systemctl show -p MainPID --value mlflow")
+    assert host.check_output(f"stat -c %U /proc/{pid}") == "mlflow"
+    assert host.file("/opt/mlflow/venv").user == "root"
+    assert host.run("runuser -u mlflow -- touch /opt/mlflow/venv/bin/probe").rc != 0
+    assert "mlflow==3.17.2" in host.check_output("/opt/mlflow/venv/bin/pip freeze").splitlines()
+
+
+def test_secret_files_are_readable_by_the_service_group_only(host):
+    for path in ("/etc/mlflow/mlflow.env", "/etc/mlflow/basic_auth.ini"):
+        f = host.file(path)
+        assert (f.user, f.group, f.mode) == ("root", "mlflow", 0o640), path
+
+
+def test_no_secret_on_the_command_line(host):
+    cmdlines = host.check_output("ps -eo args")
+    assert _secret("mlflow_db_password") not in cmdlines
+    assert _secret("mlflow_admin_password") not in cmdlines
+
+
+def test_environment(host):
+    pid = host.check_output("systemctl show -p MainPID --value mlflow")
+    env = dict(line.split("=", 1) for line in host.check_output(f"tr '\\0' '\\n' < /proc/{pid}/environ").splitlines())
+    assert env["MLFLOW_DISABLE_TELEMETRY"] == "true"
+    assert env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
+    assert env["MLFLOW_BOTO_CLIENT_ADDRESSING_STYLE"] == "path"
+    assert env["AWS_REQUEST_CHECKSUM_CALCULATION"] == env["AWS_RESPONSE_CHECKSUM_VALIDATION"] == "when_required"
+    assert env["MLFLOW_S3_ENDPOINT_URL"] == "http://mol-mlflow-db:9000"
+    assert env["MLFLOW_BACKEND_STORE_URI"].startswith("mysql+pymysql://mlflow:")
+
+
+def test_unit_is_hardened(host):
+    out = host.check_output("systemd-analyze security --no-pager mlflow.service | tail -1")
+    score = float(out.split("mlflow.service:")[1].split()[0])
+    _record(systemd_analyze_security=out.split("mlflow.service:")[1].strip())
+    assert score <= 2.0, out
+
+
+def test_schemas_are_at_head(host):
+    cmd = host.run(
+        "set -a && . /etc/mlflow/mlflow.env && MLFLOW_AUTH_DATABASE_URI=$MLFLOW_BACKEND_STORE_URI "
+        f"{VENV_PYTHON} /opt/mlflow/mlflow-schema.py status"
+    )
+    assert cmd.rc == 0, cmd.stderr
+    status = json.loads(cmd.stdout)
+    for schema in ("tracking", "auth"):
+        assert status[schema]["current"] == status[schema]["head"] is not None, status
+
+
+def test_health_needs_no_login_but_the_api_does(host):
+    base = f"http://{_ipv4(host)}:{PORT}"
+    assert _http(f"{base}/health")[0] == 200
+    assert _http(f"{base}/api/2.0/mlflow/experiments/search?max_results=1")[0] == 401
+    assert _http(f"{base}/api/2.0/mlflow/experiments/search?max_results=1", "admin", "wrong-password-123")[0] == 401
+
+
+def test_unknown_host_header_is_rejected(host):
+    # --allowed-hosts: an unlisted Host header is refused before authentication (/health is exempt).
+    url = f"http://{_ipv4(host)}:{PORT}/api/2.0/mlflow/experiments/search?max_results=1"
+    for host_header, expected in (("evil.example:5000", 403), (f"{_ipv4(host)}:{PORT}", 401)):
+        request = urllib.request.Request(url, headers={"Host": host_header})
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(request, timeout=10)
+        assert err.value.code == expected, host_header
+
+
+def test_admin_logs_params_metrics_and_a_registered_model(logged):
+    assert logged["params"] == {"C": "1.0"}
+    assert logged["metrics"] == {"accuracy": 1.0}
+    assert logged["alias_version"] == logged["version"] == "1"
+    assert logged["prediction"] == [0, 1]
+
+
+def test_model_artifacts_are_in_the_bucket(logged, objectstore):
+    found = objectstore.check_output(
+        f"find {BUCKET_DIR} -path '*/models/m-{logged['model_id'].removeprefix('m-')}/artifacts/*' -type f -printf '%P\\n'"
+    ).splitlines()
+    assert any(p.endswith("/MLmodel") for p in found), found
+    assert any(p.endswith("/model.pkl") or p.endswith("/model.skops") for p in found), found
+
+
+def test_reader_reads_but_cannot_write(host, logged, reader):
+    out = _client(host, READ_THEN_WRITE.format(**logged), *reader)
+    assert out["metrics"] == {"accuracy": 1.0}
+    assert out["prediction"] == [0, 1]
+    assert out["log_metric"] == out["set_alias"] == out["delete_experiment"] == 403, out
+
+
+def test_reader_is_not_an_admin(host, reader):
+    base = f"http://{_ipv4(host)}:{PORT}"
+    status, body = _http(f"{base}/api/2.0/mlflow/users/current", *reader)
+    assert status == 200
+    assert json.loads(body)["user"]["is_admin"] is False
+    assert _http(f"{base}/api/2.0/mlflow/users/create", *reader, method="POST",
+                 body={"username": "intruder", "password": "x" * 16})[0] == 403
+
+
+def test_kill_9_is_restarted_and_healthy_again(host):
+    base = f"http://{_ipv4(host)}:{PORT}"
+    pid = host.check_output("systemctl show -p MainPID --value mlflow")
+    restarts = int(host.check_output("systemctl show -p NRestarts --value mlflow"))
+    host.run(f"kill -9 {pid}")
+    killed = time.monotonic()
+    while time.monotonic() - killed < 120:
+        try:
+            if _http(f"{base}/health")[0] == 200 and host.check_output(
+                "systemctl show -p MainPID --value mlflow"
+            ) not in ("0", pid):
+                break
+        except OSError:
+            pass
+        time.sleep(0.25)
+    else:
+        pytest.fail("not healthy again within 120 s of kill -9")
+    seconds = round(time.monotonic() - killed, 1)
+    _record(kill_9_to_healthy_seconds=seconds)
+    assert int(host.check_output("systemctl show -p NRestarts --value mlflow")) == restarts + 1
+    assert seconds < 60
