@@ -1,0 +1,8 @@
+"""Test DAG of molecule/airflow, published while Airflow runs."""
+
+import pendulum
+from airflow.providers.standard.operators.empty import EmptyOperator
+from airflow.sdk import DAG
+
+with DAG(dag_id="molecule_new", schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC"), catchup=False):
+    EmptyOperator(task_id="noop")

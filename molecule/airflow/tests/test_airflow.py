@@ -1,0 +1,190 @@
+"""Airflow 3 serves, authenticates, runs DAGs, and follows the DAG bucket.
+
+The tests run in file order: the DAG sync tests change the bucket.
+"""
+
+import ipaddress
+import os
+import time
+from pathlib import Path
+
+import pytest
+import requests
+import testinfra
+import testinfra.utils.ansible_runner
+
+INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
+testinfra_hosts = testinfra.utils.ansible_runner.AnsibleRunner(INVENTORY).get_hosts("airflow")
+
+FILES = Path(__file__).resolve().parent.parent / "files"
+SERVICES = ("api-server", "scheduler", "dag-processor", "triggerer")
+BUCKET = "airflow-dags"
+RCLONE = "set -a && . /etc/airflow/dag-sync.env && set +a && /opt/airflow/rclone/bin/rclone"
+# Where the measured figures go (read by docs/airflow.md's author).
+MEASURES = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/tmp")) / "measures.txt"
+
+
+def _secret(name):
+    return (Path(INVENTORY).parent / ".secrets" / name).read_text().split()[0]
+
+
+def _ipv4(host):
+    return next(a for a in host.interface("eth0").addresses if ipaddress.ip_address(a).version == 4)
+
+
+def _measure(line):
+    with MEASURES.open("a", encoding="utf-8") as out:
+        out.write(line + "\n")
+
+
+@pytest.fixture(scope="module")
+def api(host):
+    return f"http://{_ipv4(host)}:8080"
+
+
+@pytest.fixture(scope="module")
+def token(api):
+    resp = requests.post(
+        f"{api}/auth/token", json={"username": "admin", "password": _secret("airflow_admin_password")}, timeout=30
+    )
+    assert resp.status_code == 201, resp.text
+    return resp.json()["access_token"]
+
+
+@pytest.fixture(scope="module")
+def session(token):
+    s = requests.Session()
+    s.headers["Authorization"] = f"Bearer {token}"
+    return s
+
+
+@pytest.fixture(scope="module")
+def objectstore():
+    db = testinfra.utils.ansible_runner.AnsibleRunner(INVENTORY).get_hosts("objectstore")[0]
+    return testinfra.get_host(f"ansible://{db}", ansible_inventory=INVENTORY)
+
+
+def _wait(predicate, timeout, step=2):
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if predicate():
+            return time.monotonic() - start
+        time.sleep(step)
+    return None
+
+
+def _publish(host, name, content=None):
+    src = FILES / name if content is None else None
+    body = src.read_text() if src else content
+    host.check_output(f"cat > /tmp/{name} <<'EOF'\n{body}\nEOF")
+    host.check_output(f"{RCLONE} copyto /tmp/{name} dags:{BUCKET}/{name}")
+
+
+def _dag_listed(session, api, dag_id):
+    resp = session.get(f"{api}/api/v2/dags", params={"dag_id_pattern": dag_id}, timeout=30)
+    resp.raise_for_status()
+    return dag_id in [d["dag_id"] for d in resp.json()["dags"]]
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_service_running_and_enabled(host, service):
+    unit = host.service(f"airflow-{service}")
+    assert unit.is_running
+    assert unit.is_enabled
+    assert host.check_output(f"systemctl show -p User --value airflow-{service}") == "airflow"
+
+
+def test_dag_sync_timer_active(host):
+    assert host.service("airflow-dag-sync.timer").is_running
+    assert host.service("airflow-dag-sync.timer").is_enabled
+
+
+def test_secrets_are_not_world_readable(host):
+    for path in ("/etc/airflow/airflow.env", "/etc/airflow/airflow.cfg", "/etc/airflow/dag-sync.env"):
+        f = host.file(path)
+        assert f.user == "root"
+        assert f.mode == 0o640
+    assert host.file("/opt/airflow/venv/bin/airflow").user == "root"
+
+
+def test_health_reports_every_component_healthy(api):
+    def healthy():
+        data = requests.get(f"{api}/api/v2/monitor/health", timeout=30).json()
+        return all(data.get(c, {}) and data[c]["status"] == "healthy"
+                   for c in ("metadatabase", "scheduler", "dag_processor", "triggerer"))
+
+    assert _wait(healthy, 90) is not None
+
+
+def test_unauthenticated_and_wrong_password_refused(api):
+    assert requests.get(f"{api}/api/v2/dags", timeout=30).status_code == 401
+    resp = requests.post(f"{api}/auth/token", json={"username": "admin", "password": "admin"}, timeout=30)
+    assert resp.status_code == 401
+
+
+def test_admin_token_lists_dags(session, api):
+    resp = session.get(f"{api}/api/v2/dags", timeout=30)
+    assert resp.status_code == 200
+    assert "dags" in resp.json()
+
+
+def test_published_dag_runs_to_success(session, api):
+    # Published by the converge (publish-dags.yml with files/dags).
+    assert _wait(lambda: _dag_listed(session, api, "molecule_ok"), 120) is not None
+    resp = session.patch(f"{api}/api/v2/dags/molecule_ok", json={"is_paused": False}, timeout=30)
+    assert resp.status_code == 200, resp.text
+    resp = session.post(f"{api}/api/v2/dags/molecule_ok/dagRuns", json={"logical_date": None}, timeout=30)
+    assert resp.status_code == 200, resp.text
+    run_id = resp.json()["dag_run_id"]
+
+    def state():
+        return session.get(f"{api}/api/v2/dags/molecule_ok/dagRuns/{run_id}", timeout=30).json()["state"]
+
+    waited = _wait(lambda: state() in ("success", "failed"), 180)
+    assert waited is not None and state() == "success"
+    _measure(f"trigger -> success: {waited:.0f} s")
+
+
+def test_new_dag_appears_within_90s(host, session, api):
+    start = time.monotonic()
+    _publish(host, "molecule_new.py")
+    waited = _wait(lambda: _dag_listed(session, api, "molecule_new"), 90, step=1)
+    assert waited is not None, "molecule_new not listed 90 s after it was published"
+    _measure(f"publish -> listed: {time.monotonic() - start:.0f} s")
+
+
+def test_broken_dag_is_an_import_error_and_others_still_run(host, session, api):
+    _publish(host, "molecule_broken.py")
+
+    def import_error():
+        errors = session.get(f"{api}/api/v2/importErrors", timeout=30).json()["import_errors"]
+        return any(e["filename"].endswith("molecule_broken.py") for e in errors)
+
+    assert _wait(import_error, 120) is not None
+    resp = session.post(f"{api}/api/v2/dags/molecule_ok/dagRuns", json={"logical_date": None}, timeout=30)
+    assert resp.status_code == 200, resp.text
+    run_id = resp.json()["dag_run_id"]
+    assert _wait(lambda: session.get(f"{api}/api/v2/dags/molecule_ok/dagRuns/{run_id}", timeout=30)
+                 .json()["state"] == "success", 180) is not None
+
+
+def test_removed_dag_disappears(host, session, api):
+    host.check_output(f"{RCLONE} deletefile dags:{BUCKET}/molecule_new.py")
+    start = time.monotonic()
+    assert _wait(lambda: not _dag_listed(session, api, "molecule_new"), 150) is not None
+    _measure(f"delete -> unlisted: {time.monotonic() - start:.0f} s")
+    assert not host.file("/var/lib/airflow-dags/current/molecule_new.py").exists
+
+
+def test_unreachable_source_fails_visibly_and_keeps_the_dags(host, objectstore):
+    objectstore.check_output("systemctl stop object-store")
+    try:
+        run = host.run("systemctl start airflow-dag-sync.service")
+        assert run.rc != 0
+        assert host.run("systemctl is-failed airflow-dag-sync.service").stdout.strip() == "failed"
+        assert "airflow-dag-sync.service" in host.check_output("systemctl --failed --no-legend")
+        assert host.file("/var/lib/airflow-dags/current/molecule_ok.py").exists
+    finally:
+        objectstore.check_output("systemctl start object-store")
+    assert _wait(lambda: host.run("systemctl start airflow-dag-sync.service").rc == 0, 60) is not None
+    assert host.run("systemctl is-failed airflow-dag-sync.service").stdout.strip() != "failed"
