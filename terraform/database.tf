@@ -1,0 +1,34 @@
+# The managed MySQL DB System replaces the lab's `db` host (role
+# mysql_server): private subnet, no public endpoint, 3306 reachable only from
+# the mlflow and airflow NSGs, automatic backups with point-in-time recovery.
+resource "oci_mysql_mysql_db_system" "this" {
+  availability_domain     = local.availability_domain
+  compartment_id          = var.compartment_ocid
+  display_name            = "${local.name}-mysql"
+  description             = "Metadata database of ${local.name} (MLflow, Airflow)"
+  shape_name              = var.db_shape
+  subnet_id               = oci_core_subnet.private.id
+  nsg_ids                 = [oci_core_network_security_group.db.id]
+  hostname_label          = "mysql"
+  data_storage_size_in_gb = var.db_data_storage_size_gbs
+  admin_username          = var.db_admin_username
+  admin_password          = var.db_admin_password
+  port                    = 3306
+  freeform_tags           = local.common_tags
+
+  backup_policy {
+    is_enabled        = true
+    retention_in_days = var.db_backup_retention_days
+    window_start_time = var.db_backup_window_start
+
+    pitr_policy {
+      is_enabled = true
+    }
+  }
+
+  deletion_policy {
+    is_delete_protected        = var.db_deletion_protection
+    final_backup               = "REQUIRE_FINAL_BACKUP"
+    automatic_backup_retention = "RETAIN"
+  }
+}

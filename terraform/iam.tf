@@ -1,0 +1,138 @@
+# IAM (created in the home region): a defined tag carrying the inventory group,
+# dynamic groups of the project's instances matched by compartment + that tag
+# (dynamic-group rules cannot match freeform tags), and least-privilege
+# policies scoped to one bucket each.
+
+resource "oci_identity_tag_namespace" "this" {
+  provider = oci.home
+
+  compartment_id = var.compartment_ocid
+  name           = local.tag_namespace
+  description    = "Tags of ${local.name} (dynamic-group matching)"
+  freeform_tags  = local.common_tags
+}
+
+resource "oci_identity_tag" "ansible_group" {
+  provider = oci.home
+
+  tag_namespace_id = oci_identity_tag_namespace.this.id
+  name             = "ansible_group"
+  description      = "Inventory group of the instance (same as the freeform tag ansible_group)"
+  freeform_tags    = local.common_tags
+
+  validator {
+    validator_type = "ENUM"
+    values         = keys(var.instance_groups)
+  }
+}
+
+locals {
+  # Groups whose instances need an identity (instance principal).
+  principal_groups = ["mlflow", "airflow"]
+
+  bucket_in = "in compartment id ${var.compartment_ocid} where target.bucket.name ="
+}
+
+resource "oci_identity_dynamic_group" "this" {
+  provider = oci.home
+  for_each = toset(local.principal_groups)
+
+  compartment_id = var.tenancy_ocid
+  name           = "${local.name}-${each.key}"
+  description    = "${each.key} instances of ${local.name}"
+  matching_rule  = "ALL {instance.compartment.id = '${var.compartment_ocid}', tag.${oci_identity_tag_namespace.this.name}.${oci_identity_tag.ansible_group.name}.value = '${each.key}'}"
+  freeform_tags  = local.common_tags
+}
+
+resource "oci_identity_policy" "instances" {
+  provider = oci.home
+
+  compartment_id = var.compartment_ocid
+  name           = "${local.name}-instances"
+  description    = "What the ${local.name} instances may do (instance principals)"
+  freeform_tags  = local.common_tags
+
+  statements = concat(
+    [
+      # Airflow's DAG sync (rclone oos backend, instance principal): read the DAG bucket.
+      "Allow dynamic-group ${oci_identity_dynamic_group.this["airflow"].name} to read buckets ${local.bucket_in} '${local.dags_bucket}'",
+      "Allow dynamic-group ${oci_identity_dynamic_group.this["airflow"].name} to read objects ${local.bucket_in} '${local.dags_bucket}'",
+      # MLflow: the artifacts bucket (native API; the S3 API needs the customer secret key below).
+      "Allow dynamic-group ${oci_identity_dynamic_group.this["mlflow"].name} to read buckets ${local.bucket_in} '${local.artifacts_bucket}'",
+      "Allow dynamic-group ${oci_identity_dynamic_group.this["mlflow"].name} to manage objects ${local.bucket_in} '${local.artifacts_bucket}'",
+    ],
+    # publish-dags.yml mirrors dags/ into the bucket from the first airflow host.
+    var.allow_dag_publish_from_airflow ? [
+      "Allow dynamic-group ${oci_identity_dynamic_group.this["airflow"].name} to manage objects in compartment id ${var.compartment_ocid} where all {target.bucket.name = '${local.dags_bucket}', any {request.permission = 'OBJECT_CREATE', request.permission = 'OBJECT_OVERWRITE', request.permission = 'OBJECT_DELETE'}}",
+    ] : [],
+  )
+}
+
+# Buckets encrypted with a customer-managed key: Object Storage must use it.
+resource "oci_identity_policy" "kms" {
+  provider = oci.home
+  count    = var.kms_key_id == null ? 0 : 1
+
+  compartment_id = var.tenancy_ocid
+  name           = "${local.name}-objectstorage-kms"
+  description    = "Object Storage may use the key of the ${local.name} buckets"
+  freeform_tags  = local.common_tags
+  statements = [
+    "Allow service objectstorage-${var.region} to use keys in tenancy where target.key.id = '${var.kms_key_id}'",
+  ]
+}
+
+# Optional: an IAM user limited to the artifacts bucket, with a customer
+# secret key for MLflow's S3-compatible access (instance principals do not
+# work on the S3 API). The secret is returned once and lands in the state:
+# keep the state in an encrypted backend, copy the pair into Ansible Vault
+# (vault_s3_access_key, vault_s3_secret_key).
+resource "oci_identity_user" "mlflow_s3" {
+  provider = oci.home
+  count    = var.create_mlflow_s3_user ? 1 : 0
+
+  compartment_id = var.tenancy_ocid
+  name           = "${local.name}-mlflow-s3"
+  description    = "MLflow artifacts (S3 compatibility API) of ${local.name}"
+  freeform_tags  = local.common_tags
+}
+
+resource "oci_identity_group" "mlflow_s3" {
+  provider = oci.home
+  count    = var.create_mlflow_s3_user ? 1 : 0
+
+  compartment_id = var.tenancy_ocid
+  name           = "${local.name}-mlflow-s3"
+  description    = "MLflow artifacts (S3 compatibility API) of ${local.name}"
+  freeform_tags  = local.common_tags
+}
+
+resource "oci_identity_user_group_membership" "mlflow_s3" {
+  provider = oci.home
+  count    = var.create_mlflow_s3_user ? 1 : 0
+
+  group_id = oci_identity_group.mlflow_s3[0].id
+  user_id  = oci_identity_user.mlflow_s3[0].id
+}
+
+resource "oci_identity_policy" "mlflow_s3" {
+  provider = oci.home
+  count    = var.create_mlflow_s3_user ? 1 : 0
+
+  compartment_id = var.compartment_ocid
+  name           = "${local.name}-mlflow-s3"
+  description    = "The MLflow S3 user may use the artifacts bucket only"
+  freeform_tags  = local.common_tags
+  statements = [
+    "Allow group ${oci_identity_group.mlflow_s3[0].name} to read buckets ${local.bucket_in} '${local.artifacts_bucket}'",
+    "Allow group ${oci_identity_group.mlflow_s3[0].name} to manage objects ${local.bucket_in} '${local.artifacts_bucket}'",
+  ]
+}
+
+resource "oci_identity_customer_secret_key" "mlflow_s3" {
+  provider = oci.home
+  count    = var.create_mlflow_s3_user ? 1 : 0
+
+  user_id      = oci_identity_user.mlflow_s3[0].id
+  display_name = "${local.name}-mlflow-s3"
+}

@@ -1,0 +1,117 @@
+# VCN: a public subnet for the service hosts, a private one for the MySQL DB
+# System. Access is granted by network security groups, one per service
+# (security.tf); the VCN's default security list has no ingress rule at all.
+
+resource "oci_core_vcn" "this" {
+  compartment_id = var.compartment_ocid
+  cidr_blocks    = [var.vcn_cidr]
+  display_name   = "${local.name}-vcn"
+  dns_label      = substr(replace(var.project, "-", ""), 0, 15)
+  freeform_tags  = local.common_tags
+}
+
+resource "oci_core_internet_gateway" "this" {
+  compartment_id = var.compartment_ocid
+  vcn_id         = oci_core_vcn.this.id
+  display_name   = "${local.name}-igw"
+  enabled        = true
+  freeform_tags  = local.common_tags
+}
+
+resource "oci_core_nat_gateway" "this" {
+  compartment_id = var.compartment_ocid
+  vcn_id         = oci_core_vcn.this.id
+  display_name   = "${local.name}-nat"
+  freeform_tags  = local.common_tags
+}
+
+# "All <region> Services in Oracle Services Network".
+data "oci_core_services" "all" {
+  filter {
+    name   = "name"
+    values = ["All .* Services In Oracle Services Network"]
+    regex  = true
+  }
+}
+
+resource "oci_core_service_gateway" "this" {
+  compartment_id = var.compartment_ocid
+  vcn_id         = oci_core_vcn.this.id
+  display_name   = "${local.name}-sgw"
+  freeform_tags  = local.common_tags
+
+  services {
+    service_id = data.oci_core_services.all.services[0].id
+  }
+}
+
+# Public subnet: default route to the internet gateway (instances with a
+# public IP).
+resource "oci_core_route_table" "public" {
+  compartment_id = var.compartment_ocid
+  vcn_id         = oci_core_vcn.this.id
+  display_name   = "${local.name}-public-rt"
+  freeform_tags  = local.common_tags
+
+  route_rules {
+    destination       = "0.0.0.0/0"
+    destination_type  = "CIDR_BLOCK"
+    network_entity_id = oci_core_internet_gateway.this.id
+    description       = "Internet"
+  }
+}
+
+# Private subnet: internet through NAT (outbound only), Oracle services
+# (Object Storage, the MySQL backups) through the service gateway.
+resource "oci_core_route_table" "private" {
+  compartment_id = var.compartment_ocid
+  vcn_id         = oci_core_vcn.this.id
+  display_name   = "${local.name}-private-rt"
+  freeform_tags  = local.common_tags
+
+  route_rules {
+    destination       = "0.0.0.0/0"
+    destination_type  = "CIDR_BLOCK"
+    network_entity_id = oci_core_nat_gateway.this.id
+    description       = "Internet, outbound only"
+  }
+
+  route_rules {
+    destination       = data.oci_core_services.all.services[0].cidr_block
+    destination_type  = "SERVICE_CIDR_BLOCK"
+    network_entity_id = oci_core_service_gateway.this.id
+    description       = "Oracle Services Network"
+  }
+}
+
+# Locked down: no rule at all (no ingress, no egress). Security lists and
+# NSGs add up, so every opening is an NSG rule (security.tf) and nothing else.
+resource "oci_core_default_security_list" "this" {
+  manage_default_resource_id = oci_core_vcn.this.default_security_list_id
+  display_name               = "${local.name}-default-sl"
+  freeform_tags              = local.common_tags
+}
+
+resource "oci_core_subnet" "public" {
+  compartment_id             = var.compartment_ocid
+  vcn_id                     = oci_core_vcn.this.id
+  cidr_block                 = var.public_subnet_cidr
+  display_name               = "${local.name}-public"
+  dns_label                  = "pub"
+  route_table_id             = oci_core_route_table.public.id
+  security_list_ids          = [oci_core_vcn.this.default_security_list_id]
+  prohibit_public_ip_on_vnic = false
+  freeform_tags              = local.common_tags
+}
+
+resource "oci_core_subnet" "private" {
+  compartment_id             = var.compartment_ocid
+  vcn_id                     = oci_core_vcn.this.id
+  cidr_block                 = var.private_subnet_cidr
+  display_name               = "${local.name}-private"
+  dns_label                  = "priv"
+  route_table_id             = oci_core_route_table.private.id
+  security_list_ids          = [oci_core_vcn.this.default_security_list_id]
+  prohibit_public_ip_on_vnic = true
+  freeform_tags              = local.common_tags
+}

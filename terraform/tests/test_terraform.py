@@ -1,0 +1,341 @@
+"""The Terraform configuration against what the Ansible side needs, read
+statically: the HCL is parsed with python-hcl2 (no terraform binary, no
+provider), literal data is compared with the roles, and the wiring of
+expressions (which resource reads which local/variable) is checked by shape.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import yaml
+
+import ansible_model
+import tftpl
+from conftest import ROOT, SITE_YML, TF_DIR, unquote
+
+# Groups that exist only in the lab: on OCI a managed service replaces them,
+# so Terraform creates that service instead of instances.
+MANAGED = {
+    "db": "oci_mysql_mysql_db_system",
+    "objectstore": "oci_objectstorage_bucket",
+}
+SSH = 22
+MYSQL = 3306
+WORLD = "0.0.0.0/0"
+
+
+@pytest.fixture(scope="module")
+def declared():
+    return ansible_model.declared_ports_by_group(SITE_YML, ROOT / "ansible" / "roles")
+
+
+def instance_groups(tf):
+    """The instance groups: keys of var.instance_groups' default, which its
+    validation pins (exactly these keys)."""
+    var = tf.variables()["instance_groups"]
+    groups = set(var["default"])
+    cond = var["validation"][0]["condition"]
+    listed = re.findall(r'\[("[a-z_]+"(?:, "[a-z_]+")*)\]', cond)
+    assert listed, "instance_groups' first validation must pin the group names"
+    for lst in listed:
+        assert {unquote(x.strip()) for x in lst.split(",")} == groups
+    return groups
+
+
+def service_ports(tf):
+    return {g: set(p) for g, p in tf.locals()["service_ports"].items()}
+
+
+# --------------------------------------------------------------------------
+# Groups: site.yml <-> instances
+# --------------------------------------------------------------------------
+def test_instances_are_tagged_with_their_group(tf):
+    inst = tf.resources("oci_core_instance")
+    assert list(inst) == [("oci_core_instance", "this")], "one instance resource, for_each over local.instances"
+    body = inst[("oci_core_instance", "this")]
+    assert body["for_each"] == "${local.instances}"
+    assert re.search(r"for group, spec in var\.instance_groups", tf.locals()["instances"])
+    assert re.search(r"group\s*=\s*group", tf.locals()["instances"])
+    assert "ansible_group = each.value.group" in body["freeform_tags"]
+    assert "local.common_tags" in body["freeform_tags"]
+    tags = tf.locals()["common_tags"]
+    assert tags == {"project": "${var.project}", "environment": "${var.environment}"}
+
+
+def test_every_targeted_group_has_instances_or_a_managed_service(tf, declared):
+    groups = instance_groups(tf)
+    missing = []
+    for group in declared:
+        if group == "all":
+            continue
+        if group in MANAGED:
+            assert tf.resources(MANAGED[group]), f"{group}: no {MANAGED[group]}"
+            assert group not in groups, f"{group} is managed on OCI: no instances"
+        elif group not in groups:
+            missing.append(group)
+    assert not missing, f"site.yml targets {missing}, which get no instances"
+
+
+def test_every_tagged_group_is_targeted_by_site_yml(tf, declared):
+    untargeted = sorted(instance_groups(tf) - set(declared))
+    assert not untargeted, (
+        f"instances are tagged for {untargeted} but no play of {SITE_YML} targets them"
+    )
+
+
+# --------------------------------------------------------------------------
+# Ports: roles' firewalld declarations <-> NSGs
+# --------------------------------------------------------------------------
+def test_nsg_ports_are_exactly_the_declared_ports(tf, declared):
+    ports = service_ports(tf)
+    assert set(ports) == instance_groups(tf)
+    everywhere = declared.get("all", set())
+    for group in instance_groups(tf) & set(declared):
+        want = (declared[group] | everywhere) - {SSH}
+        assert ports[group] == want, f"{group}: NSG opens {sorted(ports[group])}, roles declare {sorted(want)}"
+
+
+def test_managed_db_opens_exactly_the_declared_db_ports(tf, declared):
+    rules = tf.resources("oci_core_network_security_group_security_rule")
+    db_rules = [b for b in rules.values() if b["network_security_group_id"] == "${oci_core_network_security_group.db.id}"]
+    opened = {r["tcp_options"][0]["destination_port_range"][0]["min"] for r in db_rules}
+    assert opened == declared.get("db", {MYSQL}) - {SSH}
+
+
+def _ingress_rules(tf):
+    return {
+        name: body
+        for (_, name), body in tf.resources("oci_core_network_security_group_security_rule").items()
+        if unquote(body["direction"]) == "INGRESS"
+    }
+
+
+def test_ingress_rules_are_only_the_service_ssh_and_mysql_rules(tf):
+    rules = _ingress_rules(tf)
+    assert set(rules) == {"service", "ssh", "db_mysql"}, sorted(rules)
+
+    svc = rules["service"]
+    assert svc["for_each"] == "${local.service_rules}"
+    assert "local.service_ports" in tf.locals()["service_rules"]
+    assert "local.service_sources" in tf.locals()["service_rules"]
+    assert svc["network_security_group_id"] == "${oci_core_network_security_group.service[each.value.group].id}"
+    rng = svc["tcp_options"][0]["destination_port_range"][0]
+    assert rng == {"min": "${each.value.port}", "max": "${each.value.port}", "__is_block__": True}
+
+    ssh = rules["ssh"]
+    assert ssh["for_each"] == "${local.ssh_rules}"
+    assert "var.instance_groups" in tf.locals()["ssh_rules"]
+    rng = ssh["tcp_options"][0]["destination_port_range"][0]
+    assert (rng["min"], rng["max"]) == (SSH, SSH)
+    assert ssh["source"] == "${each.value.source}"
+    assert re.search(r"distinct\(\[var\.vcn_cidr, var\.admin_ssh_cidr\]\)", tf.locals()["ssh_rules"])
+
+    db = rules["db_mysql"]
+    assert db["network_security_group_id"] == "${oci_core_network_security_group.db.id}"
+    assert unquote(db["source_type"]) == "NETWORK_SECURITY_GROUP"
+    assert db["source"] == "${oci_core_network_security_group.service[each.key].id}"
+    rng = db["tcp_options"][0]["destination_port_range"][0]
+    assert (rng["min"], rng["max"]) == (MYSQL, MYSQL)
+    clients = {unquote(c) for c in tf.locals()["db_client_groups"]}
+    assert set(clients) <= instance_groups(tf) and set(clients) == {"mlflow", "airflow"}
+
+
+def test_no_world_open_ssh_or_mysql_anywhere(tf):
+    # No security list (default or not) carries an ingress rule at all.
+    for rtype in ("oci_core_security_list", "oci_core_default_security_list"):
+        for key, body in tf.resources(rtype).items():
+            assert not body.get("ingress_security_rules"), f"{key} has ingress rules"
+    # Literal sources of every ingress rule are never the world.
+    for name, body in _ingress_rules(tf).items():
+        assert unquote(body["source"]) != WORLD, name
+    # The only CIDR-sourced rules on 22 come from vcn_cidr and admin_ssh_cidr;
+    # admin_ssh_cidr has no default and refuses /0.
+    admin = tf.variables()["admin_ssh_cidr"]
+    assert "default" not in admin
+    assert any('!endswith(var.admin_ssh_cidr, "/0")' in v["condition"] for v in admin["validation"])
+    assert unquote(tf.variables()["vcn_cidr"]["default"]) != WORLD
+    # MySQL only from NSGs (no CIDR source at all).
+    assert unquote(_ingress_rules(tf)["db_mysql"]["source_type"]) == "NETWORK_SECURITY_GROUP"
+    # Nothing in the configuration uses 0.0.0.0/0 as an ingress source.
+    for fname, doc in tf.parsed.items():
+        text = (TF_DIR / fname).read_text(encoding="utf-8")
+        assert not re.search(r'\bsource\s*=\s*"0\.0\.0\.0/0"', text), fname
+
+
+def test_default_security_list_is_locked_down(tf):
+    (body,) = tf.resources("oci_core_default_security_list").values()
+    assert "ingress_security_rules" not in body
+    assert body["manage_default_resource_id"] == "${oci_core_vcn.this.default_security_list_id}"
+
+
+# --------------------------------------------------------------------------
+# Instances, database, buckets
+# --------------------------------------------------------------------------
+def test_instances_are_hardened_and_bare(tf):
+    body = tf.resources("oci_core_instance")[("oci_core_instance", "this")]
+    assert body["instance_options"][0]["are_legacy_imds_endpoints_disabled"] is True
+    assert body["launch_options"][0]["is_pv_encryption_in_transit_enabled"] is True
+    assert set(body["metadata"]) == {"ssh_authorized_keys"}, "no user_data / cloud-init"
+    assert body["shape_config"][0]["ocpus"] == "${each.value.ocpus}"
+    assert body["shape_config"][0]["memory_in_gbs"] == "${each.value.memory_gbs}"
+    vnic = body["create_vnic_details"][0]
+    assert vnic["subnet_id"] == "${oci_core_subnet.public.id}"
+    assert vnic["nsg_ids"] == ["${oci_core_network_security_group.service[each.value.group].id}"]
+    assert "data.oci_core_images.os" in body["source_details"][0]["source_id"]
+    for path in tf.files:
+        code = re.sub(r"#.*", "", path.read_text(encoding="utf-8"))
+        assert not re.search(r"\buser_data\b", code), path.name
+    images = tf.data("oci_core_images")["os"]
+    assert images["operating_system"] == "${var.instance_os}"
+    assert unquote(tf.variables()["instance_os"]["default"]) == "Oracle Linux"
+
+
+def test_db_is_private_with_backups(tf):
+    (body,) = tf.resources("oci_mysql_mysql_db_system").values()
+    assert body["subnet_id"] == "${oci_core_subnet.private.id}"
+    assert body["nsg_ids"] == ["${oci_core_network_security_group.db.id}"]
+    assert body["admin_password"] == "${var.db_admin_password}"
+    assert tf.variables()["db_admin_password"]["sensitive"] is True
+    assert "default" not in tf.variables()["db_admin_password"]
+    assert body["backup_policy"][0]["is_enabled"] is True
+    private = tf.resources("oci_core_subnet")[("oci_core_subnet", "private")]
+    assert private["prohibit_public_ip_on_vnic"] is True
+    rt = tf.resources("oci_core_route_table")[("oci_core_route_table", "private")]
+    targets = {r["network_entity_id"] for r in rt["route_rules"]}
+    assert not any("internet_gateway" in t for t in targets), "private subnet routes to the internet gateway"
+
+
+def test_buckets_are_private_versioned_with_events(tf):
+    buckets = tf.resources("oci_objectstorage_bucket")
+    assert {n for _, n in buckets} == {"artifacts", "dags"}
+    for key, body in buckets.items():
+        assert unquote(body["access_type"]) == "NoPublicAccess", key
+        assert unquote(body["versioning"]) == "Enabled", key
+        assert body["object_events_enabled"] is True, key
+        assert body["kms_key_id"] == "${var.kms_key_id}", key
+
+
+def test_iam_is_scoped_to_buckets(tf):
+    policies = tf.resources("oci_identity_policy")
+    statements = policies[("oci_identity_policy", "instances")]["statements"]
+    text = str(statements)
+    assert "dags_bucket" in text and "artifacts_bucket" in text
+    for stmt in re.findall(r"Allow [^\"']+?(?=\"|',|$)", text):
+        assert " in tenancy" not in stmt, stmt
+    dg = tf.resources("oci_identity_dynamic_group")[("oci_identity_dynamic_group", "this")]
+    assert "instance.compartment.id" in dg["matching_rule"] and "tag." in dg["matching_rule"]
+    outs = {k: v for block in (d.get("output", []) for d in tf.parsed.values()) for b in block for k, v in b.items()}
+    for name in ("s3_access_key", "s3_secret_key"):
+        assert outs[unquote(name) if name in outs else f'"{name}"']["sensitive"] is True
+
+
+# --------------------------------------------------------------------------
+# Variables and versions
+# --------------------------------------------------------------------------
+def test_variables_are_typed_and_documented(tf):
+    for name, body in tf.variables().items():
+        assert "type" in body, f"variable {name} has no type"
+        assert unquote(body.get("description", "")).strip(), f"variable {name} has no description"
+
+
+def test_versions_are_constrained(tf):
+    (block,) = tf.terraform()
+    assert block["required_version"]
+    oci = block["required_providers"][0]["oci"]
+    assert unquote(oci["source"]) == "oracle/oci"
+    assert re.search(r"\d", unquote(oci["version"]))
+
+
+# --------------------------------------------------------------------------
+# The generated inventory
+# --------------------------------------------------------------------------
+# Options of the oracle.oci.oci inventory plugin (collection docs:
+# https://docs.oracle.com/iaas/tools/oci-ansible-collection/latest/collections/oracle/oci/oci_inventory.html)
+PLUGIN_OPTIONS = {
+    "plugin", "auth_type", "config_file", "config_profile", "api_user", "api_user_fingerprint",
+    "api_user_key_file", "api_user_key_pass_phrase", "tenancy", "region", "regions", "compartments",
+    "filters", "exclude_filters", "include_filters", "hostname_format", "hostname_format_preferences",
+    "keyed_groups", "groups", "compose", "strict", "fetch_db_hosts", "fetch_compute_hosts",
+    "enable_parallel_processing", "max_thread_count", "cache", "cache_plugin", "cache_timeout",
+    "cache_connection", "cache_prefix", "leading_separator", "use_extra_vars",
+}
+AUTH_TYPES = {"api_key", "instance_principal", "instance_obo_user", "resource_principal", "security_token"}
+INVENTORY_VARS = dict(
+    auth_type="api_key", config_profile="DEFAULT", regions=["eu-frankfurt-1"],
+    compartment_ocid="ocid1.compartment.oc1..aaaatest", hostname_format="private_ip",
+    project="oci-mlops", environment="prod",
+)
+INFRA_VARS = dict(
+    region="eu-frankfurt-1", compartment_ocid="ocid1.compartment.oc1..aaaatest", namespace="axtestns",
+    artifacts_bucket="oci-mlops-prod-mlflow-artifacts", dags_bucket="oci-mlops-prod-airflow-dags",
+    db_endpoint="10.0.2.17", db_admin_user="mlopsadmin", vcn_cidr="10.0.0.0/16",
+    ssh_sources=["10.0.0.0/16", "203.0.113.10/32"], service_sources=["10.0.0.0/16", "203.0.113.10/32"],
+    ansible_user="opc",
+    service_firewall_vars=["mlflow_firewalld_sources", "airflow_api_sources", "model_api_client_cidrs", "dashboard_client_cidrs"],
+)
+
+
+def _local_file(tf, name):
+    return tf.resources("local_file")[("local_file", name)]
+
+
+def _templatefile_args(body):
+    """Names passed to templatefile(...) in a local_file's content."""
+    return set(re.findall(r"\b([a-z_]+)\s*=", body["content"].split("{", 1)[1]))
+
+
+@pytest.mark.parametrize("hostname_format", ["private_ip", "public_ip"])
+def test_inventory_renders_to_a_valid_plugin_config(tf, hostname_format):
+    body = _local_file(tf, "inventory")
+    assert re.search(r'\.oci\.yml"?$', unquote(body["filename"])), body["filename"]
+    assert "templates/inventory.oci.yml.tftpl" in body["content"]
+    text = (TF_DIR / "templates" / "inventory.oci.yml.tftpl").read_text(encoding="utf-8")
+    assert tftpl.referenced_names(text) <= _templatefile_args(body)
+    cfg = yaml.safe_load(tftpl.render(text, {**INVENTORY_VARS, "hostname_format": hostname_format}))
+
+    assert set(cfg) <= PLUGIN_OPTIONS, set(cfg) - PLUGIN_OPTIONS
+    assert cfg["plugin"] == "oracle.oci.oci"
+    assert cfg["auth_type"] in AUTH_TYPES
+    assert cfg["regions"] == INVENTORY_VARS["regions"]
+    assert cfg["compartments"] == [{"compartment_ocid": INVENTORY_VARS["compartment_ocid"],
+                                    "fetch_hosts_from_subcompartments": False}]
+    assert cfg["hostname_format"] == hostname_format
+    assert isinstance(cfg["filters"], list) and cfg["filters"]
+    for f in cfg["filters"]:
+        assert isinstance(f, dict) and len(f) == 1, f
+    assert {"freeform_tags": {"project": "oci-mlops", "environment": "prod"}} in cfg["filters"]
+    assert cfg["keyed_groups"] == [{"key": "freeform_tags.ansible_group", "prefix": "", "separator": ""}]
+
+
+def test_inventory_variables_match_the_terraform_choices(tf):
+    var = tf.variables()
+    assert unquote(var["inventory_hostname_format"]["default"]) == "private_ip"
+    assert '["private_ip", "public_ip"]' in var["inventory_hostname_format"]["validation"][0]["condition"]
+    auth = re.findall(r'"([a-z_]+)"', var["inventory_auth_type"]["validation"][0]["condition"])
+    assert set(auth) <= AUTH_TYPES
+
+
+def test_infra_vars_render_with_everything_the_playbooks_read(tf):
+    body = _local_file(tf, "infra_vars")
+    assert unquote(body["filename"]).endswith("/group_vars/all/infra.yml")
+    text = (TF_DIR / "templates" / "infra.yml.tftpl").read_text(encoding="utf-8")
+    assert tftpl.referenced_names(text) <= _templatefile_args(body)
+    data = yaml.safe_load(tftpl.render(text, INFRA_VARS))
+
+    required = {
+        "infra_db_endpoint", "infra_db_admin_user", "infra_namespace", "infra_region",
+        "infra_compartment_ocid", "infra_artifacts_bucket", "infra_dags_bucket", "infra_vcn_cidr",
+    }
+    assert required <= set(data)
+    # Every infra_* variable the playbooks' group_vars read is provided.
+    used = set()
+    for path in (ROOT / "ansible" / "playbooks" / "group_vars").rglob("*.yml"):
+        used |= set(re.findall(r"\binfra_[a-z_]+", path.read_text(encoding="utf-8")))
+    assert used <= set(data), used - set(data)
+    assert data["firewalld_ssh_sources"] == ["10.0.0.0/16", "203.0.113.10/32"]
+    assert data["common_ntp_servers"] == ["169.254.169.254"]
+    assert WORLD not in data["firewalld_ssh_sources"]
+    # No secret is written.
+    assert not [k for k in data if re.search(r"password|secret|vault_|access_key", k)]

@@ -1,0 +1,382 @@
+# ---------------------------------------------------------------------------
+# Where
+# ---------------------------------------------------------------------------
+variable "tenancy_ocid" {
+  description = "OCID of the tenancy (dynamic groups and the optional S3 user are created at its root)."
+  type        = string
+
+  validation {
+    condition     = can(regex("^ocid1\\.tenancy\\.", var.tenancy_ocid))
+    error_message = "tenancy_ocid must be a tenancy OCID (ocid1.tenancy....)."
+  }
+}
+
+variable "compartment_ocid" {
+  description = "OCID of the compartment that receives every resource of the platform."
+  type        = string
+
+  validation {
+    condition     = can(regex("^ocid1\\.(compartment|tenancy)\\.", var.compartment_ocid))
+    error_message = "compartment_ocid must be a compartment OCID (ocid1.compartment....)."
+  }
+}
+
+variable "region" {
+  description = "OCI region identifier, e.g. eu-frankfurt-1."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z]+-[a-z]+-[0-9]+$", var.region))
+    error_message = "region must be an OCI region identifier such as eu-frankfurt-1."
+  }
+}
+
+variable "home_region" {
+  description = "The tenancy's home region, where IAM resources are created; null: same as region."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.home_region == null || can(regex("^[a-z]+-[a-z]+-[0-9]+$", var.home_region))
+    error_message = "home_region must be null or an OCI region identifier such as eu-frankfurt-1."
+  }
+}
+
+variable "oci_config_profile" {
+  description = "Profile of ~/.oci/config used by the provider and written into the generated inventory (auth_type api_key)."
+  type        = string
+  default     = "DEFAULT"
+}
+
+variable "availability_domain_index" {
+  description = "Index (0-based) of the availability domain for the instances and the DB System."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = var.availability_domain_index >= 0 && var.availability_domain_index <= 2
+    error_message = "availability_domain_index must be 0, 1 or 2."
+  }
+}
+
+# ---------------------------------------------------------------------------
+# Naming and tags
+# ---------------------------------------------------------------------------
+variable "project" {
+  description = "Project name: prefix of every display name, value of the freeform tag `project` (the inventory filters on it)."
+  type        = string
+  default     = "oci-mlops"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{1,20}$", var.project))
+    error_message = "project must be 2-21 characters: lowercase letters, digits and dashes, starting with a letter."
+  }
+}
+
+variable "environment" {
+  description = "Environment name (freeform tag `environment`; the inventory filters on it)."
+  type        = string
+  default     = "prod"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9]{1,9}$", var.environment))
+    error_message = "environment must be 2-10 lowercase letters or digits, starting with a letter."
+  }
+}
+
+variable "tag_namespace_name" {
+  description = "Name of the defined-tag namespace created for the dynamic groups (unique in the tenancy); null: <project>-<environment>."
+  type        = string
+  default     = null
+}
+
+# ---------------------------------------------------------------------------
+# Network
+# ---------------------------------------------------------------------------
+variable "vcn_cidr" {
+  description = "CIDR of the VCN."
+  type        = string
+  default     = "10.0.0.0/16"
+
+  validation {
+    condition     = can(cidrhost(var.vcn_cidr, 0))
+    error_message = "vcn_cidr must be an IPv4 CIDR."
+  }
+}
+
+variable "public_subnet_cidr" {
+  description = "CIDR of the public subnet (service hosts), inside vcn_cidr."
+  type        = string
+  default     = "10.0.1.0/24"
+
+  validation {
+    condition     = can(cidrhost(var.public_subnet_cidr, 0))
+    error_message = "public_subnet_cidr must be an IPv4 CIDR."
+  }
+}
+
+variable "private_subnet_cidr" {
+  description = "CIDR of the private subnet (MySQL DB System), inside vcn_cidr."
+  type        = string
+  default     = "10.0.2.0/24"
+
+  validation {
+    condition     = can(cidrhost(var.private_subnet_cidr, 0))
+    error_message = "private_subnet_cidr must be an IPv4 CIDR."
+  }
+}
+
+variable "admin_ssh_cidr" {
+  description = "The only CIDR (besides the VCN) allowed to reach SSH (22) on the hosts: your office, VPN or bastion. Never 0.0.0.0/0."
+  type        = string
+
+  validation {
+    condition     = can(cidrhost(var.admin_ssh_cidr, 0)) && !endswith(var.admin_ssh_cidr, "/0")
+    error_message = "admin_ssh_cidr must be an IPv4 CIDR narrower than /0 (0.0.0.0/0 is refused)."
+  }
+}
+
+variable "service_client_cidrs" {
+  description = "Extra CIDRs allowed to reach the service ports (MLflow 5000, Airflow 8080, API 8000, dashboard 8501). The VCN and admin_ssh_cidr always are."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for c in var.service_client_cidrs : can(cidrhost(c, 0))])
+    error_message = "service_client_cidrs must be a list of IPv4 CIDRs."
+  }
+}
+
+variable "assign_public_ip" {
+  description = "Give the service hosts a public IP (they sit in the public subnet). Needed for inventory_hostname_format = public_ip."
+  type        = bool
+  default     = true
+}
+
+# ---------------------------------------------------------------------------
+# Compute
+# ---------------------------------------------------------------------------
+variable "ssh_public_key" {
+  description = "SSH public key installed for the image's default user (opc on Oracle Linux)."
+  type        = string
+
+  validation {
+    condition     = can(regex("^(ssh-(rsa|ed25519)|ecdsa-sha2-nistp(256|384|521)) ", var.ssh_public_key))
+    error_message = "ssh_public_key must be an OpenSSH public key (ssh-ed25519 ..., ssh-rsa ..., ecdsa-sha2-...)."
+  }
+}
+
+variable "instance_os" {
+  description = "Operating system of the instance image (oci_core_images operating_system)."
+  type        = string
+  default     = "Oracle Linux"
+}
+
+variable "instance_os_version" {
+  description = "Version of the instance image's operating system (oci_core_images operating_system_version)."
+  type        = string
+  default     = "9"
+}
+
+variable "instance_groups" {
+  description = <<-EOT
+    Compute instances per inventory group (the playbooks' groups): count, flex
+    shape, OCPUs, memory and boot volume size. db and objectstore are not
+    instances on OCI (managed MySQL DB System, Object Storage).
+  EOT
+  type = map(object({
+    count           = number
+    shape           = optional(string, "VM.Standard.E4.Flex")
+    ocpus           = number
+    memory_gbs      = number
+    boot_volume_gbs = optional(number, 50)
+  }))
+  default = {
+    mlflow  = { count = 1, ocpus = 1, memory_gbs = 8 }
+    airflow = { count = 1, ocpus = 2, memory_gbs = 16 }
+    api     = { count = 1, ocpus = 1, memory_gbs = 8 }
+  }
+
+  validation {
+    condition     = length(setsubtract(keys(var.instance_groups), ["mlflow", "airflow", "api"])) == 0 && length(setsubtract(["mlflow", "airflow", "api"], keys(var.instance_groups))) == 0
+    error_message = "instance_groups must have exactly the keys mlflow, airflow and api."
+  }
+
+  validation {
+    condition     = alltrue([for g in values(var.instance_groups) : g.count >= 1 && g.count <= 10 && floor(g.count) == g.count])
+    error_message = "Each group's count must be a whole number from 1 to 10."
+  }
+
+  validation {
+    condition     = alltrue([for g in values(var.instance_groups) : endswith(g.shape, ".Flex") && g.ocpus >= 1 && g.memory_gbs >= g.ocpus && g.memory_gbs <= 64 * g.ocpus])
+    error_message = "Shapes must be flex shapes, with at least 1 OCPU and 1 to 64 GB of memory per OCPU."
+  }
+
+  validation {
+    condition     = alltrue([for g in values(var.instance_groups) : g.boot_volume_gbs >= 50])
+    error_message = "boot_volume_gbs must be at least 50."
+  }
+}
+
+# ---------------------------------------------------------------------------
+# MySQL DB System
+# ---------------------------------------------------------------------------
+variable "db_shape" {
+  description = "Shape of the MySQL DB System."
+  type        = string
+  default     = "MySQL.2"
+}
+
+variable "db_data_storage_size_gbs" {
+  description = "Initial data storage of the MySQL DB System, in GB."
+  type        = number
+  default     = 50
+
+  validation {
+    condition     = var.db_data_storage_size_gbs >= 50
+    error_message = "db_data_storage_size_gbs must be at least 50."
+  }
+}
+
+variable "db_admin_username" {
+  description = "Administrator of the MySQL DB System (infra_db_admin_user in the inventory)."
+  type        = string
+  default     = "mlopsadmin"
+
+  validation {
+    condition     = can(regex("^[A-Za-z][A-Za-z0-9_]{0,31}$", var.db_admin_username)) && !contains(["root", "administrator", "ociadmin", "ocirpl"], lower(var.db_admin_username))
+    error_message = "db_admin_username must be 1-32 letters, digits or underscores, start with a letter, and not be a reserved name (root, administrator, ociadmin, ocirpl)."
+  }
+}
+
+variable "db_admin_password" {
+  description = "Password of the DB System administrator (8-32 characters with upper case, lower case, a digit and a special character). Put the same value in vault_db_admin_password."
+  type        = string
+  sensitive   = true
+
+  validation {
+    condition = (
+      length(var.db_admin_password) >= 8 && length(var.db_admin_password) <= 32 &&
+      can(regex("[A-Z]", var.db_admin_password)) && can(regex("[a-z]", var.db_admin_password)) &&
+      can(regex("[0-9]", var.db_admin_password)) && can(regex("[^A-Za-z0-9]", var.db_admin_password))
+    )
+    error_message = "db_admin_password must be 8-32 characters with an upper-case letter, a lower-case letter, a digit and a special character."
+  }
+}
+
+variable "db_backup_retention_days" {
+  description = "Days automatic backups of the DB System are kept."
+  type        = number
+  default     = 7
+
+  validation {
+    condition     = var.db_backup_retention_days >= 1 && var.db_backup_retention_days <= 35
+    error_message = "db_backup_retention_days must be between 1 and 35."
+  }
+}
+
+variable "db_backup_window_start" {
+  description = "Start (UTC, HH:MM) of the daily backup window."
+  type        = string
+  default     = "02:00"
+
+  validation {
+    condition     = can(regex("^([01][0-9]|2[0-3]):[0-5][0-9]$", var.db_backup_window_start))
+    error_message = "db_backup_window_start must be HH:MM."
+  }
+}
+
+variable "db_deletion_protection" {
+  description = "Protect the DB System against deletion (set false before terraform destroy)."
+  type        = bool
+  default     = true
+}
+
+# ---------------------------------------------------------------------------
+# Object Storage
+# ---------------------------------------------------------------------------
+variable "artifacts_bucket_name" {
+  description = "Bucket of the MLflow artifacts; null: <project>-<environment>-mlflow-artifacts."
+  type        = string
+  default     = null
+}
+
+variable "dags_bucket_name" {
+  description = "Bucket of the Airflow DAGs; null: <project>-<environment>-airflow-dags."
+  type        = string
+  default     = null
+}
+
+variable "kms_key_id" {
+  description = "OCID of a Vault (KMS) key to encrypt the buckets with; null: Oracle-managed keys."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.kms_key_id == null || can(regex("^ocid1\\.key\\.", var.kms_key_id))
+    error_message = "kms_key_id must be null or a key OCID (ocid1.key....)."
+  }
+}
+
+# ---------------------------------------------------------------------------
+# IAM
+# ---------------------------------------------------------------------------
+variable "allow_dag_publish_from_airflow" {
+  description = "Let the airflow hosts write the DAG bucket (ansible/playbooks/publish-dags.yml publishes from the first airflow host). false: they only read it."
+  type        = bool
+  default     = true
+}
+
+variable "create_mlflow_s3_user" {
+  description = "Create an IAM user limited to the artifacts bucket and a customer secret key for MLflow's S3-compatible access (the secret lands in the Terraform state)."
+  type        = bool
+  default     = false
+}
+
+# ---------------------------------------------------------------------------
+# Generated inventory
+# ---------------------------------------------------------------------------
+variable "inventory_dir" {
+  description = "Directory the inventory is written to; null: inventory/oci of this repository."
+  type        = string
+  default     = null
+}
+
+variable "inventory_name" {
+  description = "Base name of the inventory file: <inventory_dir>/<inventory_name>.oci.yml."
+  type        = string
+  default     = "oci-mlops"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_-]+$", var.inventory_name))
+    error_message = "inventory_name must be letters, digits, dashes or underscores (the file name gets .oci.yml)."
+  }
+}
+
+variable "inventory_hostname_format" {
+  description = "How the inventory names hosts: private_ip (default; the controller reaches the VCN through a bastion, VPN or runs inside it) or public_ip (operators without a bastion; needs assign_public_ip)."
+  type        = string
+  default     = "private_ip"
+
+  validation {
+    condition     = contains(["private_ip", "public_ip"], var.inventory_hostname_format)
+    error_message = "inventory_hostname_format must be private_ip or public_ip."
+  }
+}
+
+variable "inventory_auth_type" {
+  description = "auth_type of the oracle.oci inventory plugin: api_key (~/.oci/config, profile oci_config_profile) or instance_principal (a controller inside OCI)."
+  type        = string
+  default     = "api_key"
+
+  validation {
+    condition     = contains(["api_key", "instance_principal", "security_token"], var.inventory_auth_type)
+    error_message = "inventory_auth_type must be api_key, instance_principal or security_token."
+  }
+}
+
+variable "ansible_user" {
+  description = "SSH user Ansible logs in as (opc on Oracle Linux images)."
+  type        = string
+  default     = "opc"
+}
