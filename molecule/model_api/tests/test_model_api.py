@@ -1,0 +1,104 @@
+"""The serving API and dashboard run under systemd and serve a model from the real registry."""
+
+import ipaddress
+import json
+import os
+from pathlib import Path
+
+import pytest
+import testinfra
+
+MODEL = "molecule-iris"
+SCENARIO = Path(__file__).resolve().parents[1]
+INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
+testinfra_hosts = ["mol-api-api"]
+
+
+def _secret(name):
+    return (Path(INVENTORY).parent / ".secrets" / name).read_text().split()[0]
+
+
+def _ipv4(host):
+    return next(a for a in host.interface("eth0").addresses if ipaddress.ip_address(a).version == 4)
+
+
+@pytest.fixture(scope="module")
+def model_version():
+    """Register a model as the MLflow admin, on the MLflow host, with MLflow's own client."""
+    mlflow_host = testinfra.get_host(f"ansible://mol-api-mlflow?ansible_inventory={INVENTORY}")
+    mlflow_host.run("mkdir -p /tmp/molecule")
+    script = (SCENARIO / "files" / "register_model.py").read_text()
+    mlflow_host.run(f"cat > /tmp/molecule/register_model.py <<'PY'\n{script}\nPY")
+    env = (
+        "MLFLOW_TRACKING_URI=http://127.0.0.1:5000 MLFLOW_TRACKING_USERNAME=admin "
+        f"MLFLOW_TRACKING_PASSWORD='{_secret('mlflow_admin_password')}' MLFLOW_DISABLE_TELEMETRY=true"
+    )
+    result = mlflow_host.run(f"{env} /opt/mlflow/venv/bin/python /tmp/molecule/register_model.py {MODEL}")
+    assert result.rc == 0, result.stderr
+    return result.stdout.strip().splitlines()[-1]
+
+
+def _curl(host, path, *args):
+    out = host.check_output(f"curl -sS -o /dev/stdout -w '\\n%{{http_code}}' {' '.join(args)} http://{_ipv4(host)}:8000{path}")
+    body, _, status = out.rpartition("\n")
+    return int(status), body
+
+
+def _predict(host, ref, body, key=True):
+    headers = f"-H 'X-API-Key: {_secret('api_key')}'" if key else ""
+    return _curl(host, f"/predict/{MODEL}/{ref}", "-X POST -H 'Content-Type: application/json'", headers, f"-d '{json.dumps(body)}'")
+
+
+@pytest.mark.parametrize("unit", ["oci-mlops-api", "oci-mlops-dashboard"])
+def test_units_active_enabled_non_root(host, unit):
+    service = host.service(unit)
+    assert service.is_running
+    assert service.is_enabled
+    user = host.check_output(f"systemctl show -p User --value {unit}")
+    assert user in ("model-api", "dashboard")
+
+
+@pytest.mark.parametrize(("path", "group"), [("/etc/oci-mlops-api/api.env", "model-api"), ("/etc/oci-mlops-dashboard/dashboard.env", "dashboard")])
+def test_secret_files_are_0640(host, path, group):
+    env = host.file(path)
+    assert env.mode == 0o640
+    assert env.user == "root"
+    assert env.group == group
+    assert "MLFLOW_TRACKING_USERNAME=mlflow-reader" in env.content_string
+
+
+def test_health_and_ready(host):
+    assert _curl(host, "/health")[0] == 200
+    status, body = _curl(host, "/ready")
+    assert status == 200, body
+
+
+def test_prediction_with_key(host, model_version):
+    status, body = _predict(host, "champion", {"data": [[5.1, 3.5, 1.4, 0.2]]})
+    assert status == 200, body
+    answer = json.loads(body)
+    assert answer["model_name"] == MODEL
+    assert str(answer["model_version"]) == model_version
+    assert answer["predictions"] == [0]
+
+
+def test_seeds_stage_name_maps_to_champion(host, model_version):
+    status, body = _predict(host, "Production", {"data": [[5.1, 3.5, 1.4, 0.2]]})
+    assert status == 200, body
+
+
+def test_prediction_without_key_refused(host, model_version):
+    status, _ = _predict(host, "champion", {"data": [[5.1, 3.5, 1.4, 0.2]]}, key=False)
+    assert status == 401
+
+
+def test_dashboard_page_answers(host):
+    address = _ipv4(host)
+    assert host.check_output(f"curl -s -o /dev/null -w '%{{http_code}}' http://{address}:8501/") == "200"
+    assert host.check_output(f"curl -s http://{address}:8501/_stcore/health") == "ok"
+
+
+def test_units_are_hardened(host):
+    for unit in ("oci-mlops-api", "oci-mlops-dashboard"):
+        score = host.check_output(f"systemd-analyze security {unit}.service --no-pager | tail -1")
+        assert "OK" in score or "SAFE" in score, f"{unit}: {score}"
