@@ -1,5 +1,9 @@
 """The roles' filter plugins."""
 
+import base64
+import hashlib
+import re
+
 import pytest
 from ansible.errors import AnsibleFilterError
 
@@ -7,6 +11,7 @@ from conftest import ROLES, load_plugin
 
 lab = load_plugin(ROLES / "lab_containers" / "filter_plugins" / "lab_cgroup.py")
 fw = load_plugin(ROLES / "firewalld" / "filter_plugins" / "firewalld_desired.py")
+fernet = load_plugin(ROLES / "airflow" / "filter_plugins" / "airflow_fernet.py")
 
 SSH_LAB = 'rule family="ipv4" source address="172.28.52.0/24" port port="22" protocol="tcp" accept'
 
@@ -44,6 +49,30 @@ def test_image_systemd_versions_from_labels_or_default():
         {"item": "oraclelinux:9", "images": [{"Config": {"Labels": None}}]},
     ]
     assert lab.lab_image_systemd_versions(results, 252) == {"oci-mlops-lab/debian:sid": 262, "oraclelinux:9": 252}
+
+
+def test_static_addresses_keep_existing_and_spread_new_ones():
+    taken = {"lab-db": "172.28.52.2", "other": "172.28.52.3", "stopped": ""}
+    got = lab.lab_static_addresses(["lab-db", "lab-api", "lab-mlflow"], "172.28.52.0/24", taken)
+    assert got["lab-db"] == "172.28.52.2"
+    assert len(set(got.values())) == 3
+    assert not {got["lab-api"], got["lab-mlflow"]} & {"172.28.52.0", "172.28.52.1", "172.28.52.3", "172.28.52.255"}
+    assert got == lab.lab_static_addresses(["lab-db", "lab-api", "lab-mlflow"], "172.28.52.0/24", taken)
+
+
+def test_static_addresses_fail_when_the_subnet_is_full():
+    taken = {f"h{i}": f"10.0.0.{i}" for i in range(2, 7)}
+    with pytest.raises(AnsibleFilterError, match="no free address"):
+        lab.lab_static_addresses(["new"], "10.0.0.0/29", taken)
+
+
+def test_network_addresses_prefer_the_fixed_address():
+    containers = [
+        {"Names": ["/a"], "NetworkSettings": {"Networks": {"lab": {"IPAMConfig": {"IPv4Address": "10.0.0.5"}, "IPAddress": ""}}}},
+        {"Names": ["/b"], "NetworkSettings": {"Networks": {"lab": {"IPAMConfig": None, "IPAddress": "10.0.0.6"}}}},
+        {"Names": ["/c"], "NetworkSettings": {"Networks": {"other": {"IPAddress": "10.1.0.6"}}}},
+    ]
+    assert lab.lab_network_addresses(containers, "lab") == {"a": "10.0.0.5", "b": "10.0.0.6", "c": ""}
 
 
 def test_ssh_only_from_its_sources():
@@ -100,3 +129,57 @@ def test_bad_declarations_are_refused_by_name(declarations, message):
 def test_bad_ssh_source_is_refused_by_variable_name():
     with pytest.raises(AnsibleFilterError, match="firewalld_ssh_sources"):
         fw.firewalld_desired({}, 22, ["anywhere"], [])
+
+
+# --- airflow_derive_fernet_key ------------------------------------------------------
+
+SECRET = "s3cretS3cretS3cretS3cretS3cretS3cretS3cretS3cretS3cretS3cretS3cr"  # 64 characters, like the controller's
+
+
+def test_fernet_key_is_urlsafe_base64_of_32_bytes():
+    key = fernet.airflow_fernet_key(SECRET)
+    assert len(key) == 44 and key.endswith("=")
+    assert re.fullmatch(r"[A-Za-z0-9_-]{43}=", key)  # the format the role asserts
+    raw = base64.urlsafe_b64decode(key.encode("ascii"))
+    assert len(raw) == 32
+    assert raw == hashlib.sha256(SECRET.encode()).digest()
+
+
+def test_fernet_key_is_deterministic_and_depends_on_the_secret():
+    assert fernet.airflow_fernet_key(SECRET) == fernet.airflow_fernet_key(SECRET)
+    keys = {fernet.airflow_fernet_key(SECRET[:-1] + c) for c in "abcdefgh"}
+    assert len(keys) == 8
+    assert fernet.airflow_fernet_key(SECRET) != fernet.airflow_fernet_key(SECRET.upper())
+
+
+def test_fernet_key_is_accepted_by_cryptography():
+    pytest.importorskip("cryptography")
+    from cryptography.fernet import Fernet
+
+    box = Fernet(fernet.airflow_fernet_key(SECRET))
+    assert box.decrypt(box.encrypt(b"airflow connection password")) == b"airflow connection password"
+    # another secret's key cannot read it
+    other = Fernet(fernet.airflow_fernet_key(SECRET[::-1]))
+    from cryptography.fernet import InvalidToken
+
+    with pytest.raises(InvalidToken):
+        other.decrypt(box.encrypt(b"x"))
+
+
+def test_fernet_key_of_non_ascii_and_non_string_secrets():
+    unicode_secret = "é" * 32
+    assert len(base64.urlsafe_b64decode(fernet.airflow_fernet_key(unicode_secret))) == 32
+    # anything is taken as its string form (Ansible may hand over an AnsibleUnsafeText or a number)
+    assert fernet.airflow_fernet_key(10**40) == fernet.airflow_fernet_key(str(10**40))
+
+
+@pytest.mark.parametrize("secret", ["", "short", "x" * 31, None])
+def test_fernet_key_refuses_short_secrets(secret):
+    with pytest.raises(AnsibleFilterError, match="at least 32 characters"):
+        fernet.airflow_fernet_key(secret)
+
+
+def test_fernet_filter_is_registered_under_the_name_the_wiring_uses(root):
+    assert fernet.FilterModule().filters()["airflow_derive_fernet_key"] is fernet.airflow_fernet_key
+    wiring = (root / "ansible" / "playbooks" / "group_vars" / "all" / "airflow.yml").read_text(encoding="utf-8")
+    assert "| airflow_derive_fernet_key" in wiring

@@ -100,11 +100,25 @@ def test_dag_sync_timer_active(host):
 
 
 def test_secrets_are_not_world_readable(host):
-    for path in ("/etc/airflow/airflow.env", "/etc/airflow/airflow.cfg", "/etc/airflow/dag-sync.env"):
+    for path in ("/etc/airflow/airflow.env", "/etc/airflow/airflow.cfg", "/etc/airflow/dag-sync.env",
+                 "/etc/airflow/pipelines.env"):
         f = host.file(path)
         assert f.user == "root"
         assert f.mode == 0o640
     assert host.file("/opt/airflow/venv/bin/airflow").user == "root"
+
+
+def test_pipelines_venv_runs_the_ml_stack_as_the_service_user(host):
+    assert host.file("/opt/airflow/pipelines-venv/bin/python").user == "root"
+    assert "OCI_MLOPS_PIPELINES_PYTHON=/opt/airflow/pipelines-venv/bin/python" in host.file(
+        "/etc/airflow/airflow.env").content_string
+    run = host.run("runuser -u airflow -- /opt/airflow/pipelines-venv/bin/python -c "
+                   "'import mlflow, sklearn, pandas, skops; print(mlflow.__version__, sklearn.__version__)'")
+    assert run.rc == 0, run.stderr
+    assert run.stdout.split() == ["3.17.2", "1.9.1"]
+    # only the scheduler (whose workers run the tasks) reads the MLflow settings
+    assert "pipelines.env" in host.file("/etc/systemd/system/airflow-scheduler.service").content_string
+    assert "pipelines.env" not in host.file("/etc/systemd/system/airflow-api-server.service").content_string
 
 
 def test_health_reports_every_component_healthy(api):

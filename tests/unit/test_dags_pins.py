@@ -1,0 +1,58 @@
+"""The pipelines' pins agree everywhere: airflow role, DAG test lock, Makefile, serving app."""
+
+import re
+
+import yaml
+
+from conftest import ROLES, ROOT
+
+ROLE = ROLES / "airflow"
+
+
+def _pins(path):
+    """{normalized name: version} of the name==version lines of a requirements/constraints file."""
+    pins = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        match = re.match(r"^([A-Za-z0-9_.-]+)(?:\[[^\]]*\])?==(\S+)$", line.strip())
+        if match:
+            pins[re.sub(r"[-_.]+", "-", match[1]).lower()] = match[2]
+    return pins
+
+
+def _role_packages():
+    defaults = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text(encoding="utf-8"))
+    return dict(p.lower().split("==") for p in defaults["airflow_pipelines_packages"])
+
+
+def test_role_packages_are_in_the_pipelines_constraints():
+    defaults = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text(encoding="utf-8"))
+    constraints = _pins(ROLE / "files" / defaults["airflow_pipelines_constraints_file"])
+    for name, version in _role_packages().items():
+        assert constraints.get(name) == version, f"{name}=={version} vs constraints {constraints.get(name)}"
+
+
+def test_dag_test_lock_contains_the_deployed_pipelines_set():
+    deployed = _pins(ROLE / "files" / "pipelines-constraints-python3.11.txt")
+    tested = _pins(ROOT / "tests" / "dags" / "requirements-pipelines.txt")
+    assert {k: tested.get(k) for k in deployed} == deployed
+
+
+def test_makefile_lock_recipe_uses_the_role_packages():
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    line = re.search(r"^PIPELINES_PACKAGES := (.*)$", makefile, re.M)[1]
+    assert dict(p.lower().split("==") for p in line.split()) == _role_packages()
+
+
+def test_pipelines_train_with_the_versions_the_serving_app_loads_with():
+    app = _pins(ROOT / "app" / "requirements.txt")
+    for name, version in _role_packages().items():
+        if name in app:
+            assert app[name] == version, f"{name}: pipelines {version}, serving app {app[name]}"
+    assert {"scikit-learn", "skops", "mlflow-skinny"} <= set(app)
+
+
+def test_airflow_side_of_the_dag_tests_matches_the_role():
+    defaults = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text(encoding="utf-8"))
+    text = (ROOT / "tests" / "dags" / "requirements-airflow.txt").read_text(encoding="utf-8")
+    assert f"apache-airflow=={defaults['airflow_version']}" in text
+    assert defaults["airflow_constraints_file"] in text
