@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
+import zlib
+
 from ansible.errors import AnsibleFilterError
 
 # systemd 258 dropped support for the legacy and hybrid cgroup v1 hierarchies.
@@ -49,6 +52,53 @@ def lab_image_systemd_versions(image_info_results: list[dict], default: int) -> 
     return versions
 
 
+def lab_static_addresses(names: list[str], subnet: str, taken: dict[str, str]) -> dict[str, str]:
+    """Give each host a fixed address on the lab network, as OCI instances have.
+
+    Docker hands out addresses in start order, so restarted containers may swap
+    them; services bound to their address and peers' /etc/hosts then break.
+    taken maps every container already on the network (running or not) to its
+    address: a host keeps its own, a new host gets the first free address after
+    a hash of its name (so scenarios creating hosts at the same time rarely
+    pick the same one).
+    """
+    network = ipaddress.ip_network(subnet)
+    # .1 is Docker's gateway; keep the broadcast address out.
+    pool = [str(a) for a in network.hosts()][1:]
+    if not pool:
+        raise AnsibleFilterError(f"lab_static_addresses: subnet {subnet} has no room")
+    used = {a for a in taken.values() if a}
+    result = {}
+    for name in names:
+        if taken.get(name):
+            result[name] = taken[name]
+            continue
+        start = zlib.crc32(name.encode()) % len(pool)
+        for offset in range(len(pool)):
+            candidate = pool[(start + offset) % len(pool)]
+            if candidate not in used:
+                break
+        else:
+            raise AnsibleFilterError(f"lab_static_addresses: no free address left in {subnet}")
+        result[name] = candidate
+        used.add(candidate)
+    return result
+
+
+def lab_network_addresses(containers: list[dict], network: str) -> dict[str, str]:
+    """Map each container of a docker_host_info listing (verbose) to its address on network.
+
+    The fixed address (IPAMConfig) when it has one, else the one it runs with.
+    """
+    addresses = {}
+    for container in containers:
+        settings = ((container.get("NetworkSettings") or {}).get("Networks") or {}).get(network) or {}
+        address = (settings.get("IPAMConfig") or {}).get("IPv4Address") or settings.get("IPAddress") or ""
+        for name in container.get("Names") or []:
+            addresses[name.lstrip("/")] = address
+    return addresses
+
+
 class FilterModule:
     """Ansible filters of the lab_containers role."""
 
@@ -56,4 +106,6 @@ class FilterModule:
         return {
             "lab_cgroup_volume": lab_cgroup_volume,
             "lab_image_systemd_versions": lab_image_systemd_versions,
+            "lab_static_addresses": lab_static_addresses,
+            "lab_network_addresses": lab_network_addresses,
         }
