@@ -1,0 +1,178 @@
+"""Helpers shared by the site scenario's suites (end-to-end, drift, faults).
+
+Hosts are reached with `docker exec` (the lab's transport), services from the
+control node over the scenario's Docker network, and Ansible is run exactly
+as an operator runs it: `ansible-playbook` from the repository root against
+molecule's inventory. Measured figures are appended to the site report.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import requests
+
+PROJECT = Path(__file__).resolve().parents[3]
+INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
+EPHEMERAL = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/tmp"))
+ARTIFACTS = PROJECT / "artifacts"
+REPORT = ARTIFACTS / "site-report.txt"
+
+DB, MLFLOW, AIRFLOW, API = "mol-site-db", "mol-site-mlflow", "mol-site-airflow", "mol-site-api"
+HOSTS = (DB, MLFLOW, AIRFLOW, API)
+
+MODEL = "iris-classifier"
+ALIAS = "champion"
+TRAINING_DAG = "iris_training"
+BATCH_DAG = "iris_batch_inference"
+
+
+def secret(*names: str) -> str:
+    """A controller-generated secret of the scenario (first of the names that exists)."""
+    folder = Path(INVENTORY).parent / ".secrets"
+    for name in names:
+        if (folder / name).exists():
+            return (folder / name).read_text().split()[0]
+    raise FileNotFoundError(f"none of {names} in {folder}")
+
+
+def api_key() -> str:
+    return secret("oci_mlops_api_key", "api_key")
+
+
+def report(line: str) -> None:
+    """Append a measured figure to artifacts/site-report.txt (and print it)."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    with REPORT.open("a", encoding="utf-8") as out:
+        out.write(line + "\n")
+    print(f"[site-report] {line}")
+
+
+def sh(host: str, cmd: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run a shell command on a lab host as root."""
+    return subprocess.run(
+        ["docker", "exec", host, "bash", "-c", cmd], capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def out(host: str, cmd: str, timeout: float = 120) -> str:
+    """Run a command that must succeed; return its stdout, stripped."""
+    run = sh(host, cmd, timeout)
+    assert run.returncode == 0, f"{host}: `{cmd}` exited {run.returncode}: {run.stderr.strip()[-2000:]}"
+    return run.stdout.strip()
+
+
+def ip(host: str) -> str:
+    """The host's current address on the scenario network (it may change when the container restarts)."""
+    data = json.loads(subprocess.check_output(["docker", "inspect", host]))[0]
+    return next(iter(data["NetworkSettings"]["Networks"].values()))["IPAddress"]
+
+
+def wait(predicate, timeout: float, step: float = 1.0):
+    """Seconds until predicate() was true, or None after timeout. Exceptions count as false."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        try:
+            if predicate():
+                return time.monotonic() - start
+        except (requests.RequestException, ValueError, KeyError, AssertionError, subprocess.SubprocessError):
+            pass
+        time.sleep(step)
+    return None
+
+
+def playbook(playbook_path: str, *args: str, check: bool = False, timeout: float = 1800) -> dict:
+    """Run ansible-playbook from the repository root against the scenario's hosts.
+
+    Returns {"rc", "seconds", "changed": {(host, task name), ...}, "stats", "failed": [...], "output"}
+    using the JSON callback, so each changed task is known by host and name.
+    """
+    env = dict(
+        os.environ,
+        ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_FORCE_COLOR="0",
+        ANSIBLE_CONFIG=str(PROJECT / "ansible.cfg"),
+        ANSIBLE_ROLES_PATH=str(PROJECT / "ansible" / "roles"),
+        ANSIBLE_COLLECTIONS_PATH=str(PROJECT / ".ansible" / "collections"),
+    )
+    argv = ["ansible-playbook", "-i", INVENTORY, playbook_path, *args]
+    if check:
+        argv += ["--check", "--diff"]
+    start = time.monotonic()
+    run = subprocess.run(argv, cwd=PROJECT, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+    seconds = time.monotonic() - start
+    try:
+        data, _ = json.JSONDecoder().raw_decode(run.stdout[run.stdout.index("{"):])
+    except ValueError as exc:
+        raise AssertionError(f"ansible-playbook {playbook_path} gave no JSON (rc {run.returncode}):\n"
+                             f"{run.stdout[-3000:]}\n{run.stderr[-3000:]}") from exc
+    changed, failed = set(), []
+    for play in data["plays"]:
+        for task in play["tasks"]:
+            for host, result in task["hosts"].items():
+                name = task["task"]["name"]
+                if result.get("changed"):
+                    changed.add((host, name))
+                if result.get("failed") or result.get("unreachable"):
+                    failed.append(f"{host}: {name}: {result.get('msg', '')} {result.get('stderr', '')}"[:1500])
+    return {"rc": run.returncode, "seconds": seconds, "changed": changed, "stats": data.get("stats", {}),
+            "failed": failed, "output": run.stdout + run.stderr}
+
+
+def changed_count(result: dict) -> int:
+    return sum(s.get("changed", 0) for s in result["stats"].values())
+
+
+# --- service health, as seen from each host (used by the fault suite) ---
+
+def _http_code(host: str, url: str, extra: str = "") -> str:
+    return sh(host, f"curl -s -o /dev/null -m 5 -w '%{{http_code}}' {extra} {url}", timeout=30).stdout.strip()
+
+
+def mysql_ok() -> bool:
+    return sh(DB, "mysqladmin --connect-timeout=3 ping", timeout=30).returncode == 0
+
+
+def object_store_ok() -> bool:
+    # rclone serve s3 answers an unsigned request with an S3 error (403): it serves.
+    return _http_code(DB, f"http://{ip(DB)}:9000/") not in ("", "000")
+
+
+def mlflow_ok() -> bool:
+    return _http_code(MLFLOW, "http://127.0.0.1:5000/health") == "200"
+
+
+def mlflow_db_ok() -> bool:
+    """MLflow answers an authenticated query that reads the database."""
+    cmd = (f"curl -s -m 10 -o /dev/null -w '%{{http_code}}' -u admin:{secret('mlflow_admin_password')} "
+           f"'http://127.0.0.1:5000/api/2.0/mlflow/registered-models/search?max_results=1'")
+    return sh(MLFLOW, cmd, timeout=30).stdout.strip() == "200"
+
+
+def airflow_health() -> dict:
+    return requests.get(f"http://{ip(AIRFLOW)}:8080/api/v2/monitor/health", timeout=10).json()
+
+
+def api_ok() -> bool:
+    return _http_code(API, f"http://{ip(API)}:8000/health") == "200"
+
+
+def api_ready() -> bool:
+    return _http_code(API, f"http://{ip(API)}:8000/ready") == "200"
+
+
+def dashboard_ok() -> bool:
+    return sh(API, f"curl -s -m 5 http://{ip(API)}:8501/_stcore/health", timeout=30).stdout.strip() == "ok"
+
+
+def main_pid(host: str, unit: str) -> int:
+    return int(out(host, f"systemctl show -p MainPID --value {unit}") or 0)
+
+
+def active(host: str, unit: str) -> bool:
+    return sh(host, f"systemctl is-active --quiet {unit}").returncode == 0

@@ -1,0 +1,165 @@
+"""Drift: hand-made changes on the converged hosts are reported by check mode and repaired by a normal run.
+
+To bound the run time every case is injected at once (each is on its own
+host/task), then ONE `site.yml --check --diff` must report every case by host
+and task name, ONE normal run repairs, and a last run reports changed=0 and
+every case is verified repaired on its host. Check mode must also be truthful:
+a check run on the clean, converged platform reports nothing.
+"""
+
+import re
+from dataclasses import dataclass
+
+import pytest
+
+import sitekit
+from sitekit import AIRFLOW, API, DB, MLFLOW
+
+PYMYSQL_PIN = re.search(r"pymysql==(\S+)", (sitekit.PROJECT / "ansible/roles/mlflow/defaults/main.yml").read_text()).group(1)
+MLFLOW_UNIT = "/etc/systemd/system/mlflow.service"
+GRANTS = "mysql -Nse \"SHOW GRANTS FOR 'mlflow'@'%'\""
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    host: str
+    inject: str
+    tasks: tuple  # task names (role : task) of which at least the first must report changed on host
+    repaired: str  # shell check on host: exit 0 when repaired
+
+    def __str__(self):
+        return self.name
+
+
+CASES = [
+    Case("edited unit file (object-store)", DB,
+         "sed -i 's/^\\[Service\\]$/[Service]\\nEnvironment=LAB_DRIFT=1/' /etc/systemd/system/object-store.service"
+         " && systemctl daemon-reload",
+         ("object_store : Install the unit",),
+         "! grep -q LAB_DRIFT /etc/systemd/system/object-store.service"
+         " && ! systemctl show -p Environment object-store | grep -q LAB_DRIFT && systemctl is-active --quiet object-store"),
+    Case("extra open firewall port 6666/tcp", DB,
+         "firewall-cmd -q --permanent --add-port=6666/tcp && firewall-cmd -q --add-port=6666/tcp",
+         ("firewalld : Close ports nobody declared",),
+         "! firewall-cmd --list-ports | grep -qw 6666/tcp && ! firewall-cmd --permanent --list-ports | grep -qw 6666/tcp"),
+    Case("dropped database grant (DROP on mlflow.*)", DB,
+         "mysql -e \"REVOKE DROP ON mlflow.* FROM 'mlflow'@'%'\"",
+         ("mysql_schemas : Create each database's user, with privileges on its own database only",),
+         f"{GRANTS} | grep -q 'GRANT ALL PRIVILEGES ON .mlflow.\\.\\*'"),
+    Case("changed MLflow flag (--workers 2 -> 3)", MLFLOW,
+         f"sed -i 's/--workers 2 /--workers 3 /' {MLFLOW_UNIT} && grep -q -- '--workers 3 ' {MLFLOW_UNIT} && systemctl daemon-reload",
+         ("mlflow : Install the systemd unit",),
+         f"grep -q -- '--workers 2 ' {MLFLOW_UNIT} && systemctl show -p ExecStart mlflow | grep -q -- '--workers 2 '"
+         " && systemctl is-active --quiet mlflow"),
+    Case("closed declared port 5000/tcp", MLFLOW,
+         "firewall-cmd -q --remove-port=5000/tcp && firewall-cmd -q --permanent --remove-port=5000/tcp",
+         ("firewalld : Open the declared ports",),
+         "firewall-cmd --list-ports | grep -qw 5000/tcp && firewall-cmd --permanent --list-ports | grep -qw 5000/tcp"),
+    Case("downgraded package in a venv (PyMySQL in MLflow's)", MLFLOW,
+         "/opt/mlflow/venv/bin/pip install -q --disable-pip-version-check pymysql==1.1.1",
+         ("mlflow : Install MLflow into the root-owned virtualenv",),
+         f"[ \"$(/opt/mlflow/venv/bin/python -c 'import importlib.metadata as m; print(m.version(\"PyMySQL\"))')\" = {PYMYSQL_PIN} ]"),
+    Case("edited airflow.cfg key (parallelism 8 -> 32)", AIRFLOW,
+         "sed -i 's/^parallelism = 8$/parallelism = 32/' /etc/airflow/airflow.cfg && grep -q '^parallelism = 32$' /etc/airflow/airflow.cfg",
+         ("airflow : Write airflow.cfg",),
+         "grep -q '^parallelism = 8$' /etc/airflow/airflow.cfg"),
+    Case("deleted DAG sync timer", AIRFLOW,
+         "systemctl disable -q --now airflow-dag-sync.timer && rm /etc/systemd/system/airflow-dag-sync.timer && systemctl daemon-reload",
+         ("airflow : Install the sync units",),
+         "test -f /etc/systemd/system/airflow-dag-sync.timer && systemctl is-enabled -q airflow-dag-sync.timer"
+         " && systemctl is-active -q airflow-dag-sync.timer"),
+    Case("secret env file world-readable (airflow.env)", AIRFLOW,
+         "chmod 0644 /etc/airflow/airflow.env",
+         ("airflow : Write the environment file (database URL and shared secrets)",),
+         "[ \"$(stat -c %a /etc/airflow/airflow.env)\" = 640 ]"),
+    Case("secret env file world-readable (api.env)", API,
+         "chmod 0644 /etc/oci-mlops-api/api.env",
+         ("model_api : Write the environment file (MLflow credentials, API keys)",),
+         "[ \"$(stat -c %a /etc/oci-mlops-api/api.env)\" = 640 ]"),
+    Case("stopped and disabled service (dashboard)", API,
+         "systemctl disable -q --now oci-mlops-dashboard",
+         ("dashboard : Start and enable the dashboard",),
+         "systemctl is-active -q oci-mlops-dashboard && systemctl is-enabled -q oci-mlops-dashboard"),
+    Case("edited journald drop-in (common)", API,
+         "sed -i 's/^SystemMaxUse=.*/SystemMaxUse=8G/' /etc/systemd/journald.conf.d/50-oci-mlops.conf"
+         " && grep -q '^SystemMaxUse=8G' /etc/systemd/journald.conf.d/50-oci-mlops.conf",
+         ("common : Configure persistent, size-capped journald",),
+         "! grep -q '^SystemMaxUse=8G' /etc/systemd/journald.conf.d/50-oci-mlops.conf"),
+]
+RUNS = {}
+
+
+def _changed_lines(result):
+    return "\n".join(f"  {h}: {t}" for h, t in sorted(result["changed"])) or "  (none)"
+
+
+def test_check_mode_reports_nothing_on_the_clean_platform():
+    result = sitekit.playbook("site.yml", check=True)
+    sitekit.report(f"check mode on the clean platform: {result['seconds']:.0f} s, changed={sitekit.changed_count(result)}")
+    assert result["rc"] == 0, "\n".join(result["failed"]) or result["output"][-3000:]
+    assert not result["changed"], f"check mode reports changes on a converged platform:\n{_changed_lines(result)}"
+
+
+def test_inject_every_case():
+    """Inject every case; each repair check passes before and fails after: the checks can tell."""
+    for case in CASES:
+        assert sitekit.sh(case.host, case.repaired).returncode == 0, f"{case}: repair check fails on the clean host"
+    for case in CASES:
+        run = sitekit.sh(case.host, case.inject, timeout=300)
+        assert run.returncode == 0, f"{case}: injection failed: {run.stderr[-800:]}"
+        assert sitekit.sh(case.host, case.repaired).returncode != 0, f"{case}: injected, but the repair check still passes"
+    sitekit.report(f"drift cases injected: {len(CASES)}")
+
+
+def test_one_check_run_reports_every_case():
+    result = sitekit.playbook("site.yml", check=True)
+    RUNS["check"] = result
+    assert result["rc"] == 0, "\n".join(result["failed"]) or result["output"][-3000:]
+    detected = [case for case in CASES if (case.host, case.tasks[0]) in result["changed"]]
+    sitekit.report(f"check mode with drift: {result['seconds']:.0f} s, changed={sitekit.changed_count(result)}, "
+                   f"cases detected {len(detected)}/{len(CASES)}")
+    for case in CASES:
+        sitekit.report(f"  drift {'detected' if case in detected else 'MISSED'}: {case} -> {case.host}: {case.tasks[0]}")
+    drift_hosts = {case.host for case in CASES}
+    strays = {(h, t) for h, t in result["changed"] if h not in drift_hosts}
+    assert len(detected) == len(CASES), f"check mode missed cases; it reported:\n{_changed_lines(result)}"
+    assert not strays, f"changes reported on hosts without drift: {strays}"
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_every_task_of_the_case_reports_changed(case):
+    assert "check" in RUNS, "no check run"
+    missing = [t for t in case.tasks if (case.host, t) not in RUNS["check"]["changed"]]
+    assert not missing, f"{case}: not reported: {missing}"
+
+
+def test_one_normal_run_repairs():
+    result = sitekit.playbook("site.yml")
+    RUNS["repair"] = result
+    sitekit.report(f"repair run: {result['seconds']:.0f} s, changed={sitekit.changed_count(result)}")
+    assert result["rc"] == 0, "\n".join(result["failed"]) or result["output"][-3000:]
+    for case in CASES:
+        assert (case.host, case.tasks[0]) in result["changed"], f"{case}: the repair run did not change {case.tasks[0]}"
+
+
+def test_next_run_reports_no_change():
+    result = sitekit.playbook("site.yml")
+    sitekit.report(f"run after the repair: {result['seconds']:.0f} s, changed={sitekit.changed_count(result)}")
+    assert result["rc"] == 0, "\n".join(result["failed"]) or result["output"][-3000:]
+    assert sitekit.changed_count(result) == 0, f"not idempotent after the repair:\n{_changed_lines(result)}"
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_case_is_repaired_on_the_host(case):
+    assert "repair" in RUNS, "no repair run"
+    run = sitekit.sh(case.host, case.repaired)
+    sitekit.report(f"  drift {'repaired' if run.returncode == 0 else 'NOT REPAIRED'}: {case} on {case.host}")
+    assert run.returncode == 0, f"{case}: still drifted on {case.host}"
+
+
+def test_platform_serves_after_the_repair(airflow):
+    assert sitekit.wait(sitekit.mlflow_db_ok, 120) is not None
+    assert sitekit.wait(sitekit.api_ready, 120) is not None
+    assert sitekit.wait(sitekit.dashboard_ok, 120) is not None
+    assert sitekit.wait(lambda: airflow.dag_ids() >= {sitekit.TRAINING_DAG}, 120) is not None

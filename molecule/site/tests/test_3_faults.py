@@ -1,0 +1,202 @@
+"""Faults: systemd and the platform recover without Ansible; an interrupted converge is finished by the next run.
+
+Runs last: it kills processes and restarts hosts. Every recovery time is
+measured and written to the site report.
+"""
+
+import datetime
+import subprocess
+import time
+
+import pytest
+
+import sitekit
+from sitekit import AIRFLOW, API, DB, HOSTS, MLFLOW
+
+RECOVERY_TARGET = 30  # seconds, kill -9 -> healthy again
+# Measured exceptions (2 shared cores, load 5-11): the Airflow api-server needs
+# RestartSec (5 s) + 25-35 s to import Airflow and start its uvicorn workers +
+# the execution-API warm-up of ExecStartPost (about 12 s): 30-51 s. The report
+# marks every recovery over the target.
+RECOVERY_LIMIT = {"airflow-api-server": 75}
+MLFLOW_VENV = "/opt/mlflow/venv"
+SITE_PACKAGES = f"{MLFLOW_VENV}/lib/python3*/site-packages"
+
+
+def _heartbeat_after(component, since):
+    """The Airflow component reports healthy with a heartbeat newer than `since` (epoch seconds)."""
+    def check():
+        data = sitekit.airflow_health()[component]
+        beat = data.get(f"latest_{component}_heartbeat")
+        return data["status"] == "healthy" and beat and datetime.datetime.fromisoformat(beat).timestamp() > since
+    return check
+
+
+def _airflow_api_ok():
+    return sitekit.requests.get(f"http://{sitekit.ip(AIRFLOW)}:8080/api/v2/monitor/health", timeout=5).status_code == 200
+
+
+def _airflow_all_healthy(since=0.0):
+    def check():
+        data = sitekit.airflow_health()
+        return data["metadatabase"]["status"] == "healthy" and all(
+            _heartbeat_after(c, since)() for c in ("scheduler", "dag_processor", "triggerer"))
+    return check
+
+
+# (host, unit, health check factory taking the kill time). MySQL last: the
+# Airflow components exit on a lost database connection and systemd restarts them.
+SERVICES = [
+    (DB, "object-store", lambda t: sitekit.object_store_ok),
+    (MLFLOW, "mlflow", lambda t: sitekit.mlflow_db_ok),
+    (AIRFLOW, "airflow-api-server", lambda t: _airflow_api_ok),
+    (AIRFLOW, "airflow-scheduler", lambda t: _heartbeat_after("scheduler", t)),
+    (AIRFLOW, "airflow-dag-processor", lambda t: _heartbeat_after("dag_processor", t)),
+    (AIRFLOW, "airflow-triggerer", lambda t: _heartbeat_after("triggerer", t)),
+    (API, "oci-mlops-api", lambda t: sitekit.api_ready),
+    (API, "oci-mlops-dashboard", lambda t: sitekit.dashboard_ok),
+    (DB, "mysql", lambda t: sitekit.mysql_ok),
+]
+
+
+def _everything_healthy(since=0.0):
+    checks = {
+        "mysql": sitekit.mysql_ok, "object-store": sitekit.object_store_ok, "mlflow": sitekit.mlflow_db_ok,
+        "airflow": _airflow_all_healthy(since), "api": sitekit.api_ready, "dashboard": sitekit.dashboard_ok,
+    }
+    return checks
+
+
+def _wait_all(checks, timeout):
+    """Seconds until each check first passed (None: never), checking them together."""
+    start, done = time.monotonic(), {}
+    while time.monotonic() - start < timeout and len(done) < len(checks):
+        for name, check in checks.items():
+            if name not in done:
+                try:
+                    if check():
+                        done[name] = time.monotonic() - start
+                except Exception:  # noqa: BLE001 (a service still down answers in many ways)
+                    pass
+        time.sleep(1)
+    return {name: done.get(name) for name in checks}
+
+
+def _wait_booted(host, timeout=180):
+    return sitekit.wait(lambda: sitekit.sh(host, "systemctl is-system-running --wait", timeout=60).stdout.strip()
+                        in ("running", "degraded"), timeout, step=2)
+
+
+@pytest.mark.parametrize(("host", "unit", "health"), SERVICES, ids=[s[1] for s in SERVICES])
+def test_kill_9_main_process_recovers(host, unit, health):
+    assert sitekit.wait(lambda: sitekit.active(host, unit) and health(0)(), 120) is not None, f"{unit} unhealthy before the kill"
+    pid = sitekit.main_pid(host, unit)
+    assert pid > 0, f"{unit} has no main process"
+    restarts = int(sitekit.out(host, f"systemctl show -p NRestarts --value {unit}"))
+    killed_at = time.time()
+    sitekit.out(host, f"kill -9 {pid}")
+    check = health(killed_at)
+    waited = sitekit.wait(lambda: sitekit.main_pid(host, unit) not in (0, pid) and sitekit.active(host, unit) and check(),
+                          timeout=120, step=0.5)
+    limit = RECOVERY_LIMIT.get(unit, RECOVERY_TARGET)
+    sitekit.report(f"kill -9 {unit} (pid {pid}) on {host} -> healthy: "
+                   + (f"{waited:.1f} s" if waited is not None else "not within 120 s")
+                   + (f" (over the {RECOVERY_TARGET} s target; limit {limit} s)" if waited and waited > RECOVERY_TARGET else ""))
+    assert waited is not None, f"{unit} did not recover"
+    assert int(sitekit.out(host, f"systemctl show -p NRestarts --value {unit}")) > restarts, "not restarted by systemd"
+    assert waited <= limit, f"{unit} took {waited:.1f} s (limit {limit} s)"
+
+
+def test_dag_sync_is_a_timer_not_a_process():
+    """airflow-dag-sync has no long-running process to kill: a oneshot started by a timer.
+
+    A killed sync run is a failed oneshot (the DAGs stay on the last good
+    release) and the next tick runs again; what must survive is the timer.
+    """
+    assert sitekit.out(AIRFLOW, "systemctl show -p Type --value airflow-dag-sync.service") == "oneshot"
+    assert sitekit.active(AIRFLOW, "airflow-dag-sync.timer")
+    sitekit.report("kill -9 airflow-dag-sync: skipped (timer-started oneshot, no main process between runs)")
+
+
+def test_db_host_restart_recovers_without_ansible(airflow):
+    assert sitekit.wait(lambda: all(c() for c in _everything_healthy().values()), 180) is not None, "unhealthy before"
+    address = sitekit.ip(DB)
+    start = time.time()
+    subprocess.run(["docker", "restart", DB], check=True, capture_output=True, timeout=120)
+    restarted = time.time() - start
+    recovered = _wait_all(_everything_healthy(since=time.time()), timeout=300)
+    sitekit.report(f"docker restart {DB}: {restarted:.0f} s (address {address} -> {sitekit.ip(DB)}); recovered after it: "
+                   + ", ".join(f"{k} {'%.0f s' % v if v is not None else 'NOT within 300 s'}" for k, v in recovered.items()))
+    assert all(v is not None for v in recovered.values()), recovered
+    assert sitekit.ip(DB) == address, "the db host changed address"
+    resp = sitekit.requests.post(f"http://{sitekit.ip(API)}:8000/predict/{sitekit.MODEL}/{sitekit.ALIAS}",
+                                 json={"data": [[5.1, 3.5, 1.4, 0.2]]}, headers={"X-API-Key": sitekit.api_key()}, timeout=120)
+    assert resp.status_code == 200, resp.text
+    assert sitekit.TRAINING_DAG in airflow.dag_ids()
+
+
+def test_whole_platform_restart_recovers_without_ansible():
+    addresses = {h: sitekit.ip(h) for h in HOSTS}
+    start = time.time()
+    restarts = [subprocess.Popen(["docker", "restart", h], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for h in HOSTS]
+    assert all(p.wait(timeout=180) == 0 for p in restarts), [p.stderr.read() for p in restarts]
+    restarted = time.time() - start
+    recovered = _wait_all(_everything_healthy(since=time.time()), timeout=420)
+    total = time.time() - start
+    moved = {h: f"{a} -> {sitekit.ip(h)}" for h, a in addresses.items() if sitekit.ip(h) != a}
+    sitekit.report(f"docker restart of all {len(HOSTS)} hosts: {restarted:.0f} s; healthy after it: "
+                   + ", ".join(f"{k} {'%.0f s' % v if v is not None else 'NOT within 420 s'}" for k, v in recovered.items())
+                   + f"; total {total:.0f} s; addresses changed: {moved or 'none'}")
+    assert all(v is not None for v in recovered.values()), recovered
+    # Like OCI instances, lab hosts keep their address (lab_containers fixes it):
+    # services bind to it and peers know it from /etc/hosts.
+    assert not moved, f"addresses changed on restart: {moved}"
+    # The DAG sync timer came back too, and its first run after boot succeeded.
+    assert sitekit.wait(lambda: sitekit.out(AIRFLOW, "systemctl show -p Result --value airflow-dag-sync.service") == "success"
+                        and int(sitekit.out(AIRFLOW, "systemctl show -p ExecMainExitTimestampMonotonic --value airflow-dag-sync.service") or 0) > 0,
+                        120) is not None
+
+
+def test_interrupted_converge_is_finished_by_the_next_run():
+    """Remove MLflow's virtualenv, converge the mlflow host and crash the host while pip installs.
+
+    Then damage a package the crash left installed (what a power cut may leave:
+    an empty module file). The next run must rebuild a working virtualenv:
+    a half-installed or damaged one must not count as done.
+    """
+    sitekit.out(MLFLOW, f"rm -rf {MLFLOW_VENV}")
+    converge = subprocess.Popen(
+        ["ansible-playbook", "-i", sitekit.INVENTORY, "site.yml", "--limit", MLFLOW],
+        cwd=sitekit.PROJECT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=dict(sitekit.os.environ, ANSIBLE_CONFIG=str(sitekit.PROJECT / "ansible.cfg"),
+                 ANSIBLE_ROLES_PATH=str(sitekit.PROJECT / "ansible/roles"),
+                 ANSIBLE_COLLECTIONS_PATH=str(sitekit.PROJECT / ".ansible/collections")))
+    count = f"ls -d {SITE_PACKAGES}/*.dist-info 2>/dev/null | wc -l"
+    installing = sitekit.wait(lambda: sitekit.sh(MLFLOW, "pgrep -f 'pip.*install' >/dev/null").returncode == 0
+                              and int(sitekit.out(MLFLOW, count)) >= 30, timeout=900, step=0.5)
+    subprocess.run(["docker", "kill", MLFLOW], check=True, capture_output=True)
+    assert converge.wait(timeout=300) != 0, "the interrupted converge reported success"
+    assert installing is not None, "pip never got to installing packages"
+    subprocess.run(["docker", "start", MLFLOW], check=True, capture_output=True)
+    assert _wait_booted(MLFLOW) is not None
+    packages = int(sitekit.out(MLFLOW, count))
+    has_mlflow = sitekit.sh(MLFLOW, f"ls -d {SITE_PACKAGES}/mlflow-*.dist-info").returncode == 0
+    damaged = sitekit.out(MLFLOW, " ; ".join(
+        f"f=$(ls {SITE_PACKAGES}/{module}/__init__.py 2>/dev/null | head -1); [ -n \"$f\" ] && {{ : > \"$f\"; echo {module}; exit; }}"
+        for module in ("mlflow", "flask", "sqlalchemy", "alembic", "click", "jinja2")) + " ; true")
+    works = sitekit.sh(MLFLOW, f"{MLFLOW_VENV}/bin/python -c 'import mlflow.server.auth'").returncode == 0
+    sitekit.report(f"interrupted converge: crashed {MLFLOW} {installing:.0f} s into pip with {packages} packages installed "
+                   f"(mlflow itself {'in' if has_mlflow else 'not yet in'}); emptied {damaged or 'nothing'}/__init__.py; "
+                   f"venv works before the next run: {works}")
+    assert not works, "the virtualenv survived the crash intact: nothing to repair"
+    result = sitekit.playbook("site.yml", "--limit", MLFLOW)
+    sitekit.report(f"converge after the interruption ({MLFLOW} only): {result['seconds']:.0f} s, changed={sitekit.changed_count(result)}")
+    assert result["rc"] == 0, "\n".join(result["failed"]) or result["output"][-3000:]
+    version = sitekit.out(MLFLOW, f"{MLFLOW_VENV}/bin/python -c 'import mlflow.server.auth, pymysql, boto3; print(mlflow.__version__)'")
+    assert version == "3.17.2"
+    assert sitekit.sh(MLFLOW, f"{MLFLOW_VENV}/bin/pip check --disable-pip-version-check").returncode == 0
+    assert sitekit.wait(sitekit.mlflow_db_ok, 120) is not None
+    assert sitekit.wait(sitekit.api_ready, 120) is not None
+    again = sitekit.playbook("site.yml", "--limit", MLFLOW)
+    sitekit.report(f"next converge ({MLFLOW} only): {again['seconds']:.0f} s, changed={sitekit.changed_count(again)}")
+    assert again["rc"] == 0 and sitekit.changed_count(again) == 0, sorted(again["changed"])
