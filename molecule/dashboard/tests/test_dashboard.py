@@ -10,6 +10,7 @@ import testinfra
 
 MODEL = "molecule-dashboard-iris"
 SCENARIO = Path(__file__).resolve().parents[1]
+SHARED_FILES = SCENARIO.parent / "_shared" / "files"
 INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
 VENV = "/opt/oci-mlops-app/venv"
 testinfra_hosts = ["mol-dash-api"]
@@ -23,8 +24,9 @@ def _ipv4(host):
     return next(a for a in host.interface("eth0").addresses if ipaddress.ip_address(a).version == 4)
 
 
-def _copy(host, name):
-    script = (SCENARIO / "files" / name).read_text()
+def _copy(host, source):
+    name = source.name
+    script = source.read_text()
     host.run("mkdir -p /tmp/molecule && chmod 0755 /tmp/molecule")
     host.run(f"cat > /tmp/molecule/{name} <<'PY'\n{script}\nPY")
     host.run(f"chmod 0644 /tmp/molecule/{name}")
@@ -35,7 +37,7 @@ def _copy(host, name):
 def model_version():
     """Register a model with alias champion as the MLflow admin, on the MLflow host."""
     mlflow_host = testinfra.get_host(f"ansible://mol-dash-mlflow?ansible_inventory={INVENTORY}")
-    script = _copy(mlflow_host, "register_model.py")
+    script = _copy(mlflow_host, SHARED_FILES / "register_model.py")
     env = (
         "MLFLOW_TRACKING_URI=http://127.0.0.1:5000 MLFLOW_TRACKING_USERNAME=admin "
         f"MLFLOW_TRACKING_PASSWORD='{_secret('mlflow_admin_password')}' MLFLOW_DISABLE_TELEMETRY=true"
@@ -83,7 +85,7 @@ def test_listens_on_private_address_only(host):
 
 def test_dashboard_shows_registry_and_predicts_through_the_api(host, model_version):
     """The installed dashboard, as its user with its env file: models tab and a prediction."""
-    script = _copy(host, "render_dashboard.py")
+    script = _copy(host, SCENARIO / "files" / "render_dashboard.py")
     result = host.run(
         "set -a && . /etc/oci-mlops-dashboard/dashboard.env && set +a && "
         f"cd /tmp && runuser -u dashboard -- env HOME=/tmp {VENV}/bin/python {script} {MODEL}"

@@ -10,6 +10,7 @@ import testinfra
 
 MODEL = "molecule-iris"
 SCENARIO = Path(__file__).resolve().parents[1]
+SHARED_FILES = SCENARIO.parent / "_shared" / "files"
 INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
 testinfra_hosts = ["mol-api-api"]
 
@@ -27,7 +28,7 @@ def model_version():
     """Register a model as the MLflow admin, on the MLflow host, with MLflow's own client."""
     mlflow_host = testinfra.get_host(f"ansible://mol-api-mlflow?ansible_inventory={INVENTORY}")
     mlflow_host.run("mkdir -p /tmp/molecule")
-    script = (SCENARIO / "files" / "register_model.py").read_text()
+    script = (SHARED_FILES / "register_model.py").read_text()
     mlflow_host.run(f"cat > /tmp/molecule/register_model.py <<'PY'\n{script}\nPY")
     env = (
         "MLFLOW_TRACKING_URI=http://127.0.0.1:5000 MLFLOW_TRACKING_USERNAME=admin "

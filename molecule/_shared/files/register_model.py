@@ -1,4 +1,7 @@
-"""Train a small iris model and register it with the alias champion (run as the MLflow admin)."""
+"""Train a small iris model and register it with the alias champion (run as the MLflow admin).
+
+Shared by the model_api and dashboard scenarios.
+"""
 
 import sys
 
