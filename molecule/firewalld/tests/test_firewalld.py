@@ -7,7 +7,7 @@ import socket
 import pytest
 import testinfra
 
-LAB_CIDR = "172.28.53.0/24"  # LAB_NETWORK_CIDR of the molecule scenarios
+LAB_CIDR = os.environ["LAB_NETWORK_CIDR"]  # the scenario's network (its molecule.yml)
 FIRST = "mol-fw-bookworm"  # first platform: the only client allowed on 3307
 PORTS = (8765, 3307, 9999)
 

@@ -1,11 +1,12 @@
 """A real MySQL Server (not MariaDB), configured for Airflow and MLflow, root by socket only."""
 
 import ipaddress
+import os
 
 import pymysql
 import pytest
 
-LAB_CIDR = "172.28.53.0/24"  # LAB_NETWORK_CIDR of the molecule scenarios
+LAB_CIDR = os.environ["LAB_NETWORK_CIDR"]  # the scenario's network (its molecule.yml)
 
 
 def _sql(host, query):

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 BUCKETS = ("mlflow-artifacts", "airflow-dags")
-LAB_CIDR = "172.28.53.0/24"
+LAB_CIDR = os.environ["LAB_NETWORK_CIDR"]  # the scenario's network (its molecule.yml)
 
 
 def _secret(name):
