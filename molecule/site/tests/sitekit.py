@@ -8,6 +8,7 @@ molecule's inventory. Measured figures are appended to the site report.
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import subprocess
@@ -111,9 +112,11 @@ def playbook(playbook_path: str, *args: str, check: bool = False, timeout: float
     except ValueError as exc:
         raise AssertionError(f"ansible-playbook {playbook_path} gave no JSON (rc {run.returncode}):\n"
                              f"{run.stdout[-3000:]}\n{run.stderr[-3000:]}") from exc
-    changed, failed = set(), []
+    changed, failed, tasks, plays = set(), [], [], []
     for play in data["plays"]:
+        plays.append((_seconds(play["play"]["duration"]), play["play"]["name"]))
         for task in play["tasks"]:
+            tasks.append((_seconds(task["task"]["duration"]), task["task"]["name"]))
             for host, result in task["hosts"].items():
                 name = task["task"]["name"]
                 if result.get("changed"):
@@ -121,7 +124,23 @@ def playbook(playbook_path: str, *args: str, check: bool = False, timeout: float
                 if result.get("failed") or result.get("unreachable"):
                     failed.append(f"{host}: {name}: {result.get('msg', '')} {result.get('stderr', '')}"[:1500])
     return {"rc": run.returncode, "seconds": seconds, "changed": changed, "stats": data.get("stats", {}),
-            "failed": failed, "output": run.stdout + run.stderr}
+            "failed": failed, "output": run.stdout + run.stderr, "plays": plays,
+            "slowest": sorted(tasks, reverse=True)[:8]}
+
+
+def _seconds(duration: dict) -> float:
+    """Length of a play or task from the JSON callback's ISO timestamps (0 when unfinished)."""
+    if "end" not in duration:
+        return 0.0
+    start, end = (datetime.datetime.fromisoformat(duration[k].rstrip("Z")) for k in ("start", "end"))
+    return (end - start).total_seconds()
+
+
+def profile(result: dict) -> str:
+    """Where a run spent its time: each play, then the slowest tasks (for the report)."""
+    plays = ", ".join(f"{name} {secs:.0f} s" for secs, name in result["plays"])
+    tasks = "; ".join(f"{name} {secs:.0f} s" for secs, name in result["slowest"])
+    return f"    plays: {plays}\n    slowest tasks: {tasks}"
 
 
 def changed_count(result: dict) -> int:

@@ -96,7 +96,8 @@ def _changed_lines(result):
 
 def test_check_mode_reports_nothing_on_the_clean_platform():
     result = sitekit.playbook("site.yml", check=True)
-    sitekit.report(f"check mode on the clean platform: {result['seconds']:.0f} s, changed={sitekit.changed_count(result)}")
+    sitekit.report(f"check mode on the clean platform: {result['seconds']:.0f} s, changed={sitekit.changed_count(result)}\n"
+                   + sitekit.profile(result))
     assert result["rc"] == 0, "\n".join(result["failed"]) or result["output"][-3000:]
     assert not result["changed"], f"check mode reports changes on a converged platform:\n{_changed_lines(result)}"
 
@@ -145,7 +146,8 @@ def test_one_normal_run_repairs():
 
 def test_next_run_reports_no_change():
     result = sitekit.playbook("site.yml")
-    sitekit.report(f"run after the repair: {result['seconds']:.0f} s, changed={sitekit.changed_count(result)}")
+    sitekit.report(f"run after the repair: {result['seconds']:.0f} s, changed={sitekit.changed_count(result)}\n"
+                   + sitekit.profile(result))
     assert result["rc"] == 0, "\n".join(result["failed"]) or result["output"][-3000:]
     assert sitekit.changed_count(result) == 0, f"not idempotent after the repair:\n{_changed_lines(result)}"
 
