@@ -68,7 +68,7 @@ def out(host: str, cmd: str, timeout: float = 120) -> str:
 
 
 def ip(host: str) -> str:
-    """The host's current address on the scenario network (it may change when the container restarts)."""
+    """The host's current address on the scenario network (fixed by lab_containers; the fault suite checks it stays)."""
     data = json.loads(subprocess.check_output(["docker", "inspect", host]))[0]
     return next(iter(data["NetworkSettings"]["Networks"].values()))["IPAddress"]
 
