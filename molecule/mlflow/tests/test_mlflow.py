@@ -160,14 +160,16 @@ def test_no_secret_on_the_command_line(host):
     assert _secret("mlflow_admin_password") not in cmdlines
 
 
-def test_environment(host):
+def test_environment(host, objectstore):
     pid = host.check_output("systemctl show -p MainPID --value mlflow")
     env = dict(line.split("=", 1) for line in host.check_output(f"tr '\\0' '\\n' < /proc/{pid}/environ").splitlines())
     assert env["MLFLOW_DISABLE_TELEMETRY"] == "true"
     assert env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
     assert env["MLFLOW_BOTO_CLIENT_ADDRESSING_STYLE"] == "path"
     assert env["AWS_REQUEST_CHECKSUM_CALCULATION"] == env["AWS_RESPONSE_CHECKSUM_VALIDATION"] == "when_required"
-    assert env["MLFLOW_S3_ENDPOINT_URL"] == "http://mol-mlflow-db:9000"
+    # By private address, not inventory name: clients outside the lab network
+    # receive presigned URLs of this endpoint and must be able to reach it.
+    assert env["MLFLOW_S3_ENDPOINT_URL"] == f"http://{_ipv4(objectstore)}:9000"
     assert env["MLFLOW_BACKEND_STORE_URI"].startswith("mysql+pymysql://mlflow:")
 
 
