@@ -1,0 +1,120 @@
+"""The platform as its users see it, from the control node only.
+
+The suite knows nothing of the hosts: it reads the file site.yml writes for
+users, `<inventory>/.secrets/client.env` (the same one docs/quickstart.md
+tells a data scientist to source), and talks only to the URLs in it, with the
+clients users have: MLflow's Python client with its default settings,
+Airflow's REST API v2, curl, the serving API's documented calls and a
+headless Chromium.
+
+    OCI_MLOPS_INVENTORY   the inventory directory (default inventory/lab)
+
+`make outside-test` runs it against the lab; molecule/site runs it against
+the scenario's freshly converged platform. Every external call has a timeout:
+a client that hangs fails the test instead of blocking it. Measured figures
+go to artifacts/outside-report.txt.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+INVENTORY = Path(os.environ.get("OCI_MLOPS_INVENTORY") or ROOT / "inventory" / "lab")
+CLIENT_ENV = INVENTORY / ".secrets" / "client.env"
+ARTIFACTS = ROOT / "artifacts"
+REPORT = ARTIFACTS / "outside-report.txt"
+
+# Variables a user's shell does not have: the suite must see the client's
+# defaults, whatever the machine running it has set.
+_NOT_THE_USERS = ("MLFLOW_", "AIRFLOW_", "OCI_MLOPS_API", "OCI_MLOPS_DASHBOARD", "AWS_")
+
+
+def pytest_sessionstart(session):  # noqa: ARG001 (pytest hook signature)
+    ARTIFACTS.mkdir(exist_ok=True)
+    REPORT.write_text(
+        f"# tests/outside against {INVENTORY}, {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC: "
+        "measured values\n",
+        encoding="utf-8",
+    )
+
+
+def report(line: str) -> None:
+    """Append a measured figure to artifacts/outside-report.txt (and print it)."""
+    with REPORT.open("a", encoding="utf-8") as out:
+        out.write(line + "\n")
+    print(f"[outside-report] {line}")
+
+
+def base_env() -> dict[str, str]:
+    """The environment of a user's fresh shell on this machine: no client settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(_NOT_THE_USERS)}
+    # `python` and `pip` are the suite's environment, as an activated venv would make them.
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["OCI_MLOPS_INVENTORY"] = str(INVENTORY)
+    return env
+
+
+def run(argv: list[str], env: dict[str, str], timeout: float, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    """Run a user's command; a command still running after `timeout` seconds is killed and fails the test."""
+    try:
+        return subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired as exc:
+        out = (exc.stdout or b"").decode(errors="replace") if isinstance(exc.stdout, bytes) else exc.stdout or ""
+        err = (exc.stderr or b"").decode(errors="replace") if isinstance(exc.stderr, bytes) else exc.stderr or ""
+        raise AssertionError(f"`{' '.join(argv)[:200]}` hung: killed after {timeout:.0f} s\n{out[-3000:]}\n{err[-3000:]}") from exc
+
+
+def python(code: str, env: dict[str, str], timeout: float) -> subprocess.CompletedProcess:
+    """Run a Python program in the suite's environment (the user's client), killed after `timeout` seconds."""
+    return run([sys.executable, "-c", code], env, timeout)
+
+
+def passed(result: subprocess.CompletedProcess, what: str) -> str:
+    """stdout of a command that must have succeeded."""
+    assert result.returncode == 0, f"{what} exited {result.returncode}:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
+    return result.stdout
+
+
+@pytest.fixture(scope="session")
+def client_env() -> dict[str, str]:
+    """What `source <inventory>/.secrets/client.env` gives a user's shell."""
+    assert CLIENT_ENV.is_file(), f"{CLIENT_ENV} is missing: site.yml writes it (ansible/playbooks/client-env.yml)"
+    mode = CLIENT_ENV.stat().st_mode & 0o777
+    assert mode == 0o600, f"{CLIENT_ENV} holds credentials and is {oct(mode)}, not 0600"
+    shell = run(["bash", "-c", 'set -euo pipefail; source "$1"; env -0', "bash", str(CLIENT_ENV)], base_env(), 30)
+    before = base_env()
+    exported = dict(item.split("=", 1) for item in passed(shell, "source client.env").split("\0") if "=" in item)
+    values = {k: v for k, v in exported.items() if before.get(k) != v and k not in ("SHLVL", "_", "PWD", "OLDPWD")}
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "AIRFLOW_URL",
+                 "AIRFLOW_USERNAME", "AIRFLOW_PASSWORD", "OCI_MLOPS_API_URL", "OCI_MLOPS_API_KEY",
+                 "OCI_MLOPS_DASHBOARD_URL"):
+        assert values.get(name), f"client.env does not set {name}"
+    assert not [k for k in values if k.startswith("MLFLOW_ENABLE_PROXY_MULTIPART")], "client.env changes MLflow's defaults"
+    return values
+
+
+@pytest.fixture(scope="session")
+def user_env(client_env) -> dict[str, str]:
+    """A user's shell after `source client.env`."""
+    return {**base_env(), **client_env}
+
+
+def wait_for(predicate, timeout: float, step: float = 2.0):
+    """Seconds until predicate() was true, or None after timeout (exceptions count as false)."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        try:
+            if predicate():
+                return time.monotonic() - start
+        except Exception:  # noqa: BLE001 (any failure means: not yet)
+            pass
+        time.sleep(step)
+    return None
