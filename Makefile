@@ -56,7 +56,7 @@ INVENTORY ?= inventory/lab
 # `make converge LIMIT=lab-api TAGS=mlflow`.
 SELECTORS := $(if $(LIMIT),--limit '$(LIMIT)') $(if $(TAGS),--tags '$(TAGS)')
 
-drift: venv ## Report drift per host (check mode, changes nothing); exit 2 drift, 3 not all checked, 1 failed. LIMIT, TAGS, INVENTORY as for converge
+drift: venv ## Report drift per host (check mode, changes nothing); scripts/drift-report exits 2 drift, 3 not all checked, 1 failed. LIMIT, TAGS, INVENTORY as for converge
 	@scripts/drift-report -i $(INVENTORY) $(SELECTORS)
 
 converge: venv ## Converge site.yml (repairs drift). LIMIT=lab-api TAGS=mlflow narrow it; INVENTORY=inventory/oci for OCI
