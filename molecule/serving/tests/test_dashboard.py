@@ -1,50 +1,18 @@
 """The dashboard runs under systemd, serves its page, and shows the real registry through the API."""
 
-import ipaddress
 import json
-import os
-from pathlib import Path
 
 import pytest
-import testinfra
+from conftest import SCENARIO, copy_to, ipv4, register_model, secret
 
 MODEL = "molecule-dashboard-iris"
-SCENARIO = Path(__file__).resolve().parents[1]
-SHARED_FILES = SCENARIO.parent / "_shared" / "files"
-INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
 VENV = "/opt/oci-mlops-app/venv"
-testinfra_hosts = ["mol-dash-api"]
-
-
-def _secret(name):
-    return (Path(INVENTORY).parent / ".secrets" / name).read_text().split()[0]
-
-
-def _ipv4(host):
-    return next(a for a in host.interface("eth0").addresses if ipaddress.ip_address(a).version == 4)
-
-
-def _copy(host, source):
-    name = source.name
-    script = source.read_text()
-    host.run("mkdir -p /tmp/molecule && chmod 0755 /tmp/molecule")
-    host.run(f"cat > /tmp/molecule/{name} <<'PY'\n{script}\nPY")
-    host.run(f"chmod 0644 /tmp/molecule/{name}")
-    return f"/tmp/molecule/{name}"
+testinfra_hosts = ["mol-api-api"]
 
 
 @pytest.fixture(scope="module")
 def model_version():
-    """Register a model with alias champion as the MLflow admin, on the MLflow host."""
-    mlflow_host = testinfra.get_host(f"ansible://mol-dash-mlflow?ansible_inventory={INVENTORY}")
-    script = _copy(mlflow_host, SHARED_FILES / "register_model.py")
-    env = (
-        "MLFLOW_TRACKING_URI=http://127.0.0.1:5000 MLFLOW_TRACKING_USERNAME=admin "
-        f"MLFLOW_TRACKING_PASSWORD='{_secret('mlflow_admin_password')}' MLFLOW_DISABLE_TELEMETRY=true"
-    )
-    result = mlflow_host.run(f"{env} /opt/mlflow/venv/bin/python {script} {MODEL}")
-    assert result.rc == 0, result.stderr
-    return result.stdout.strip().splitlines()[-1]
+    return register_model(MODEL)
 
 
 def test_unit_active_enabled_non_root(host):
@@ -63,13 +31,13 @@ def test_environment_file_is_0640_and_holds_read_only_credentials(host):
     assert (env.user, env.group) == ("root", "dashboard")
     content = env.content_string
     assert "MLFLOW_TRACKING_USERNAME=mlflow-reader" in content
-    assert f"MLFLOW_TRACKING_PASSWORD={_secret('mlflow_readonly_password')}" in content
-    assert _secret("mlflow_admin_password") not in content
-    assert f"OCI_MLOPS_API_KEY={_secret('api_key')}" in content
+    assert f"MLFLOW_TRACKING_PASSWORD={secret('mlflow_readonly_password')}" in content
+    assert secret("mlflow_admin_password") not in content
+    assert f"OCI_MLOPS_API_KEY={secret('api_key')}" in content
 
 
 def test_page_answers_200_headless(host):
-    address = _ipv4(host)
+    address = ipv4(host)
     status, _, body = host.check_output(
         f"curl -sS -w '\\n%{{http_code}}' http://{address}:8501/"
     ).rpartition("\n")[::-1]
@@ -80,12 +48,12 @@ def test_page_answers_200_headless(host):
 
 def test_listens_on_private_address_only(host):
     sockets = [str(s) for s in host.socket.get_listening_sockets() if s.endswith(":8501")]
-    assert sockets == [f"tcp://{_ipv4(host)}:8501"], sockets
+    assert sockets == [f"tcp://{ipv4(host)}:8501"], sockets
 
 
 def test_dashboard_shows_registry_and_predicts_through_the_api(host, model_version):
     """The installed dashboard, as its user with its env file: models tab and a prediction."""
-    script = _copy(host, SCENARIO / "files" / "render_dashboard.py")
+    script = copy_to(host, SCENARIO / "files" / "render_dashboard.py")
     result = host.run(
         "set -a && . /etc/oci-mlops-dashboard/dashboard.env && set +a && "
         f"cd /tmp && runuser -u dashboard -- env HOME=/tmp {VENV}/bin/python {script} {MODEL}"

@@ -1,52 +1,27 @@
-"""The serving API runs under systemd and serves a model from the real registry (molecule/dashboard checks the dashboard)."""
+"""The serving API runs under systemd and serves a model from the real registry (test_dashboard.py checks the dashboard)."""
 
-import ipaddress
 import json
-import os
-from pathlib import Path
 
 import pytest
-import testinfra
+from conftest import ipv4, register_model, secret
 
 MODEL = "molecule-iris"
-SCENARIO = Path(__file__).resolve().parents[1]
-SHARED_FILES = SCENARIO.parent / "_shared" / "files"
-INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
 testinfra_hosts = ["mol-api-api"]
-
-
-def _secret(name):
-    return (Path(INVENTORY).parent / ".secrets" / name).read_text().split()[0]
-
-
-def _ipv4(host):
-    return next(a for a in host.interface("eth0").addresses if ipaddress.ip_address(a).version == 4)
 
 
 @pytest.fixture(scope="module")
 def model_version():
-    """Register a model as the MLflow admin, on the MLflow host, with MLflow's own client."""
-    mlflow_host = testinfra.get_host(f"ansible://mol-api-mlflow?ansible_inventory={INVENTORY}")
-    mlflow_host.run("mkdir -p /tmp/molecule")
-    script = (SHARED_FILES / "register_model.py").read_text()
-    mlflow_host.run(f"cat > /tmp/molecule/register_model.py <<'PY'\n{script}\nPY")
-    env = (
-        "MLFLOW_TRACKING_URI=http://127.0.0.1:5000 MLFLOW_TRACKING_USERNAME=admin "
-        f"MLFLOW_TRACKING_PASSWORD='{_secret('mlflow_admin_password')}' MLFLOW_DISABLE_TELEMETRY=true"
-    )
-    result = mlflow_host.run(f"{env} /opt/mlflow/venv/bin/python /tmp/molecule/register_model.py {MODEL}")
-    assert result.rc == 0, result.stderr
-    return result.stdout.strip().splitlines()[-1]
+    return register_model(MODEL)
 
 
 def _curl(host, path, *args):
-    out = host.check_output(f"curl -sS -o /dev/stdout -w '\\n%{{http_code}}' {' '.join(args)} http://{_ipv4(host)}:8000{path}")
+    out = host.check_output(f"curl -sS -o /dev/stdout -w '\\n%{{http_code}}' {' '.join(args)} http://{ipv4(host)}:8000{path}")
     body, _, status = out.rpartition("\n")
     return int(status), body
 
 
 def _predict(host, ref, body, key=True):
-    headers = f"-H 'X-API-Key: {_secret('api_key')}'" if key else ""
+    headers = f"-H 'X-API-Key: {secret('api_key')}'" if key else ""
     return _curl(host, f"/predict/{MODEL}/{ref}", "-X POST -H 'Content-Type: application/json'", headers, f"-d '{json.dumps(body)}'")
 
 
@@ -64,7 +39,7 @@ def test_environment_file_is_0640_with_read_only_credentials(host):
     assert env.mode == 0o640
     assert (env.user, env.group) == ("root", "model-api")
     assert "MLFLOW_TRACKING_USERNAME=mlflow-reader" in env.content_string
-    assert _secret("mlflow_admin_password") not in env.content_string
+    assert secret("mlflow_admin_password") not in env.content_string
 
 
 def test_health_and_ready(host):
@@ -94,7 +69,7 @@ def test_prediction_without_key_refused(host, model_version):
 
 def test_models_need_the_key(host, model_version):
     assert _curl(host, "/models")[0] == 401
-    status, body = _curl(host, f"/models/{MODEL}", f"-H 'X-API-Key: {_secret('api_key')}'")
+    status, body = _curl(host, f"/models/{MODEL}", f"-H 'X-API-Key: {secret('api_key')}'")
     assert status == 200, body
     assert json.loads(body)["aliases"].get("champion") in (model_version, int(model_version))
 
