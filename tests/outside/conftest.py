@@ -69,7 +69,8 @@ def run(argv: list[str], env: dict[str, str], timeout: float, cwd: Path = ROOT) 
     except subprocess.TimeoutExpired as exc:
         out = (exc.stdout or b"").decode(errors="replace") if isinstance(exc.stdout, bytes) else exc.stdout or ""
         err = (exc.stderr or b"").decode(errors="replace") if isinstance(exc.stderr, bytes) else exc.stderr or ""
-        raise AssertionError(f"`{' '.join(argv)[:200]}` hung: killed after {timeout:.0f} s\n{out[-3000:]}\n{err[-3000:]}") from exc
+        command = " ".join(argv)[:200]
+        raise AssertionError(f"`{command}` hung: killed after {timeout:.0f} s\n{out[-3000:]}\n{err[-3000:]}") from exc
 
 
 def python(code: str, env: dict[str, str], timeout: float) -> subprocess.CompletedProcess:

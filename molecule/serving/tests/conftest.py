@@ -41,3 +41,22 @@ def register_model(name):
     result = mlflow_host.run(f"{env} /opt/mlflow/venv/bin/python {script} {name}")
     assert result.rc == 0, result.stderr
     return result.stdout.strip().splitlines()[-1]
+
+
+def assert_runs_as(host, unit, user):
+    """The unit is running and enabled, and its main process runs as `user` (not root)."""
+    service = host.service(unit)
+    assert service.is_running
+    assert service.is_enabled
+    assert host.check_output(f"systemctl show -p User --value {unit}") == user
+    pid = host.check_output(f"systemctl show -p MainPID --value {unit}")
+    assert pid != "0"
+    assert host.check_output(f"ps -o user= -p {pid}") == user
+
+
+def env_file(host, path, group):
+    """The content of a service's environment file, after checking it is 0640 root:<group>."""
+    env = host.file(path)
+    assert env.mode == 0o640
+    assert (env.user, env.group) == ("root", group)
+    return env.content_string

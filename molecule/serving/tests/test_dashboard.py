@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from conftest import SCENARIO, copy_to, ipv4, register_model, secret
+from conftest import SCENARIO, assert_runs_as, copy_to, env_file, ipv4, register_model, secret
 
 MODEL = "molecule-dashboard-iris"
 VENV = "/opt/oci-mlops-app/venv"
@@ -16,20 +16,11 @@ def model_version():
 
 
 def test_unit_active_enabled_non_root(host):
-    service = host.service("oci-mlops-dashboard")
-    assert service.is_running
-    assert service.is_enabled
-    assert host.check_output("systemctl show -p User --value oci-mlops-dashboard") == "dashboard"
-    assert host.check_output("systemctl show -p MainPID --value oci-mlops-dashboard") != "0"
-    pid = host.check_output("systemctl show -p MainPID --value oci-mlops-dashboard")
-    assert host.check_output(f"ps -o user= -p {pid}") == "dashboard"
+    assert_runs_as(host, "oci-mlops-dashboard", "dashboard")
 
 
 def test_environment_file_is_0640_and_holds_read_only_credentials(host):
-    env = host.file("/etc/oci-mlops-dashboard/dashboard.env")
-    assert env.mode == 0o640
-    assert (env.user, env.group) == ("root", "dashboard")
-    content = env.content_string
+    content = env_file(host, "/etc/oci-mlops-dashboard/dashboard.env", "dashboard")
     assert "MLFLOW_TRACKING_USERNAME=mlflow-reader" in content
     assert f"MLFLOW_TRACKING_PASSWORD={secret('mlflow_readonly_password')}" in content
     assert secret("mlflow_admin_password") not in content

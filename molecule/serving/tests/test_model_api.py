@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from conftest import ipv4, register_model, secret
+from conftest import assert_runs_as, env_file, ipv4, register_model, secret
 
 MODEL = "molecule-iris"
 testinfra_hosts = ["mol-api-api"]
@@ -26,20 +26,13 @@ def _predict(host, ref, body, key=True):
 
 
 def test_unit_active_enabled_non_root(host):
-    service = host.service("oci-mlops-api")
-    assert service.is_running
-    assert service.is_enabled
-    assert host.check_output("systemctl show -p User --value oci-mlops-api") == "model-api"
-    pid = host.check_output("systemctl show -p MainPID --value oci-mlops-api")
-    assert host.check_output(f"ps -o user= -p {pid}") == "model-api"
+    assert_runs_as(host, "oci-mlops-api", "model-api")
 
 
 def test_environment_file_is_0640_with_read_only_credentials(host):
-    env = host.file("/etc/oci-mlops-api/api.env")
-    assert env.mode == 0o640
-    assert (env.user, env.group) == ("root", "model-api")
-    assert "MLFLOW_TRACKING_USERNAME=mlflow-reader" in env.content_string
-    assert secret("mlflow_admin_password") not in env.content_string
+    content = env_file(host, "/etc/oci-mlops-api/api.env", "model-api")
+    assert "MLFLOW_TRACKING_USERNAME=mlflow-reader" in content
+    assert secret("mlflow_admin_password") not in content
 
 
 def test_health_and_ready(host):
