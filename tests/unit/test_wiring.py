@@ -16,8 +16,13 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
+# Ports come from the topology (the wiring must not restate them).
+SERVICES = yaml.safe_load((ROOT / "ansible" / "playbooks" / "group_vars" / "all" / "topology.yml")
+                          .read_text(encoding="utf-8"))["oci_mlops_topology"]["services"]
+MLFLOW_PORT, API_PORT, DB_PORT = (SERVICES[s]["port"] for s in ("mlflow", "api", "mysql"))
 
 # Public IP -> (group, private IP): what oracle.oci gives with hostname_format public_ip.
 HOSTS = {
@@ -64,20 +69,20 @@ def api_host(tmp_path_factory):
 
 
 def test_the_api_reaches_mlflow_by_private_address(api_host):
-    assert api_host["model_api_mlflow_tracking_uri"] == "http://10.0.1.10:5000"
-    assert api_host["dashboard_mlflow_tracking_uri"] == "http://10.0.1.10:5000"
+    assert api_host["model_api_mlflow_tracking_uri"] == f"http://10.0.1.10:{MLFLOW_PORT}"
+    assert api_host["dashboard_mlflow_tracking_uri"] == f"http://10.0.1.10:{MLFLOW_PORT}"
 
 
 def test_the_dashboard_reaches_the_api_by_private_address(api_host):
-    assert api_host["dashboard_api_url"] == "http://10.0.1.12:8000"
+    assert api_host["dashboard_api_url"] == f"http://10.0.1.12:{API_PORT}"
 
 
 def test_airflow_and_mlflow_reach_the_db_system_and_object_storage(tmp_path):
     airflow = _render(tmp_path, "203.0.113.11", ["airflow_mlflow_tracking_uri", "airflow_database_url"])
-    assert airflow["airflow_mlflow_tracking_uri"] == "http://10.0.1.10:5000"
-    assert "@10.0.2.5:3306/airflow" in airflow["airflow_database_url"]
+    assert airflow["airflow_mlflow_tracking_uri"] == f"http://10.0.1.10:{MLFLOW_PORT}"
+    assert f"@10.0.2.5:{DB_PORT}/airflow" in airflow["airflow_database_url"]
     mlflow = _render(tmp_path, "203.0.113.10", ["mlflow_backend_store_uri", "mlflow_s3_endpoint_url"])
-    assert "@10.0.2.5:3306/mlflow" in mlflow["mlflow_backend_store_uri"]
+    assert f"@10.0.2.5:{DB_PORT}/mlflow" in mlflow["mlflow_backend_store_uri"]
     assert mlflow["mlflow_s3_endpoint_url"] == "https://nsx.compat.objectstorage.eu-frankfurt-1.oraclecloud.com"
 
 
