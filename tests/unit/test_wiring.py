@@ -88,3 +88,27 @@ def test_airflow_and_mlflow_reach_the_db_system_and_object_storage(tmp_path):
 
 def test_no_public_address_is_wired(api_host):
     assert not [v for v in api_host.values() if "203.0.113." in v], api_host
+
+
+def test_client_env_on_oci_gives_users_each_published_service_at_the_topology_port(tmp_path):
+    """Users are outside the VCN: client.env names the hosts as the inventory
+    reaches them (here their public IPs) with the topology's ports."""
+    inventory = {"all": {"vars": {"ansible_connection": "local", **INFRA}, "children": {
+        group: {"hosts": {public: {"private_ip": private}}} for public, (group, private) in HOSTS.items()}}}
+    (tmp_path / "hosts.json").write_text(json.dumps(inventory))
+    secrets = tmp_path / "secrets"
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), OCI_MLOPS_SECRETS_DIR=str(secrets))
+    run = subprocess.run(
+        ["ansible-playbook", "-i", str(tmp_path / "hosts.json"), "-e", f"oci_mlops_secrets_dir={secrets}",
+         str(ROOT / "ansible" / "playbooks" / "client-env.yml")],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    lines = dict(line.removeprefix("export ").split("=", 1)
+                 for line in (secrets / "client.env").read_text().splitlines() if line.startswith("export "))
+    public = {group: ip for ip, (group, _) in HOSTS.items()}
+    expect = {"MLFLOW_TRACKING_URI": "mlflow", "AIRFLOW_URL": "airflow",
+              "OCI_MLOPS_API_URL": "api", "OCI_MLOPS_DASHBOARD_URL": "dashboard"}
+    for var, service in expect.items():
+        svc = SERVICES[service]
+        assert lines[var] == f"http://{public[svc['group']]}:{svc['port']}", var
