@@ -13,7 +13,7 @@ resource "oci_mysql_mysql_db_system" "this" {
   data_storage_size_in_gb = var.db_data_storage_size_gbs
   admin_username          = var.db_admin_username
   admin_password          = var.db_admin_password
-  port                    = 3306
+  port                    = local.db_port
   freeform_tags           = local.common_tags
 
   backup_policy {

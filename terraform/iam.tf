@@ -22,13 +22,14 @@ resource "oci_identity_tag" "ansible_group" {
 
   validator {
     validator_type = "ENUM"
-    values         = keys(var.instance_groups)
+    values         = local.instance_group_names
   }
 }
 
 locals {
-  # Groups whose instances need an identity (instance principal).
-  principal_groups = ["mlflow", "airflow"]
+  # Groups whose instances need an identity (instance principal): the object
+  # store's clients in the topology (they read and write the buckets).
+  principal_groups = local.topology.services.objectstore.clients
 
   bucket_in = "in compartment id ${var.compartment_ocid} where target.bucket.name ="
 }

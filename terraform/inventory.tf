@@ -41,8 +41,8 @@ resource "local_file" "infra_vars" {
     vcn_cidr         = var.vcn_cidr
     ssh_sources      = distinct([var.vcn_cidr, var.admin_ssh_cidr])
     service_sources  = local.service_sources
-    # The roles' firewalld source lists for the service ports.
-    service_firewall_vars = ["mlflow_firewalld_sources", "airflow_api_sources", "model_api_client_cidrs", "dashboard_client_cidrs"]
+    # The roles' client-CIDR variables of the published ports (topology).
+    service_firewall_vars = local.service_client_cidr_vars
     ansible_user          = var.ansible_user
   })
 }

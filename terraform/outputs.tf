@@ -1,7 +1,7 @@
 output "instances" {
   description = "Service hosts per inventory group: name, private and public IP."
   value = {
-    for group in keys(var.instance_groups) : group => [
+    for group in local.instance_group_names : group => [
       for key, inst in oci_core_instance.this : {
         name       = inst.display_name
         private_ip = inst.private_ip

@@ -1,15 +1,22 @@
-# Network security groups: one per service, opening only what its hosts
-# serve (the ports the Ansible roles declare to firewalld), plus SSH from the
+# Network security groups: one per instance group, opening only what its
+# hosts serve (the topology's published ports, local.service_ports), plus SSH from the
 # VCN and admin_ssh_cidr on every host, and MySQL only from the hosts that use
 # it. Egress: the VCN, and HTTP(S) out.
 
 resource "oci_core_network_security_group" "service" {
-  for_each = var.instance_groups
+  for_each = toset(local.instance_group_names)
 
   compartment_id = var.compartment_ocid
   vcn_id         = oci_core_vcn.this.id
   display_name   = "${local.name}-${each.key}-nsg"
   freeform_tags  = merge(local.common_tags, { ansible_group = each.key })
+
+  lifecycle {
+    precondition {
+      condition     = sort(keys(var.instance_groups)) == local.instance_group_names
+      error_message = "instance_groups must have exactly the topology's instance groups: ${join(", ", local.instance_group_names)} (ansible/playbooks/group_vars/all/topology.yml)."
+    }
+  }
 }
 
 locals {
@@ -18,19 +25,15 @@ locals {
     for group, ports in local.service_ports : {
       for pair in setproduct(ports, local.service_sources) :
       "${group}-${pair[0]}-${pair[1]}" => { group = group, port = pair[0], source = pair[1] }
-    } if contains(keys(var.instance_groups), group)
+    }
   ]...)
 
   ssh_rules = merge([
-    for group in keys(var.instance_groups) : {
+    for group in local.instance_group_names : {
       for source in distinct([var.vcn_cidr, var.admin_ssh_cidr]) :
       "${group}-22-${source}" => { group = group, source = source }
     }
   ]...)
-
-  # Groups whose hosts talk to MySQL (MLflow's backend store, Airflow's
-  # metadata DB; the first mlflow host also creates the schemas).
-  db_client_groups = ["mlflow", "airflow"]
 }
 
 resource "oci_core_network_security_group_security_rule" "service" {
@@ -78,7 +81,7 @@ resource "oci_core_network_security_group_security_rule" "ssh" {
 # 169.254.169.254, which security rules do not govern.
 locals {
   egress_rules = merge([
-    for group in keys(var.instance_groups) : {
+    for group in local.instance_group_names : {
       "${group}-vcn"   = { group = group, destination = var.vcn_cidr, protocol = "all", port = null }
       "${group}-https" = { group = group, destination = "0.0.0.0/0", protocol = "6", port = 443 }
       "${group}-http"  = { group = group, destination = "0.0.0.0/0", protocol = "6", port = 80 }
@@ -108,7 +111,8 @@ resource "oci_core_network_security_group_security_rule" "egress" {
   }
 }
 
-# The MySQL DB System: 3306 only from the NSGs of its client hosts.
+# The MySQL DB System: its port only from the NSGs of its client groups
+# (local.db_client_groups, from the topology).
 resource "oci_core_network_security_group" "db" {
   compartment_id = var.compartment_ocid
   vcn_id         = oci_core_vcn.this.id
@@ -130,8 +134,8 @@ resource "oci_core_network_security_group_security_rule" "db_mysql" {
 
   tcp_options {
     destination_port_range {
-      min = 3306
-      max = 3306
+      min = local.db_port
+      max = local.db_port
     }
   }
 }

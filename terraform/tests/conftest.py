@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -13,10 +12,6 @@ TF_DIR = Path(__file__).resolve().parents[1]
 ROOT = TF_DIR.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-# The playbook whose plays the infrastructure must serve; overridable to check
-# the tests against a site.yml that is not the repository's (e.g. with plays
-# still being written).
-SITE_YML = Path(os.environ.get("OCI_MLOPS_SITE_YML", ROOT / "site.yml"))
 
 
 def unquote(value):

@@ -11,52 +11,74 @@ import re
 import pytest
 import yaml
 
-import ansible_model
 import tftpl
-from conftest import ROOT, SITE_YML, TF_DIR, unquote
+from conftest import ROOT, TF_DIR, unquote
 
-# Groups that exist only in the lab: on OCI a managed service replaces them,
-# so Terraform creates that service instead of instances.
+# The topology file both Terraform and Ansible read (its header says why there).
+TOPOLOGY_PATH = ROOT / "ansible" / "playbooks" / "group_vars" / "all" / "topology.yml"
+TOPOLOGY = yaml.safe_load(TOPOLOGY_PATH.read_text(encoding="utf-8"))["oci_mlops_topology"]
+# What replaces a managed group's hosts on OCI (the resource Terraform creates).
 MANAGED = {
     "db": "oci_mysql_mysql_db_system",
     "objectstore": "oci_objectstorage_bucket",
 }
 SSH = 22
-MYSQL = 3306
 WORLD = "0.0.0.0/0"
 
 
-@pytest.fixture(scope="module")
-def declared():
-    return ansible_model.declared_ports_by_group(SITE_YML, ROOT / "ansible" / "roles")
+def _code(text: str) -> str:
+    return re.sub(r"\s+", " ", text)
 
 
-def instance_groups(tf):
-    """The instance groups: keys of var.instance_groups' default, which its
-    validation pins (exactly these keys)."""
+# --------------------------------------------------------------------------
+# Topology: Terraform reads it instead of restating groups and ports
+# --------------------------------------------------------------------------
+def test_terraform_reads_the_topology_file(tf):
+    expr = tf.locals()["topology"]
+    assert expr == '${yamldecode(file("${path.module}/../ansible/playbooks/group_vars/all/topology.yml")).oci_mlops_topology}'
+    assert TOPOLOGY_PATH.is_file()
+    names = tf.locals()["instance_group_names"]
+    assert "local.topology.groups" in names and 'spec.oci == "instances"' in names
+
+
+def test_no_group_name_or_port_is_restated(tf):
+    """Group names and service ports appear in the .tf code only through the topology."""
+    ports = {str(s["port"]) for s in TOPOLOGY["services"].values()}
+    for path in tf.files:
+        code = re.sub(r"#.*", "", path.read_text(encoding="utf-8"))
+        # Not restatements: resource labels, and the IAM grants' look-ups of one
+        # group's dynamic group (what each group may do with each bucket is policy).
+        code = re.sub(r'resource "\w+" "\w+"', "", code)
+        code = re.sub(r'oci_identity_dynamic_group\.this\["\w+"\]', "", code)
+        for group in TOPOLOGY["groups"]:
+            assert not re.search(rf'"{group}"', code), f"{path.name} names group {group!r}"
+        for port in ports:
+            assert not re.search(rf"\b{port}\b", code), f"{path.name} restates port {port}"
+
+
+def test_every_topology_group_is_instances_or_a_managed_service(tf):
+    kinds = {g: spec["oci"] for g, spec in TOPOLOGY["groups"].items()}
+    assert set(kinds.values()) <= {"instances", "managed"}, kinds
+    for group, kind in kinds.items():
+        if kind == "managed":
+            assert group in MANAGED, f"{group} is managed on OCI: which service replaces it?"
+            assert tf.resources(MANAGED[group]), f"{group}: no {MANAGED[group]}"
+    # Every instance group has a default size, and the sizes cover exactly those groups.
+    want = {g for g, k in kinds.items() if k == "instances"}
     var = tf.variables()["instance_groups"]
-    groups = set(var["default"])
-    cond = var["validation"][0]["condition"]
-    listed = re.findall(r'\[("[a-z_]+"(?:, "[a-z_]+")*)\]', cond)
-    assert listed, "instance_groups' first validation must pin the group names"
-    for lst in listed:
-        assert {unquote(x.strip()) for x in lst.split(",")} == groups
-    return groups
+    assert set(var["default"]) == want
+    nsg = tf.resources("oci_core_network_security_group")[("oci_core_network_security_group", "service")]
+    assert nsg["for_each"] == "${toset(local.instance_group_names)}"
+    (pre,) = nsg["lifecycle"][0]["precondition"]
+    assert "sort(keys(var.instance_groups)) == local.instance_group_names" in pre["condition"]
 
 
-def service_ports(tf):
-    return {g: set(p) for g, p in tf.locals()["service_ports"].items()}
-
-
-# --------------------------------------------------------------------------
-# Groups: site.yml <-> instances
-# --------------------------------------------------------------------------
 def test_instances_are_tagged_with_their_group(tf):
     inst = tf.resources("oci_core_instance")
     assert list(inst) == [("oci_core_instance", "this")], "one instance resource, for_each over local.instances"
     body = inst[("oci_core_instance", "this")]
     assert body["for_each"] == "${local.instances}"
-    assert re.search(r"for group, spec in var\.instance_groups", tf.locals()["instances"])
+    assert re.search(r"for group in local\.instance_group_names", tf.locals()["instances"])
     assert re.search(r"group\s*=\s*group", tf.locals()["instances"])
     assert "ansible_group = each.value.group" in body["freeform_tags"]
     assert "local.common_tags" in body["freeform_tags"]
@@ -64,44 +86,22 @@ def test_instances_are_tagged_with_their_group(tf):
     assert tags == {"project": "${var.project}", "environment": "${var.environment}"}
 
 
-def test_every_targeted_group_has_instances_or_a_managed_service(tf, declared):
-    groups = instance_groups(tf)
-    missing = []
-    for group in declared:
-        if group == "all":
-            continue
-        if group in MANAGED:
-            assert tf.resources(MANAGED[group]), f"{group}: no {MANAGED[group]}"
-            assert group not in groups, f"{group} is managed on OCI: no instances"
-        elif group not in groups:
-            missing.append(group)
-    assert not missing, f"site.yml targets {missing}, which get no instances"
+def test_nsg_ports_are_the_topology_published_ports(tf):
+    expr = _code(tf.locals()["service_ports"])
+    assert "for group in local.instance_group_names" in expr
+    assert "for name, svc in local.topology.services : svc.port if svc.group == group && svc.published" in expr
 
 
-def test_every_tagged_group_is_targeted_by_site_yml(tf, declared):
-    untargeted = sorted(instance_groups(tf) - set(declared))
-    assert not untargeted, (
-        f"instances are tagged for {untargeted} but no play of {SITE_YML} targets them"
-    )
-
-
-# --------------------------------------------------------------------------
-# Ports: roles' firewalld declarations <-> NSGs
-# --------------------------------------------------------------------------
-def test_nsg_ports_are_exactly_the_declared_ports(tf, declared):
-    ports = service_ports(tf)
-    assert set(ports) == instance_groups(tf)
-    everywhere = declared.get("all", set())
-    for group in instance_groups(tf) & set(declared):
-        want = (declared[group] | everywhere) - {SSH}
-        assert ports[group] == want, f"{group}: NSG opens {sorted(ports[group])}, roles declare {sorted(want)}"
-
-
-def test_managed_db_opens_exactly_the_declared_db_ports(tf, declared):
-    rules = tf.resources("oci_core_network_security_group_security_rule")
-    db_rules = [b for b in rules.values() if b["network_security_group_id"] == "${oci_core_network_security_group.db.id}"]
-    opened = {r["tcp_options"][0]["destination_port_range"][0]["min"] for r in db_rules}
-    assert opened == declared.get("db", {MYSQL}) - {SSH}
+def test_managed_db_port_and_clients_come_from_the_topology(tf):
+    assert tf.locals()["db_service"] == "${local.topology.services.mysql}"
+    assert tf.locals()["db_port"] == "${local.db_service.port}"
+    assert tf.locals()["db_client_groups"] == "${local.db_service.clients}"
+    (db,) = tf.resources("oci_mysql_mysql_db_system").values()
+    assert db["port"] == "${local.db_port}"
+    mysql = TOPOLOGY["services"]["mysql"]
+    assert TOPOLOGY["groups"][mysql["group"]]["oci"] == "managed"
+    instance_groups = {g for g, spec in TOPOLOGY["groups"].items() if spec["oci"] == "instances"}
+    assert set(mysql["clients"]) <= instance_groups
 
 
 def _ingress_rules(tf):
@@ -126,7 +126,7 @@ def test_ingress_rules_are_only_the_service_ssh_and_mysql_rules(tf):
 
     ssh = rules["ssh"]
     assert ssh["for_each"] == "${local.ssh_rules}"
-    assert "var.instance_groups" in tf.locals()["ssh_rules"]
+    assert "local.instance_group_names" in tf.locals()["ssh_rules"]
     rng = ssh["tcp_options"][0]["destination_port_range"][0]
     assert (rng["min"], rng["max"]) == (SSH, SSH)
     assert ssh["source"] == "${each.value.source}"
@@ -137,9 +137,8 @@ def test_ingress_rules_are_only_the_service_ssh_and_mysql_rules(tf):
     assert unquote(db["source_type"]) == "NETWORK_SECURITY_GROUP"
     assert db["source"] == "${oci_core_network_security_group.service[each.key].id}"
     rng = db["tcp_options"][0]["destination_port_range"][0]
-    assert (rng["min"], rng["max"]) == (MYSQL, MYSQL)
-    clients = {unquote(c) for c in tf.locals()["db_client_groups"]}
-    assert set(clients) <= instance_groups(tf) and set(clients) == {"mlflow", "airflow"}
+    assert (rng["min"], rng["max"]) == ("${local.db_port}", "${local.db_port}")
+    assert db["for_each"] == "${toset(local.db_client_groups)}"
 
 
 def test_no_world_open_ssh_or_mysql_anywhere(tf):
@@ -159,7 +158,7 @@ def test_no_world_open_ssh_or_mysql_anywhere(tf):
     # MySQL only from NSGs (no CIDR source at all).
     assert unquote(_ingress_rules(tf)["db_mysql"]["source_type"]) == "NETWORK_SECURITY_GROUP"
     # Nothing in the configuration uses 0.0.0.0/0 as an ingress source.
-    for fname, doc in tf.parsed.items():
+    for fname in tf.parsed:
         text = (TF_DIR / fname).read_text(encoding="utf-8")
         assert not re.search(r'\bsource\s*=\s*"0\.0\.0\.0/0"', text), fname
 
@@ -273,7 +272,11 @@ INFRA_VARS = dict(
     db_endpoint="10.0.2.17", db_admin_user="mlopsadmin", vcn_cidr="10.0.0.0/16",
     ssh_sources=["10.0.0.0/16", "203.0.113.10/32"], service_sources=["10.0.0.0/16", "203.0.113.10/32"],
     ansible_user="opc",
-    service_firewall_vars=["mlflow_firewalld_sources", "airflow_api_sources", "model_api_client_cidrs", "dashboard_client_cidrs"],
+    # What local.service_client_cidr_vars evaluates to: the topology's naming
+    # rule applied to the published services on instances.
+    service_firewall_vars=sorted(
+        TOPOLOGY["client_cidrs_variable"] % svc["role"] for svc in TOPOLOGY["services"].values()
+        if svc["published"] and TOPOLOGY["groups"][svc["group"]]["oci"] == "instances"),
 )
 
 
@@ -335,6 +338,13 @@ def test_infra_vars_render_with_everything_the_playbooks_read(tf):
         used |= set(re.findall(r"\binfra_[a-z_]+", path.read_text(encoding="utf-8")))
     assert used <= set(data), used - set(data)
     assert data["firewalld_ssh_sources"] == ["10.0.0.0/16", "203.0.113.10/32"]
+    # The published services' client CIDRs, named by the topology's rule, are the NSGs' sources.
+    assert body["content"].count("service_firewall_vars = local.service_client_cidr_vars") == 1
+    expr = _code(tf.locals()["service_client_cidr_vars"])
+    assert "format(local.topology.client_cidrs_variable, svc.role)" in expr and "svc.published" in expr
+    assert INFRA_VARS["service_firewall_vars"], "no published service on instances"
+    for name in INFRA_VARS["service_firewall_vars"]:
+        assert data[name] == INFRA_VARS["service_sources"], name
     assert data["common_ntp_servers"] == ["169.254.169.254"]
     assert WORLD not in data["firewalld_ssh_sources"]
     # No secret is written.

@@ -1,20 +1,22 @@
-"""The lab inventory and site.yml agree on the host groups."""
+"""The lab inventory and the plays name only the topology's groups
+(ansible/playbooks/group_vars/all/topology.yml)."""
 
 import json
+import re
 import subprocess
 
 import yaml
 
 from conftest import ROOT
 
-SERVICE_GROUPS = {"db", "mlflow", "airflow", "api"}
-# Lab-only groups: stand-ins for OCI managed services.
-LAB_GROUPS = {"objectstore"}
+TOPOLOGY = yaml.safe_load(
+    (ROOT / "ansible" / "playbooks" / "group_vars" / "all" / "topology.yml").read_text(encoding="utf-8"))["oci_mlops_topology"]
+GROUPS = set(TOPOLOGY["groups"])
 
 
-def _plays():
-    """Every play reached from site.yml, following import_playbook."""
-    pending = [ROOT / "site.yml"]
+def _plays(*roots):
+    """Every play reached from the given playbooks (default site.yml), following import_playbook."""
+    pending = list(roots) or [ROOT / "site.yml"]
     while pending:
         path = pending.pop(0)
         for play in yaml.safe_load(path.read_text(encoding="utf-8")):
@@ -34,17 +36,32 @@ def _lab_groups():
     return {g: data[g].get("hosts", []) for g in data["all"]["children"] if g != "ungrouped"}
 
 
-def test_lab_has_one_host_per_service_group():
+def test_lab_has_one_host_per_topology_group():
+    # The lab stands in for OCI's managed services too: every group has a host.
     groups = _lab_groups()
-    assert set(groups) == SERVICE_GROUPS | LAB_GROUPS
+    assert set(groups) == GROUPS
     for name, hosts in groups.items():
         assert len(hosts) == 1, f"group {name} has {hosts}"
 
 
-def test_every_play_targets_a_known_group():
-    targets = {group for play in _plays() for group in play["hosts"].replace(",", ":").split(":")}
+def _pattern_groups(pattern: str) -> set[str]:
+    """Group names in a host pattern: "db:mlflow", "airflow[0]", "all:!db", "a:&b"."""
+    names = set()
+    for part in re.split(r"[:,]", pattern):
+        name = re.sub(r"\[.*\]$", "", part.strip().lstrip("!&"))
+        if name:
+            names.add(name)
+    return names
+
+
+def test_every_play_targets_topology_groups():
+    targets = set()
+    # site.yml, the lab's and other playbooks, and the molecule scenarios' plays.
+    for play in _plays(ROOT / "site.yml", *sorted((ROOT / "ansible" / "playbooks").glob("*.yml")),
+                       *sorted((ROOT / "molecule").glob("*/converge.yml"))):
+        targets |= _pattern_groups(play["hosts"])
     assert targets, "site.yml has no plays"
-    assert targets <= SERVICE_GROUPS | LAB_GROUPS | {"all"}, targets
+    assert targets <= GROUPS | {"all", "localhost"}, targets - GROUPS
 
 
 def test_every_play_is_tagged_with_its_roles():

@@ -1,6 +1,7 @@
 """The dashboard runs under systemd, serves its page, and shows the real registry through the API."""
 
 import json
+import os
 
 import pytest
 from conftest import SCENARIO, assert_runs_as, copy_to, env_file, ipv4, register_model, secret
@@ -8,6 +9,7 @@ from conftest import SCENARIO, assert_runs_as, copy_to, env_file, ipv4, register
 MODEL = "molecule-dashboard-iris"
 VENV = "/opt/oci-mlops-app/venv"
 testinfra_hosts = ["mol-api-api"]
+LAB_CIDR = os.environ["LAB_NETWORK_CIDR"]  # the scenario's network (its molecule.yml)
 
 
 @pytest.fixture(scope="module")
@@ -59,9 +61,10 @@ def test_dashboard_shows_registry_and_predicts_through_the_api(host, model_versi
     assert shown["prediction"] == [f"Prediction: 0 ({MODEL} version {model_version})"], shown
 
 
-def test_firewall_opens_the_dashboard_port(host):
-    ports = host.check_output("firewall-cmd --list-ports").split()
-    assert "8501/tcp" in ports
+def test_firewall_opens_the_dashboard_port_to_the_client_cidrs_only(host):
+    # dashboard_client_cidrs: the lab network (inventory/lab/group_vars/all/lab.yml).
+    assert f'rule family="ipv4" source address="{LAB_CIDR}" port port="8501" protocol="tcp" accept' in host.check_output("firewall-cmd --list-rich-rules").splitlines()
+    assert "8501/tcp" not in host.check_output("firewall-cmd --list-ports").split()
 
 
 def test_unit_is_hardened(host):

@@ -1,12 +1,14 @@
 """The serving API runs under systemd and serves a model from the real registry (test_dashboard.py checks the dashboard)."""
 
 import json
+import os
 
 import pytest
 from conftest import assert_runs_as, env_file, ipv4, register_model, secret
 
 MODEL = "molecule-iris"
 testinfra_hosts = ["mol-api-api"]
+LAB_CIDR = os.environ["LAB_NETWORK_CIDR"]  # the scenario's network (its molecule.yml)
 
 
 @pytest.fixture(scope="module")
@@ -79,8 +81,10 @@ def test_metrics_count_predictions(host, model_version):
     assert "oci_mlops_http_requests_total" in body
 
 
-def test_firewall_opens_the_api_port(host):
-    assert "8000/tcp" in host.check_output("firewall-cmd --list-ports").split()
+def test_firewall_opens_the_api_port_to_the_client_cidrs_only(host):
+    # model_api_client_cidrs: the lab network (inventory/lab/group_vars/all/lab.yml).
+    assert f'rule family="ipv4" source address="{LAB_CIDR}" port port="8000" protocol="tcp" accept' in host.check_output("firewall-cmd --list-rich-rules").splitlines()
+    assert "8000/tcp" not in host.check_output("firewall-cmd --list-ports").split()
 
 
 def test_unit_is_hardened(host):

@@ -7,6 +7,7 @@ every case is verified repaired on its host. Check mode must also be truthful:
 a check run on the clean, converged platform reports nothing.
 """
 
+import os
 import re
 from dataclasses import dataclass
 
@@ -18,6 +19,8 @@ from sitekit import AIRFLOW, API, DB, MLFLOW
 PYMYSQL_PIN = re.search(r"pymysql==(\S+)", (sitekit.PROJECT / "ansible/roles/mlflow/defaults/main.yml").read_text()).group(1)
 MLFLOW_UNIT = "/etc/systemd/system/mlflow.service"
 GRANTS = "mysql -Nse \"SHOW GRANTS FOR 'mlflow'@'%'\""
+# MLflow's port admits the lab network only (mlflow_client_cidrs, inventory/lab/group_vars/all/lab.yml).
+MLFLOW_RULE = f'rule family="ipv4" source address="{os.environ["LAB_NETWORK_CIDR"]}" port port="5000" protocol="tcp" accept'
 
 
 @dataclass(frozen=True)
@@ -52,10 +55,11 @@ CASES = [
          ("mlflow : Install the systemd unit",),
          f"grep -q -- '--workers 2 ' {MLFLOW_UNIT} && systemctl show -p ExecStart mlflow | grep -q -- '--workers 2 '"
          " && systemctl is-active --quiet mlflow"),
-    Case("closed declared port 5000/tcp", MLFLOW,
-         "firewall-cmd -q --remove-port=5000/tcp && firewall-cmd -q --permanent --remove-port=5000/tcp",
-         ("firewalld : Open the declared ports",),
-         "firewall-cmd --list-ports | grep -qw 5000/tcp && firewall-cmd --permanent --list-ports | grep -qw 5000/tcp"),
+    Case("closed declared port 5000/tcp (its rich rule for the lab network)", MLFLOW,
+         f"firewall-cmd -q --remove-rich-rule='{MLFLOW_RULE}' && firewall-cmd -q --permanent --remove-rich-rule='{MLFLOW_RULE}'",
+         ("firewalld : Add the declared source-restricted openings",),
+         f"firewall-cmd --list-rich-rules | grep -qxF '{MLFLOW_RULE}'"
+         f" && firewall-cmd --permanent --list-rich-rules | grep -qxF '{MLFLOW_RULE}'"),
     Case("downgraded package in a venv (PyMySQL in MLflow's)", MLFLOW,
          "/opt/mlflow/venv/bin/pip install -q --disable-pip-version-check pymysql==1.1.1",
          ("mlflow : Install MLflow into the root-owned virtualenv",),

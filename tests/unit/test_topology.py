@@ -1,0 +1,157 @@
+"""The topology file is the one source of groups, service ports and client CIDR names.
+
+Each consumer must read it rather than restate it: the platform wiring sets
+the roles' ports from it, the roles name their client CIDRs by its rule, the
+lab publishes its published services, and every inventory group, molecule
+platform and play names only its groups. (Terraform's side: terraform/tests.)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import yaml
+
+from conftest import ROLES, ROOT
+
+PLAYBOOKS = ROOT / "ansible" / "playbooks"
+TOPOLOGY_FILE = PLAYBOOKS / "group_vars" / "all" / "topology.yml"
+TOPOLOGY = yaml.safe_load(TOPOLOGY_FILE.read_text(encoding="utf-8"))["oci_mlops_topology"]
+GROUPS = set(TOPOLOGY["groups"])
+SERVICES = TOPOLOGY["services"]
+PORTS = {str(svc["port"]) for svc in SERVICES.values()}
+PRIVATE_RANGES = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]
+
+
+def _yaml(path: Path):
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def _client_cidrs_var(svc: dict) -> str:
+    return TOPOLOGY["client_cidrs_variable"] % svc["role"]
+
+
+def test_the_topology_is_consistent():
+    assert TOPOLOGY_FILE.read_text(encoding="utf-8").count("{{") == 0, "the topology is plain data (Terraform reads it)"
+    assert {spec["oci"] for spec in TOPOLOGY["groups"].values()} <= {"instances", "managed"}
+    seen = set()
+    for name, svc in SERVICES.items():
+        assert svc["group"] in GROUPS, name
+        assert (ROLES / svc["role"]).is_dir(), f"{name}: no role {svc['role']}"
+        assert isinstance(svc["published"], bool), name
+        assert set(svc.get("clients", [])) <= GROUPS, name
+        assert 1 <= svc["port"] <= 65535, name
+        assert (svc["group"], svc["port"]) not in seen, f"{name}: port {svc['port']} taken twice on {svc['group']}"
+        seen.add((svc["group"], svc["port"]))
+    assert "%s" in TOPOLOGY["client_cidrs_variable"]
+
+
+def _port_wiring() -> dict[str, str]:
+    """{service: the role variable the platform sets to its port}, from wiring.yml."""
+    wiring = _yaml(PLAYBOOKS / "group_vars" / "all" / "wiring.yml")
+    out = {}
+    for var, value in wiring.items():
+        m = re.fullmatch(r"\{\{ oci_mlops_topology\.services\.(\w+)\.port \}\}", str(value))
+        if m:
+            assert m.group(1) not in out, f"{m.group(1)}'s port set twice"
+            out[m.group(1)] = var
+    return out
+
+
+def test_the_platform_sets_every_service_port_from_the_topology():
+    wiring = _port_wiring()
+    assert set(wiring) == set(SERVICES)
+    for name, var in wiring.items():
+        role = SERVICES[name]["role"]
+        assert var.startswith(role + "_"), f"{var} is not a variable of role {role}"
+        specs = _yaml(ROLES / role / "meta" / "argument_specs.yml")["argument_specs"]["main"]["options"]
+        assert var in specs, f"{var} is not an input of role {role}"
+
+
+def test_role_port_defaults_agree_with_the_topology():
+    """The roles keep their own defaults (for use outside the platform): they
+    must not contradict the topology, which the platform applies."""
+    for name, var in _port_wiring().items():
+        role = SERVICES[name]["role"]
+        default = _yaml(ROLES / role / "defaults" / "main.yml")[var]
+        assert default == SERVICES[name]["port"], f"{role}: {var} = {default}, topology {SERVICES[name]['port']}"
+
+
+def test_every_service_role_uses_the_client_cidrs_rule_with_one_posture():
+    for svc in SERVICES.values():
+        role, var = svc["role"], _client_cidrs_var(svc)
+        assert _yaml(ROLES / role / "defaults" / "main.yml").get(var) == PRIVATE_RANGES, f"{role}: {var}"
+        spec = _yaml(ROLES / role / "meta" / "argument_specs.yml")["argument_specs"]["main"]["options"][var]
+        assert spec["default"] == PRIVATE_RANGES and not spec.get("required"), f"{role}: {var}"
+        tasks = (ROLES / role / "tasks" / "main.yml").read_text(encoding="utf-8")
+        assert f"'sources': {var}}}] if {var} else []" in tasks, f"{role} does not declare its port to {var}"
+
+
+def test_no_other_client_cidr_name_is_used():
+    """The old names (and any other *_sources of a service port) are gone."""
+    pattern = re.compile(r"\b(mlflow_firewalld_sources|airflow_api_sources|\w+_allowed_cidrs)\b")
+    paths = list((ROOT / "ansible").rglob("*.yml")) + list((ROOT / "inventory").rglob("*.yml"))
+    paths += list((ROOT / "molecule").rglob("*.yml")) + list((ROOT / "terraform").glob("**/*.tf*"))
+    offenders = [str(p.relative_to(ROOT)) for p in paths if pattern.search(p.read_text(encoding="utf-8"))]
+    assert not offenders, offenders
+
+
+def test_the_lab_sets_every_client_cidrs_variable_to_its_network():
+    lab = _yaml(ROOT / "inventory" / "lab" / "group_vars" / "all" / "lab.yml")
+    for svc in SERVICES.values():
+        assert lab.get(_client_cidrs_var(svc)) == "{{ lab_client_cidrs }}", _client_cidrs_var(svc)
+    assert lab["lab_client_cidrs"] == ["{{ lab_network_cidr }}"]
+
+
+def test_no_port_is_restated_in_the_platform_wiring():
+    """Ports live in the topology only: the playbooks' group_vars and templates
+    and the lab inventory take them from it."""
+    files = [p for p in (PLAYBOOKS / "group_vars").rglob("*.yml") if p != TOPOLOGY_FILE]
+    files += list((PLAYBOOKS / "templates").rglob("*")) + list((ROOT / "inventory" / "lab").rglob("*.yml"))
+    assert files
+    for path in files:
+        text = re.sub(r"#.*", "", path.read_text(encoding="utf-8"))
+        for port in PORTS:
+            assert not re.search(rf"(?<![\d.]){port}(?![\d.])", text), f"{path.relative_to(ROOT)} restates port {port}"
+
+
+def _molecule_platform_groups():
+    for path in sorted((ROOT / "molecule").glob("*/molecule.yml")):
+        for platform in _yaml(path).get("platforms", []):
+            yield path.parent.name, platform["name"], set(platform.get("groups", []))
+
+
+def test_molecule_platforms_use_topology_groups():
+    found = list(_molecule_platform_groups())
+    assert found
+    for scenario, platform, groups in found:
+        assert groups <= GROUPS, f"molecule/{scenario} {platform}: {groups - GROUPS}"
+
+
+def _lab_published_services(tmp_path: Path) -> list[dict]:
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), LAB_PORT_OFFSET="10000",
+               ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json", ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
+               OCI_MLOPS_SECRETS_DIR=str(tmp_path))
+    run = subprocess.run(
+        ["ansible", "localhost", "-i", str(ROOT / "inventory" / "lab"), "--playbook-dir", str(PLAYBOOKS),
+         "-m", "ansible.builtin.debug", "-a", "var=lab_published_services"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    report, _ = json.JSONDecoder().raw_decode(run.stdout[run.stdout.index("{"):])
+    return report["plays"][0]["tasks"][0]["hosts"]["localhost"]["lab_published_services"]
+
+
+def test_the_lab_publishes_exactly_the_published_services(tmp_path):
+    published = _lab_published_services(tmp_path)
+    want = {name: svc for name, svc in SERVICES.items() if svc["published"]}
+    assert want, "the topology publishes nothing"
+    assert {s["name"] for s in published} == set(want)
+    for entry in published:
+        svc = want[entry["name"]]
+        assert (entry["group"], entry["port"]) == (svc["group"], svc["port"])
+        assert entry["url"] == f"http://127.0.0.1:{svc['port'] + 10000}"
