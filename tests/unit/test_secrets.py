@@ -180,3 +180,37 @@ def test_guard_fails_when_the_controller_copy_was_replaced(lab):
     assert run.returncode != 0 and "Secret airflow_admin_password: the value in" in run.stdout, run.stdout[-3000:]
     assert "h-airflow" in run.stdout
     assert lab.run("secrets-guard.yml", "-e", "oci_mlops_rotate_secrets=airflow_admin_password").returncode == 0
+
+
+def test_the_oci_guide_lists_every_vault_variable():
+    text = (ROOT / "docs" / "deploy-oci.md").read_text()
+    missing = [d.get("vault", "vault_" + n) for n, d in DECLARED.items() if d.get("vault", "vault_" + n) not in text]
+    assert not missing
+
+
+def _verdict():
+    import sys
+    sys.path.insert(0, str(PLAYBOOKS / "filter_plugins"))
+    try:
+        from oci_mlops_secrets import secrets_verdict  # pylint: disable=import-outside-toplevel
+    finally:
+        sys.path.pop(0)
+    return secrets_verdict
+
+
+def test_an_unreadable_host_blocks_only_the_generation_of_its_secrets():
+    verdict = _verdict()
+    decls = list(DECLARED.values())
+    present = {n: "d" for n in DECLARED}
+    groups = {"db1": ["db"], "web": ["api"]}
+    # every secret present: an unreachable host does not matter
+    assert verdict(decls, present, {"db1": {"unreachable": True}, "web": None}, groups, schemas_host="db1") == []
+    # the schemas host (pseudo-group `schemas`) is unreachable and mlflow_db_salt would be generated
+    problems = verdict(decls, dict(present, mlflow_db_salt=""), {"db1": {"unreachable": True}, "web": {"msg": "file not found"}},
+                       groups, schemas_host="db1")
+    assert len(problems) == 1 and "mlflow_db_salt" in problems[0] and "db1 (unreachable)" in problems[0]
+    # api_key missing: the unreachable db host does not hold it, the web host has no record: a fresh secret
+    assert verdict(decls, dict(present, api_key=""), {"db1": {"unreachable": True}, "web": {"msg": "file not found"}},
+                   groups, schemas_host="db1") == []
+    with pytest.raises(Exception, match="undeclared"):
+        verdict(decls, present, {}, groups, rotate="api_kee")
