@@ -82,6 +82,23 @@ def lab(tmp_path) -> Lab:
     return Lab(tmp_path)
 
 
+@pytest.fixture(scope="module")
+def _converged_template(tmp_path_factory) -> Path:
+    template = tmp_path_factory.mktemp("converged")
+    run = Lab(template).converge()
+    assert run.returncode == 0, run.stdout[-3000:]
+    return template
+
+
+@pytest.fixture
+def converged(_converged_template, tmp_path) -> Lab:
+    """A platform converged once (guard, secrets used, records), copied for each test."""
+    import shutil
+    target = tmp_path / "lab"
+    shutil.copytree(_converged_template, target)
+    return Lab(target)   # rewrites the inventory with this copy's record paths
+
+
 def test_every_secret_is_declared_with_length_charset_groups_purpose():
     assert len(DECLARED) >= 15
     for name, decl in DECLARED.items():
@@ -149,37 +166,34 @@ def test_guard_passes_on_a_fresh_platform(lab):
     assert not lab.secrets.exists() or not any(lab.secrets.iterdir())   # the guard generates nothing
 
 
-def test_guard_fails_before_anything_when_a_held_secret_is_missing(lab):
-    assert lab.converge().returncode == 0
-    (lab.secrets / "api_key").rename(lab.tmp / "api_key.backup")
+def test_guard_fails_before_anything_when_a_held_secret_is_missing(converged):
+    (converged.secrets / "api_key").rename(converged.tmp / "api_key.backup")
     for args in ((), ("--check",), ("--limit", "h-airflow")):   # check mode; --limit still reads every host
-        run = lab.run("secrets-guard.yml", *args)
+        run = converged.run("secrets-guard.yml", *args)
         assert run.returncode != 0, (args, run.stdout[-3000:])
         assert "Secret api_key is neither in vault (vault_api_key) nor on the controller" in run.stdout, run.stdout[-3000:]
         assert "h-api hold(s) it" in run.stdout and "oci_mlops_rotate_secrets=api_key" in run.stdout
-    assert not (lab.secrets / "api_key").exists()
-    (lab.tmp / "api_key.backup").rename(lab.secrets / "api_key")   # (a) restore from backup
-    assert lab.run("secrets-guard.yml").returncode == 0
+    assert not (converged.secrets / "api_key").exists()
+    (converged.tmp / "api_key.backup").rename(converged.secrets / "api_key")   # (a) restore from backup
+    assert converged.run("secrets-guard.yml").returncode == 0
 
 
-def test_guard_passes_with_the_rotation_flag_and_the_record_follows(lab):
-    assert lab.converge().returncode == 0
-    old = json.loads((lab.tmp / "h-api" / "secrets.sha256.json").read_text())["secrets"]["api_key"]
-    (lab.secrets / "api_key").unlink()
-    assert lab.run("secrets-guard.yml", "-e", "oci_mlops_rotate_secrets=nonsense").returncode != 0
-    run = lab.converge("-e", "oci_mlops_rotate_secrets=airflow_jwt_secret,api_key")
+def test_guard_passes_with_the_rotation_flag_and_the_record_follows(converged):
+    old = json.loads((converged.tmp / "h-api" / "secrets.sha256.json").read_text())["secrets"]["api_key"]
+    (converged.secrets / "api_key").unlink()
+    assert converged.run("secrets-guard.yml", "-e", "oci_mlops_rotate_secrets=nonsense").returncode != 0
+    run = converged.converge("-e", "oci_mlops_rotate_secrets=airflow_jwt_secret,api_key")
     assert run.returncode == 0, run.stdout[-3000:]
-    assert json.loads((lab.tmp / "h-api" / "secrets.sha256.json").read_text())["secrets"]["api_key"] != old
-    assert lab.run("secrets-guard.yml").returncode == 0
+    assert json.loads((converged.tmp / "h-api" / "secrets.sha256.json").read_text())["secrets"]["api_key"] != old
+    assert converged.run("secrets-guard.yml").returncode == 0
 
 
-def test_guard_fails_when_the_controller_copy_was_replaced(lab):
-    assert lab.converge().returncode == 0
-    (lab.secrets / "airflow_admin_password").write_text("SomebodyElsesPassword123\n")
-    run = lab.run("secrets-guard.yml")
+def test_guard_fails_when_the_controller_copy_was_replaced(converged):
+    (converged.secrets / "airflow_admin_password").write_text("SomebodyElsesPassword123\n")
+    run = converged.run("secrets-guard.yml")
     assert run.returncode != 0 and "Secret airflow_admin_password: the value in" in run.stdout, run.stdout[-3000:]
     assert "h-airflow" in run.stdout
-    assert lab.run("secrets-guard.yml", "-e", "oci_mlops_rotate_secrets=airflow_admin_password").returncode == 0
+    assert converged.run("secrets-guard.yml", "-e", "oci_mlops_rotate_secrets=airflow_admin_password").returncode == 0
 
 
 def test_the_oci_guide_lists_every_vault_variable():

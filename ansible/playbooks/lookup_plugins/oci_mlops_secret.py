@@ -54,6 +54,9 @@ class LookupModule(LookupBase):
     def run(self, terms, variables=None, **kwargs):
         self.set_options(var_options=variables, direct=kwargs)
         variables = variables or {}
+        if "oci_mlops_secrets" not in variables or "oci_mlops_secrets_dir" not in variables:
+            raise AnsibleLookupError("oci_mlops_secret needs oci_mlops_secrets and oci_mlops_secrets_dir"
+                                     " (ansible/playbooks/group_vars/all/secrets.yml)")
         declared = {d["name"]: d for d in self._var(variables, "oci_mlops_secrets")}
         secrets_dir = str(self._var(variables, "oci_mlops_secrets_dir"))
         digest = self.get_option("digest")
