@@ -1,0 +1,92 @@
+"""The platform's one way to get a shared secret (see README, "Secrets").
+
+Every secret is declared once in `oci_mlops_secrets` (group_vars/all/secrets.yml:
+name, length, chars, the groups whose hosts hold it, purpose). This lookup
+returns, for each name, `vault_<name>` (or the declaration's `vault` variable)
+when it is defined, else the controller's copy `<oci_mlops_secrets_dir>/<name>`,
+generated on first use with the declared length and characters by
+ansible.builtin.password (same file format and locking as before).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+from ansible.errors import AnsibleLookupError
+from ansible.plugins.loader import lookup_loader
+from ansible.plugins.lookup import LookupBase
+
+DOCUMENTATION = r"""
+name: oci_mlops_secret
+short_description: a declared platform secret, from vault or generated once on the controller
+description:
+  - Returns each named secret, declared in C(oci_mlops_secrets).
+  - C(vault_<name>) (or the declaration's C(vault) variable) wins when defined.
+  - Else the controller file C(<oci_mlops_secrets_dir>/<name>), generated once when absent.
+options:
+  _terms:
+    description: Names of declared secrets.
+    required: true
+  digest:
+    description:
+      - Return the SHA-256 hex digest of each secret instead of its value, and an
+        empty string for a secret that is neither in vault nor on the controller.
+      - Never generates anything.
+    type: bool
+    default: false
+"""
+
+RETURN = r"""
+_raw:
+  description: The secrets' values (or digests with digest=true), in the order of the names.
+  type: list
+  elements: str
+"""
+
+
+class LookupModule(LookupBase):
+    """Vault when defined, else the controller's generated copy."""
+
+    def _var(self, variables, name):
+        return self._templar.template(variables[name])
+
+    def run(self, terms, variables=None, **kwargs):
+        self.set_options(var_options=variables, direct=kwargs)
+        variables = variables or {}
+        if "oci_mlops_secrets" not in variables or "oci_mlops_secrets_dir" not in variables:
+            raise AnsibleLookupError("oci_mlops_secret needs oci_mlops_secrets and oci_mlops_secrets_dir"
+                                     " (ansible/playbooks/group_vars/all/secrets.yml)")
+        declared = {d["name"]: d for d in self._var(variables, "oci_mlops_secrets")}
+        secrets_dir = str(self._var(variables, "oci_mlops_secrets_dir"))
+        digest = self.get_option("digest")
+        ret = []
+        for name in terms:
+            if name not in declared:
+                raise AnsibleLookupError(f"oci_mlops_secret: {name!r} is not declared in oci_mlops_secrets")
+            decl = declared[name]
+            vault_var = decl.get("vault", "vault_" + name)
+            path = os.path.join(secrets_dir, name)
+            if vault_var in variables:
+                value = str(self._var(variables, vault_var))
+            elif digest:
+                value = _read(path)
+            else:
+                term = f"{path} length={int(decl['length'])} chars={','.join(decl['chars'])}"
+                value = lookup_loader.get("ansible.builtin.password", loader=self._loader, templar=self._templar).run(
+                    [term], variables)[0]
+            if digest:
+                value = hashlib.sha256(value.encode("utf-8")).hexdigest() if value else ""
+            ret.append(value)
+        return ret
+
+
+def _read(path: str) -> str:
+    """The password of a file written by ansible.builtin.password ('' when absent)."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            content = handle.read().strip()
+    except FileNotFoundError:
+        return ""
+    # ansible.builtin.password may append " salt=..." (never for these secrets).
+    return content.split(" salt=", 1)[0]
