@@ -184,10 +184,14 @@ def register(run_id: str, model_uri: str, metrics: dict[str, float], model_name:
         for v in client.search_model_versions(f"name = '{model_name}'")
         if (v.tags or {}).get("source_run_id") == run_id
     ]
-    version = earlier[0] if earlier else mlflow.register_model(
-        model_uri,
-        model_name,
-        tags={DECISION_METRIC: repr(float(metrics[DECISION_METRIC])), "source_run_id": run_id},
+    version = (
+        earlier[0]
+        if earlier
+        else mlflow.register_model(
+            model_uri,
+            model_name,
+            tags={DECISION_METRIC: repr(float(metrics[DECISION_METRIC])), "source_run_id": run_id},
+        )
     )
     client.set_tag(run_id, "registered_model_version", f"{model_name}/{version.version}")
     return {"model_name": model_name, "version": str(version.version)}

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import re
 
-import pytest
-import yaml
-
 import ansible_model
+import pytest
 import tftpl
+import yaml
 from conftest import ROOT, SITE_YML, TF_DIR, unquote
 
 # Groups that exist only in the lab: on OCI a managed service replaces them,
@@ -80,9 +79,7 @@ def test_every_targeted_group_has_instances_or_a_managed_service(tf, declared):
 
 def test_every_tagged_group_is_targeted_by_site_yml(tf, declared):
     untargeted = sorted(instance_groups(tf) - set(declared))
-    assert not untargeted, (
-        f"instances are tagged for {untargeted} but no play of {SITE_YML} targets them"
-    )
+    assert not untargeted, f"instances are tagged for {untargeted} but no play of {SITE_YML} targets them"
 
 
 # --------------------------------------------------------------------------
@@ -99,7 +96,9 @@ def test_nsg_ports_are_exactly_the_declared_ports(tf, declared):
 
 def test_managed_db_opens_exactly_the_declared_db_ports(tf, declared):
     rules = tf.resources("oci_core_network_security_group_security_rule")
-    db_rules = [b for b in rules.values() if b["network_security_group_id"] == "${oci_core_network_security_group.db.id}"]
+    db_rules = [
+        b for b in rules.values() if b["network_security_group_id"] == "${oci_core_network_security_group.db.id}"
+    ]
     opened = {r["tcp_options"][0]["destination_port_range"][0]["min"] for r in db_rules}
     assert opened == declared.get("db", {MYSQL}) - {SSH}
 
@@ -254,26 +253,67 @@ def test_versions_are_constrained(tf):
 # Options of the oracle.oci.oci inventory plugin (collection docs:
 # https://docs.oracle.com/iaas/tools/oci-ansible-collection/latest/collections/oracle/oci/oci_inventory.html)
 PLUGIN_OPTIONS = {
-    "plugin", "auth_type", "config_file", "config_profile", "api_user", "api_user_fingerprint",
-    "api_user_key_file", "api_user_key_pass_phrase", "tenancy", "region", "regions", "compartments",
-    "filters", "exclude_filters", "include_filters", "hostname_format", "hostname_format_preferences",
-    "keyed_groups", "groups", "compose", "strict", "fetch_db_hosts", "fetch_compute_hosts",
-    "enable_parallel_processing", "max_thread_count", "cache", "cache_plugin", "cache_timeout",
-    "cache_connection", "cache_prefix", "leading_separator", "use_extra_vars",
+    "plugin",
+    "auth_type",
+    "config_file",
+    "config_profile",
+    "api_user",
+    "api_user_fingerprint",
+    "api_user_key_file",
+    "api_user_key_pass_phrase",
+    "tenancy",
+    "region",
+    "regions",
+    "compartments",
+    "filters",
+    "exclude_filters",
+    "include_filters",
+    "hostname_format",
+    "hostname_format_preferences",
+    "keyed_groups",
+    "groups",
+    "compose",
+    "strict",
+    "fetch_db_hosts",
+    "fetch_compute_hosts",
+    "enable_parallel_processing",
+    "max_thread_count",
+    "cache",
+    "cache_plugin",
+    "cache_timeout",
+    "cache_connection",
+    "cache_prefix",
+    "leading_separator",
+    "use_extra_vars",
 }
 AUTH_TYPES = {"api_key", "instance_principal", "instance_obo_user", "resource_principal", "security_token"}
 INVENTORY_VARS = dict(
-    auth_type="api_key", config_profile="DEFAULT", regions=["eu-frankfurt-1"],
-    compartment_ocid="ocid1.compartment.oc1..aaaatest", hostname_format="private_ip",
-    project="oci-mlops", environment="prod",
+    auth_type="api_key",
+    config_profile="DEFAULT",
+    regions=["eu-frankfurt-1"],
+    compartment_ocid="ocid1.compartment.oc1..aaaatest",
+    hostname_format="private_ip",
+    project="oci-mlops",
+    environment="prod",
 )
 INFRA_VARS = dict(
-    region="eu-frankfurt-1", compartment_ocid="ocid1.compartment.oc1..aaaatest", namespace="axtestns",
-    artifacts_bucket="oci-mlops-prod-mlflow-artifacts", dags_bucket="oci-mlops-prod-airflow-dags",
-    db_endpoint="10.0.2.17", db_admin_user="mlopsadmin", vcn_cidr="10.0.0.0/16",
-    ssh_sources=["10.0.0.0/16", "203.0.113.10/32"], service_sources=["10.0.0.0/16", "203.0.113.10/32"],
+    region="eu-frankfurt-1",
+    compartment_ocid="ocid1.compartment.oc1..aaaatest",
+    namespace="axtestns",
+    artifacts_bucket="oci-mlops-prod-mlflow-artifacts",
+    dags_bucket="oci-mlops-prod-airflow-dags",
+    db_endpoint="10.0.2.17",
+    db_admin_user="mlopsadmin",
+    vcn_cidr="10.0.0.0/16",
+    ssh_sources=["10.0.0.0/16", "203.0.113.10/32"],
+    service_sources=["10.0.0.0/16", "203.0.113.10/32"],
     ansible_user="opc",
-    service_firewall_vars=["mlflow_firewalld_sources", "airflow_api_sources", "model_api_client_cidrs", "dashboard_client_cidrs"],
+    service_firewall_vars=[
+        "mlflow_firewalld_sources",
+        "airflow_api_sources",
+        "model_api_client_cidrs",
+        "dashboard_client_cidrs",
+    ],
 )
 
 
@@ -299,8 +339,9 @@ def test_inventory_renders_to_a_valid_plugin_config(tf, hostname_format):
     assert cfg["plugin"] == "oracle.oci.oci"
     assert cfg["auth_type"] in AUTH_TYPES
     assert cfg["regions"] == INVENTORY_VARS["regions"]
-    assert cfg["compartments"] == [{"compartment_ocid": INVENTORY_VARS["compartment_ocid"],
-                                    "fetch_hosts_from_subcompartments": False}]
+    assert cfg["compartments"] == [
+        {"compartment_ocid": INVENTORY_VARS["compartment_ocid"], "fetch_hosts_from_subcompartments": False}
+    ]
     assert cfg["hostname_format"] == hostname_format
     assert isinstance(cfg["filters"], list) and cfg["filters"]
     for f in cfg["filters"]:
@@ -325,8 +366,14 @@ def test_infra_vars_render_with_everything_the_playbooks_read(tf):
     data = yaml.safe_load(tftpl.render(text, INFRA_VARS))
 
     required = {
-        "infra_db_endpoint", "infra_db_admin_user", "infra_namespace", "infra_region",
-        "infra_compartment_ocid", "infra_artifacts_bucket", "infra_dags_bucket", "infra_vcn_cidr",
+        "infra_db_endpoint",
+        "infra_db_admin_user",
+        "infra_namespace",
+        "infra_region",
+        "infra_compartment_ocid",
+        "infra_artifacts_bucket",
+        "infra_dags_bucket",
+        "infra_vcn_cidr",
     }
     assert required <= set(data)
     # Every infra_* variable the playbooks' group_vars read is provided.

@@ -148,24 +148,49 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowSe
     with log.open("ab") as out:
         process = subprocess.Popen(  # noqa: S603
             [
-                str(pipelines_bin("mlflow")), "server", "--app-name", "basic-auth",
-                "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-                "--backend-store-uri", f"sqlite:///{workdir / 'mlflow.db'}",
-                "--serve-artifacts", "--artifacts-destination", str(workdir / "artifacts"),
+                str(pipelines_bin("mlflow")),
+                "server",
+                "--app-name",
+                "basic-auth",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                "1",
+                "--backend-store-uri",
+                f"sqlite:///{workdir / 'mlflow.db'}",
+                "--serve-artifacts",
+                "--artifacts-destination",
+                str(workdir / "artifacts"),
             ],
-            env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     server = MlflowServer(f"http://127.0.0.1:{port}", workdir, admin_password, secrets.token_urlsafe(18), process)
     try:
         _wait_health(server.uri, process, log)
         # the platform's mlflow_users entry for the pipelines, as the mlflow role creates it
-        server.call("POST", "/api/2.0/mlflow/users/create",
-                    {"username": PIPELINES_USER, "password": server.pipelines_password}, admin=True)
+        server.call(
+            "POST",
+            "/api/2.0/mlflow/users/create",
+            {"username": PIPELINES_USER, "password": server.pipelines_password},
+            admin=True,
+        )
         for resource_type in ("experiment", "registered_model"):
-            server.call("POST", "/api/3.0/mlflow/users/permissions/grant", {
-                "username": PIPELINES_USER, "resource_type": resource_type,
-                "resource_id": "*", "permission": PIPELINES_PERMISSION,
-            }, admin=True)
+            server.call(
+                "POST",
+                "/api/3.0/mlflow/users/permissions/grant",
+                {
+                    "username": PIPELINES_USER,
+                    "resource_type": resource_type,
+                    "resource_id": "*",
+                    "permission": PIPELINES_PERMISSION,
+                },
+                admin=True,
+            )
         yield server
     finally:
         if process.poll() is None:

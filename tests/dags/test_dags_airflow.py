@@ -16,7 +16,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-
 from conftest import DAGS
 
 TRAINING_TASKS = {"validate_data", "train", "evaluate", "register", "decide_champion"}

@@ -37,8 +37,14 @@ def _dry_run(tmp_path: Path, fakes: dict[str, int], os_id: str = "debian") -> li
         "HOST_PREREQS_OS_RELEASE": str(os_release),
         "HOME": os.environ.get("HOME", "/root"),
     }
-    run = subprocess.run([str(bindir / "bash"), str(SCRIPT), "--dry-run"], env=env,
-                         capture_output=True, text=True, timeout=60, check=False)
+    run = subprocess.run(
+        [str(bindir / "bash"), str(SCRIPT), "--dry-run"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert run.returncode == 0, run.stderr
     return run.stdout.split()
 

@@ -4,7 +4,6 @@ import json
 import subprocess
 
 import yaml
-
 from conftest import ROOT
 
 SERVICE_GROUPS = {"db", "mlflow", "airflow", "api"}
@@ -28,7 +27,10 @@ def _plays():
 def _lab_groups():
     out = subprocess.run(
         ["ansible-inventory", "-i", str(ROOT / "inventory" / "lab"), "--list"],
-        check=True, capture_output=True, text=True, cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
     ).stdout
     data = json.loads(out)
     return {g: data[g].get("hosts", []) for g in data["all"]["children"] if g != "ungrouped"}

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import ROLES, ROOT
 
 ROLE_DIRS = sorted(p for p in ROLES.iterdir() if (p / "tasks" / "main.yml").exists())
@@ -73,8 +72,18 @@ def test_bad_input_fails_before_any_task_naming_the_variable(role, tmp_path):
     )
     env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_ROLES_PATH=str(ROLES), ANSIBLE_NOCOLOR="1")
     run = subprocess.run(
-        ["ansible-playbook", "-i", "localhost,", "-c", "local", str(tmp_path / "play.yml"),
-         "-e", f"@{tmp_path / 'bad.json'}", "-e", f"ansible_python_interpreter={sys.executable}"],
+        [
+            "ansible-playbook",
+            "-i",
+            "localhost,",
+            "-c",
+            "local",
+            str(tmp_path / "play.yml"),
+            "-e",
+            f"@{tmp_path / 'bad.json'}",
+            "-e",
+            f"ansible_python_interpreter={sys.executable}",
+        ],
         capture_output=True,
         text=True,
         env=env,

@@ -38,29 +38,56 @@ INFRA = {
 
 def _render(tmp_path: Path, host: str, names: list[str]) -> dict[str, str]:
     inventory = {
-        "all": {"vars": {"ansible_connection": "local", **INFRA}, "children": {
-            group: {"hosts": {public: {"private_ip": private, "public_ip": public}}}
-            for public, (group, private) in HOSTS.items()}},
+        "all": {
+            "vars": {"ansible_connection": "local", **INFRA},
+            "children": {
+                group: {"hosts": {public: {"private_ip": private, "public_ip": public}}}
+                for public, (group, private) in HOSTS.items()
+            },
+        },
     }
     path = tmp_path / "hosts.json"
     path.write_text(json.dumps(inventory))
-    env = dict(os.environ, OCI_MLOPS_SECRETS_DIR=str(tmp_path / "secrets"), ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
-               ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json", ANSIBLE_LOAD_CALLBACK_PLUGINS="1")
+    env = dict(
+        os.environ,
+        OCI_MLOPS_SECRETS_DIR=str(tmp_path / "secrets"),
+        ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
+        ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
+        ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
+    )
     run = subprocess.run(
-        ["ansible", host, "-i", str(path), "--playbook-dir", str(ROOT / "ansible" / "playbooks"),
-         "-m", "ansible.builtin.debug", "-a", "msg={{ {" + ", ".join(f"'{n}': {n}" for n in names) + "} }}"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False,
+        [
+            "ansible",
+            host,
+            "-i",
+            str(path),
+            "--playbook-dir",
+            str(ROOT / "ansible" / "playbooks"),
+            "-m",
+            "ansible.builtin.debug",
+            "-a",
+            "msg={{ {" + ", ".join(f"'{n}': {n}" for n in names) + "} }}",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    report, _ = json.JSONDecoder().raw_decode(run.stdout[run.stdout.index("{"):])  # after the timer callbacks' lines
+    report, _ = json.JSONDecoder().raw_decode(run.stdout[run.stdout.index("{") :])  # after the timer callbacks' lines
     result = report["plays"][0]["tasks"][0]["hosts"][host]
     return result["msg"]
 
 
 @pytest.fixture(scope="module")
 def api_host(tmp_path_factory):
-    return _render(tmp_path_factory.mktemp("api"), "203.0.113.12",
-                   ["model_api_mlflow_tracking_uri", "dashboard_api_url", "dashboard_mlflow_tracking_uri"])
+    return _render(
+        tmp_path_factory.mktemp("api"),
+        "203.0.113.12",
+        ["model_api_mlflow_tracking_uri", "dashboard_api_url", "dashboard_mlflow_tracking_uri"],
+    )
 
 
 def test_the_api_reaches_mlflow_by_private_address(api_host):

@@ -235,8 +235,15 @@ def test_reader_is_not_an_admin(host, reader):
     status, body = _http(f"{base}/api/2.0/mlflow/users/current", *reader)
     assert status == 200
     assert json.loads(body)["user"]["is_admin"] is False
-    assert _http(f"{base}/api/2.0/mlflow/users/create", *reader, method="POST",
-                 body={"username": "intruder", "password": "x" * 16})[0] == 403
+    assert (
+        _http(
+            f"{base}/api/2.0/mlflow/users/create",
+            *reader,
+            method="POST",
+            body={"username": "intruder", "password": "x" * 16},
+        )[0]
+        == 403
+    )
 
 
 def test_kill_9_is_restarted_and_healthy_again(host):

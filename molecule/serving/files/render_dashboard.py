@@ -7,9 +7,8 @@ file: it exercises the deployed code, credentials and network paths.
 import json
 import sys
 
-from streamlit.testing.v1 import AppTest
-
 from oci_mlops_app.cli import DASHBOARD_SCRIPT
+from streamlit.testing.v1 import AppTest
 
 model = sys.argv[1]
 app = AppTest.from_file(str(DASHBOARD_SCRIPT), default_timeout=120)

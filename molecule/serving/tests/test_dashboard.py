@@ -29,9 +29,9 @@ def test_environment_file_is_0640_and_holds_read_only_credentials(host):
 
 def test_page_answers_200_headless(host):
     address = ipv4(host)
-    status, _, body = host.check_output(
-        f"curl -sS -w '\\n%{{http_code}}' http://{address}:8501/"
-    ).rpartition("\n")[::-1]
+    status, _, body = host.check_output(f"curl -sS -w '\\n%{{http_code}}' http://{address}:8501/").rpartition("\n")[
+        ::-1
+    ]
     assert status == "200"
     assert "<title>Streamlit</title>" in body or "streamlit" in body.lower()
     assert host.check_output(f"curl -sS http://{address}:8501/_stcore/health") == "ok"

@@ -15,14 +15,22 @@ def model_version():
 
 
 def _curl(host, path, *args):
-    out = host.check_output(f"curl -sS -o /dev/stdout -w '\\n%{{http_code}}' {' '.join(args)} http://{ipv4(host)}:8000{path}")
+    out = host.check_output(
+        f"curl -sS -o /dev/stdout -w '\\n%{{http_code}}' {' '.join(args)} http://{ipv4(host)}:8000{path}"
+    )
     body, _, status = out.rpartition("\n")
     return int(status), body
 
 
 def _predict(host, ref, body, key=True):
     headers = f"-H 'X-API-Key: {secret('api_key')}'" if key else ""
-    return _curl(host, f"/predict/{MODEL}/{ref}", "-X POST -H 'Content-Type: application/json'", headers, f"-d '{json.dumps(body)}'")
+    return _curl(
+        host,
+        f"/predict/{MODEL}/{ref}",
+        "-X POST -H 'Content-Type: application/json'",
+        headers,
+        f"-d '{json.dumps(body)}'",
+    )
 
 
 def test_unit_active_enabled_non_root(host):
