@@ -39,8 +39,7 @@ class Config:
 
     def _blocks(self, kind):
         for doc in self.parsed.values():
-            for block in doc.get(kind, []):
-                yield block
+            yield from doc.get(kind, [])
 
     def resources(self, rtype=None):
         """{(type, name): body} of every resource (optionally of one type)."""

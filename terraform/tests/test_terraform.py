@@ -158,7 +158,7 @@ def test_no_world_open_ssh_or_mysql_anywhere(tf):
     # MySQL only from NSGs (no CIDR source at all).
     assert unquote(_ingress_rules(tf)["db_mysql"]["source_type"]) == "NETWORK_SECURITY_GROUP"
     # Nothing in the configuration uses 0.0.0.0/0 as an ingress source.
-    for fname, doc in tf.parsed.items():
+    for fname in tf.parsed:
         text = (TF_DIR / fname).read_text(encoding="utf-8")
         assert not re.search(r'\bsource\s*=\s*"0\.0\.0\.0/0"', text), fname
 

@@ -75,7 +75,9 @@ print(json.dumps({
     "params": fetched.data.params, "metrics": fetched.data.metrics,
     "champion": client.get_model_version_by_alias(NAME, "champion").version,
     "files": sorted(os.path.relpath(os.path.join(d, f), local) for d, _, fs in os.walk(local) for f in fs),
-    "model_files": sorted(os.path.relpath(os.path.join(d, f), model_dir) for d, _, fs in os.walk(model_dir) for f in fs),
+    "model_files": sorted(
+        os.path.relpath(os.path.join(d, f), model_dir) for d, _, fs in os.walk(model_dir) for f in fs
+    ),
     "timings": timings,
 }))
 """

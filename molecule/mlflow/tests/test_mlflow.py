@@ -216,8 +216,9 @@ def test_admin_logs_params_metrics_and_a_registered_model(logged):
 
 
 def test_model_artifacts_are_in_the_bucket(logged, objectstore):
+    model_dir = f"models/m-{logged['model_id'].removeprefix('m-')}"
     found = objectstore.check_output(
-        f"find {BUCKET_DIR} -path '*/models/m-{logged['model_id'].removeprefix('m-')}/artifacts/*' -type f -printf '%P\\n'"
+        f"find {BUCKET_DIR} -path '*/{model_dir}/artifacts/*' -type f -printf '%P\\n'"
     ).splitlines()
     assert any(p.endswith("/MLmodel") for p in found), found
     assert any(p.endswith("/model.pkl") or p.endswith("/model.skops") for p in found), found

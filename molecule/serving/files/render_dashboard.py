@@ -24,7 +24,7 @@ if not app.exception:
     result["aliases"] = models.set_index("model")["aliases"].astype(str).to_dict()
     app.selectbox(key="predict_model").set_value(model).run()
     app.selectbox(key="predict_ref").set_value("champion").run()
-    for number_input, value in zip(app.number_input, [5.1, 3.5, 1.4, 0.2]):
+    for number_input, value in zip(app.number_input, [5.1, 3.5, 1.4, 0.2], strict=True):
         number_input.set_value(value)
     app.button(key="FormSubmitter:single_prediction-Predict").click().run()
     result["prediction"] = [s.value for s in app.success]

@@ -1,4 +1,7 @@
-"""The serving API runs under systemd and serves a model from the real registry (test_dashboard.py checks the dashboard)."""
+"""The serving API runs under systemd and serves a model from the real registry.
+
+test_dashboard.py checks the dashboard.
+"""
 
 import json
 

@@ -175,8 +175,9 @@ class _Frame(http.server.BaseHTTPRequestHandler):
             body, kind = b"GIF89a\x01\x00\x01\x00\x00\x00\x00;", "image/gif"
         else:
             body = (
-                f'<html><body style="margin:0"><iframe src="{self.dashboard}" style="border:0;width:100vw;height:100vh">'
-                f'</iframe><img src="/slow.gif" style="display:none"></body></html>'
+                '<html><body style="margin:0">'
+                f'<iframe src="{self.dashboard}" style="border:0;width:100vw;height:100vh"></iframe>'
+                '<img src="/slow.gif" style="display:none"></body></html>'
             ).encode()
             kind = "text/html"
         self.send_response(200)

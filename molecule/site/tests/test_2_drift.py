@@ -41,14 +41,16 @@ CASES = [
         " && systemctl daemon-reload",
         ("object_store : Install the unit",),
         "! grep -q LAB_DRIFT /etc/systemd/system/object-store.service"
-        " && ! systemctl show -p Environment object-store | grep -q LAB_DRIFT && systemctl is-active --quiet object-store",
+        " && ! systemctl show -p Environment object-store | grep -q LAB_DRIFT"
+        " && systemctl is-active --quiet object-store",
     ),
     Case(
         "extra open firewall port 6666/tcp",
         DB,
         "firewall-cmd -q --permanent --add-port=6666/tcp && firewall-cmd -q --add-port=6666/tcp",
         ("firewalld : Close ports nobody declared",),
-        "! firewall-cmd --list-ports | grep -qw 6666/tcp && ! firewall-cmd --permanent --list-ports | grep -qw 6666/tcp",
+        "! firewall-cmd --list-ports | grep -qw 6666/tcp"
+        " && ! firewall-cmd --permanent --list-ports | grep -qw 6666/tcp",
     ),
     Case(
         "dropped database grant (DROP on mlflow.*)",
@@ -60,7 +62,8 @@ CASES = [
     Case(
         "changed MLflow flag (--workers 2 -> 3)",
         MLFLOW,
-        f"sed -i 's/--workers 2 /--workers 3 /' {MLFLOW_UNIT} && grep -q -- '--workers 3 ' {MLFLOW_UNIT} && systemctl daemon-reload",
+        f"sed -i 's/--workers 2 /--workers 3 /' {MLFLOW_UNIT} && grep -q -- '--workers 3 ' {MLFLOW_UNIT}"
+        " && systemctl daemon-reload",
         ("mlflow : Install the systemd unit",),
         f"grep -q -- '--workers 2 ' {MLFLOW_UNIT} && systemctl show -p ExecStart mlflow | grep -q -- '--workers 2 '"
         " && systemctl is-active --quiet mlflow",
@@ -77,19 +80,22 @@ CASES = [
         MLFLOW,
         "/opt/mlflow/venv/bin/pip install -q --disable-pip-version-check pymysql==1.1.1",
         ("mlflow : Install MLflow into the root-owned virtualenv",),
-        f'[ "$(/opt/mlflow/venv/bin/python -c \'import importlib.metadata as m; print(m.version("PyMySQL"))\')" = {PYMYSQL_PIN} ]',
+        '[ "$(/opt/mlflow/venv/bin/python -c \'import importlib.metadata as m; print(m.version("PyMySQL"))\')"'
+        f" = {PYMYSQL_PIN} ]",
     ),
     Case(
         "edited airflow.cfg key (parallelism 8 -> 32)",
         AIRFLOW,
-        "sed -i 's/^parallelism = 8$/parallelism = 32/' /etc/airflow/airflow.cfg && grep -q '^parallelism = 32$' /etc/airflow/airflow.cfg",
+        "sed -i 's/^parallelism = 8$/parallelism = 32/' /etc/airflow/airflow.cfg"
+        " && grep -q '^parallelism = 32$' /etc/airflow/airflow.cfg",
         ("airflow : Write airflow.cfg",),
         "grep -q '^parallelism = 8$' /etc/airflow/airflow.cfg",
     ),
     Case(
         "deleted DAG sync timer",
         AIRFLOW,
-        "systemctl disable -q --now airflow-dag-sync.timer && rm /etc/systemd/system/airflow-dag-sync.timer && systemctl daemon-reload",
+        "systemctl disable -q --now airflow-dag-sync.timer && rm /etc/systemd/system/airflow-dag-sync.timer"
+        " && systemctl daemon-reload",
         ("airflow : Install the sync units",),
         "test -f /etc/systemd/system/airflow-dag-sync.timer && systemctl is-enabled -q airflow-dag-sync.timer"
         " && systemctl is-active -q airflow-dag-sync.timer",

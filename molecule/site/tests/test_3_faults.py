@@ -142,7 +142,7 @@ def test_db_host_restart_recovers_without_ansible(airflow):
     recovered = _wait_all(_everything_healthy(since=time.time()), timeout=300)
     sitekit.report(
         f"docker restart {DB}: {restarted:.0f} s (address {address} -> {sitekit.ip(DB)}); recovered after it: "
-        + ", ".join(f"{k} {'%.0f s' % v if v is not None else 'NOT within 300 s'}" for k, v in recovered.items())
+        + ", ".join(f"{k} {f'{v:.0f} s' if v is not None else 'NOT within 300 s'}" for k, v in recovered.items())
     )
     assert all(v is not None for v in recovered.values()), recovered
     assert sitekit.ip(DB) == address, "the db host changed address"
@@ -169,7 +169,7 @@ def test_whole_platform_restart_recovers_without_ansible():
     moved = {h: f"{a} -> {sitekit.ip(h)}" for h, a in addresses.items() if sitekit.ip(h) != a}
     sitekit.report(
         f"docker restart of all {len(HOSTS)} hosts: {restarted:.0f} s; healthy after it: "
-        + ", ".join(f"{k} {'%.0f s' % v if v is not None else 'NOT within 420 s'}" for k, v in recovered.items())
+        + ", ".join(f"{k} {f'{v:.0f} s' if v is not None else 'NOT within 420 s'}" for k, v in recovered.items())
         + f"; total {total:.0f} s; addresses changed: {moved or 'none'}"
     )
     assert all(v is not None for v in recovered.values()), recovered
@@ -234,7 +234,8 @@ def test_interrupted_converge_is_finished_by_the_next_run():
     damaged = sitekit.out(
         MLFLOW,
         " ; ".join(
-            f'f=$(ls {SITE_PACKAGES}/{module}/__init__.py 2>/dev/null | head -1); [ -n "$f" ] && {{ : > "$f"; echo {module}; exit; }}'
+            f"f=$(ls {SITE_PACKAGES}/{module}/__init__.py 2>/dev/null | head -1);"
+            f' [ -n "$f" ] && {{ : > "$f"; echo {module}; exit; }}'
             for module in ("mlflow", "flask", "sqlalchemy", "alembic", "click", "jinja2")
         )
         + " ; true",
@@ -248,7 +249,8 @@ def test_interrupted_converge_is_finished_by_the_next_run():
     assert not works, "the virtualenv survived the crash intact: nothing to repair"
     result = sitekit.playbook("site.yml", "--limit", MLFLOW)
     sitekit.report(
-        f"converge after the interruption ({MLFLOW} only): {result['seconds']:.0f} s, changed={sitekit.changed_count(result)}"
+        f"converge after the interruption ({MLFLOW} only): {result['seconds']:.0f} s,"
+        f" changed={sitekit.changed_count(result)}"
     )
     assert result["rc"] == 0, "\n".join(result["failed"]) or result["output"][-3000:]
     version = sitekit.out(
