@@ -254,7 +254,8 @@ def decide_champion(
 
     if decision == "promoted" and (current is None or str(current.version) != str(version)):
         client.set_registered_model_alias(model_name, CHAMPION_ALIAS, version)
-    champion_version = str(version) if decision == "promoted" else str(current.version)
+    # current is None only when the decision is "promoted"
+    champion_version = str(version) if decision == "promoted" or current is None else str(current.version)
     record = {
         "champion_decision": decision,
         "champion_decision_reason": reason,

@@ -38,7 +38,9 @@ def test_dag_test_lock_contains_the_deployed_pipelines_set():
 
 def test_makefile_lock_recipe_uses_the_role_packages():
     makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
-    line = re.search(r"^PIPELINES_PACKAGES := (.*)$", makefile, re.M)[1]
+    match = re.search(r"^PIPELINES_PACKAGES := (.*)$", makefile, re.M)
+    assert match, "no PIPELINES_PACKAGES in the Makefile"
+    line = match[1]
     assert dict(p.lower().split("==") for p in line.split()) == _role_packages()
 
 

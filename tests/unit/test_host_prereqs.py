@@ -26,7 +26,9 @@ def _dry_run(tmp_path: Path, fakes: dict[str, int], os_id: str = "debian") -> li
     bindir = tmp_path / "bin"
     bindir.mkdir()
     for tool in BASIC_TOOLS:
-        (bindir / tool).symlink_to(shutil.which(tool))
+        found = shutil.which(tool)
+        assert found, f"{tool} is not on this machine's PATH"
+        (bindir / tool).symlink_to(found)
     for name, exit_code in fakes.items():
         _fake(bindir, name, exit_code)
     os_release = tmp_path / "os-release"

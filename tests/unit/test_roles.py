@@ -35,7 +35,7 @@ def test_role_has_the_standard_files(role):
 @pytest.mark.parametrize("role", ROLE_DIRS, ids=lambda p: p.name)
 def test_every_default_is_documented_with_the_same_value(role):
     defaults = _yaml(role / "defaults" / "main.yml")
-    options = {}
+    options: dict[str, dict] = {}
     for entry in _specs(role).values():
         for name, option in entry.get("options", {}).items():
             options.setdefault(name, option)

@@ -76,7 +76,7 @@ def admin():
 
 
 @pytest.fixture(scope="module")
-def reader():
+def reader() -> tuple[str, str]:
     return ("mlflow-reader", _secret("mlflow_readonly_password"))
 
 
@@ -231,7 +231,7 @@ def test_reader_reads_but_cannot_write(host, logged, reader):
     assert out["log_metric"] == out["set_alias"] == out["delete_experiment"] == 403, out
 
 
-def test_reader_is_not_an_admin(host, reader):
+def test_reader_is_not_an_admin(host, reader: tuple[str, str]):
     base = f"http://{_ipv4(host)}:{PORT}"
     status, body = _http(f"{base}/api/2.0/mlflow/users/current", *reader)
     assert status == 200

@@ -13,13 +13,14 @@ import subprocess
 import threading
 import time
 import zlib
+from typing import Any
 
 import pytest
 import requests
 import sitekit
 from sitekit import ALIAS, API, BATCH_DAG, MLFLOW, MODEL, TRAINING_DAG
 
-STATE = {}
+STATE: dict[str, Any] = {}
 ROW = [[5.1, 3.5, 1.4, 0.2]]
 SCREENSHOT = sitekit.ARTIFACTS / "site-dashboard.png"
 RENDER_SECONDS = 20
@@ -136,6 +137,7 @@ def _png_pixels(path):
         elif kind == b"IDAT":
             idat += chunk
         pos += 12 + length
+    assert header is not None, "a PNG without IHDR"
     width, height, depth, color = header[:4]
     assert depth == 8 and color in (2, 6), f"unexpected PNG format depth={depth} color={color}"
     bpp = 3 if color == 2 else 4
@@ -223,7 +225,7 @@ def test_dashboard_renders_and_is_screenshotted():
     assert SCREENSHOT.exists(), shot.stderr[-1500:]
     width, height, bpp, rows = _png_pixels(SCREENSHOT)
     pixels = [row[i : i + 3] for row in rows[::4] for i in range(0, len(row), bpp * 4)]
-    colours = {}
+    colours: dict[bytes, int] = {}
     for pixel in pixels:
         colours[pixel] = colours.get(pixel, 0) + 1
     background = max(colours.values()) / len(pixels)

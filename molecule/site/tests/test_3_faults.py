@@ -73,7 +73,8 @@ def _everything_healthy(since=0.0):
 
 def _wait_all(checks, timeout):
     """Seconds until each check first passed (None: never), checking them together."""
-    start, done = time.monotonic(), {}
+    start = time.monotonic()
+    done: dict[str, float] = {}
     while time.monotonic() - start < timeout and len(done) < len(checks):
         for name, check in checks.items():
             if name not in done:
@@ -162,7 +163,7 @@ def test_whole_platform_restart_recovers_without_ansible():
     restarts = [
         subprocess.Popen(["docker", "restart", h], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for h in HOSTS
     ]
-    assert all(p.wait(timeout=180) == 0 for p in restarts), [p.stderr.read() for p in restarts]
+    assert all(p.wait(timeout=180) == 0 for p in restarts), [p.communicate()[1] for p in restarts]
     restarted = time.time() - start
     recovered = _wait_all(_everything_healthy(since=time.time()), timeout=420)
     total = time.time() - start
