@@ -12,11 +12,14 @@ import pytest
 import requests
 import testinfra
 import testinfra.utils.ansible_runner
+import yaml
 
 INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
 testinfra_hosts = testinfra.utils.ansible_runner.AnsibleRunner(INVENTORY).get_hosts("airflow")
 
 FILES = Path(__file__).resolve().parent.parent / "files"
+DEFAULTS = yaml.safe_load((Path(__file__).resolve().parents[3] / "ansible/roles/airflow/defaults/main.yml").read_text())
+PIPELINES_PINS = dict(p.lower().split("==") for p in DEFAULTS["airflow_pipelines_packages"])
 SERVICES = ("api-server", "scheduler", "dag-processor", "triggerer")
 BUCKET = "airflow-dags"
 RCLONE = "set -a && . /etc/airflow/dag-sync.env && set +a && /opt/airflow/rclone/bin/rclone"
@@ -123,7 +126,7 @@ def test_pipelines_venv_runs_the_ml_stack_as_the_service_user(host):
         "'import mlflow, sklearn, pandas, skops; print(mlflow.__version__, sklearn.__version__)'"
     )
     assert run.rc == 0, run.stderr
-    assert run.stdout.split() == ["3.17.2", "1.9.1"]
+    assert run.stdout.split() == [PIPELINES_PINS["mlflow-skinny"], PIPELINES_PINS["scikit-learn"]]
     # only the scheduler (whose workers run the tasks) reads the MLflow settings
     assert "pipelines.env" in host.file("/etc/systemd/system/airflow-scheduler.service").content_string
     assert "pipelines.env" not in host.file("/etc/systemd/system/airflow-api-server.service").content_string

@@ -1,4 +1,4 @@
-"""The MLflow server, driven with the real MLflow client (the server's virtualenv, 3.17.2)."""
+"""The MLflow server, driven with the real MLflow client (the server's virtualenv)."""
 
 import base64
 import ipaddress
@@ -13,12 +13,14 @@ from pathlib import Path
 
 import pytest
 import testinfra
+import yaml
 
 testinfra_hosts = ["mol-mlflow-mlflow"]
 
 PORT = 5000
 VENV_PYTHON = "/opt/mlflow/venv/bin/python"
 BUCKET_DIR = "/var/lib/object-store/mlflow-artifacts"
+DEFAULTS = yaml.safe_load((Path(__file__).resolve().parents[3] / "ansible/roles/mlflow/defaults/main.yml").read_text())
 # Measured figures (docs/mlflow.md); MLFLOW_MEASUREMENTS_FILE to keep them after destroy.
 RESULTS = Path(
     os.environ.get("MLFLOW_MEASUREMENTS_FILE")
@@ -145,7 +147,7 @@ def test_server_runs_as_its_own_user_from_a_root_owned_venv(host):
     assert host.check_output(f"stat -c %U /proc/{pid}") == "mlflow"
     assert host.file("/opt/mlflow/venv").user == "root"
     assert host.run("runuser -u mlflow -- touch /opt/mlflow/venv/bin/probe").rc != 0
-    assert "mlflow==3.17.2" in host.check_output("/opt/mlflow/venv/bin/pip freeze").splitlines()
+    assert f"mlflow=={DEFAULTS['mlflow_version']}" in host.check_output("/opt/mlflow/venv/bin/pip freeze").splitlines()
 
 
 def test_secret_files_are_readable_by_the_service_group_only(host):

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import requests
+import yaml
 
 PROJECT = Path(__file__).resolve().parents[3]
 INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
@@ -30,6 +31,11 @@ MODEL = "iris-classifier"
 ALIAS = "champion"
 TRAINING_DAG = "iris_training"
 BATCH_DAG = "iris_batch_inference"
+
+
+def role_defaults(role: str) -> dict:
+    """A role's defaults/main.yml (the versions and settings the platform gets unless an inventory overrides them)."""
+    return yaml.safe_load((PROJECT / "ansible" / "roles" / role / "defaults" / "main.yml").read_text())
 
 
 def secret(*names: str) -> str:

@@ -257,7 +257,7 @@ def test_interrupted_converge_is_finished_by_the_next_run():
     version = sitekit.out(
         MLFLOW, f"{MLFLOW_VENV}/bin/python -c 'import mlflow.server.auth, pymysql, boto3; print(mlflow.__version__)'"
     )
-    assert version == "3.17.2"
+    assert version == sitekit.role_defaults("mlflow")["mlflow_version"]
     assert sitekit.sh(MLFLOW, f"{MLFLOW_VENV}/bin/pip check --disable-pip-version-check").returncode == 0
     assert sitekit.wait(sitekit.mlflow_db_ok, 120) is not None
     assert sitekit.wait(sitekit.api_ready, 120) is not None
