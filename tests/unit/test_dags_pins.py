@@ -31,7 +31,8 @@ def test_role_packages_are_in_the_pipelines_constraints():
 
 
 def test_dag_test_lock_contains_the_deployed_pipelines_set():
-    deployed = _pins(ROLE / "files" / "pipelines-constraints-python3.11.txt")
+    defaults = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text(encoding="utf-8"))
+    deployed = _pins(ROLE / "files" / defaults["airflow_pipelines_constraints_file"])
     tested = _pins(ROOT / "tests" / "dags" / "requirements-pipelines.txt")
     assert {k: tested.get(k) for k in deployed} == deployed
 
