@@ -62,9 +62,12 @@ drift: venv ## Report drift per host (check mode, changes nothing); scripts/drif
 converge: venv ## Converge site.yml (repairs drift). LIMIT=lab-api TAGS=mlflow narrow it; INVENTORY=inventory/oci for OCI
 	ansible-playbook site.yml -i $(INVENTORY) $(SELECTORS)
 
-lint: venv ## yamllint and ansible-lint (production profile)
+lint: venv ## yamllint, ansible-lint (production profile), ruff (lint + format check) and mypy over all Python
 	@$(TIMED) yamllint yamllint --strict .
 	@$(TIMED) ansible-lint ansible-lint
+	@$(TIMED) ruff ruff check .
+	@$(TIMED) ruff-format ruff format --check .
+	@$(TIMED) mypy scripts/mypy-all
 
 unit: venv ## pytest unit tests of the repository (filters, specs, inventory)
 	@$(TIMED) unit pytest -q tests/unit

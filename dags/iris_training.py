@@ -54,8 +54,9 @@ def iris_training() -> None:
         return training.validate_data()
 
     @task.external_python(python=PIPELINES_PYTHON, expect_airflow=False)
-    def train(dags_dir: str, validated: dict, model_type: str, c: str, test_size: str, random_state: str,
-              tags: dict) -> dict:
+    def train(
+        dags_dir: str, validated: dict, model_type: str, c: str, test_size: str, random_state: str, tags: dict
+    ) -> dict:
         import sys
 
         sys.path.insert(0, dags_dir)

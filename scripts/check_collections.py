@@ -43,8 +43,10 @@ def main(requirements: str) -> int:
         version = found.get(name)
         if version is None:
             if name in OPTIONAL:
-                print(f"collections: {name} is not installed ({OPTIONAL[name]}); install it with "
-                      f"'ansible-galaxy collection install {name}' where Galaxy is reachable")
+                print(
+                    f"collections: {name} is not installed ({OPTIONAL[name]}); install it with "
+                    f"'ansible-galaxy collection install {name}' where Galaxy is reachable"
+                )
                 continue
             print(f"collections: {name} {spec} is MISSING", file=sys.stderr)
             status = 1

@@ -267,7 +267,7 @@ def main() -> None:
             ):
                 check_same_predictions(targets, headers)
                 load_before = os.getloadavg()
-                results = []
+                results: list[Result] = []
                 for rows, total in ((1, args.requests_1), (1000, args.requests_1000)):
                     for target in targets:
                         asyncio.run(

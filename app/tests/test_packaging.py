@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import subprocess
@@ -35,11 +36,12 @@ def test_wheel_contains_code_dashboard_and_static_page(tmp_path: Path) -> None:
         capture_output=True,
         timeout=300,
     )
-    (wheel,) = tmp_path.glob("oci_mlops_app-0.1.0-*.whl")
+    version = importlib.metadata.version("oci-mlops-app")  # pyproject.toml's, installed by make
+    (wheel,) = tmp_path.glob(f"oci_mlops_app-{version}-*.whl")
     with zipfile.ZipFile(wheel) as archive:
         names = set(archive.namelist())
-        entry_points = archive.read("oci_mlops_app-0.1.0.dist-info/entry_points.txt").decode()
-        metadata = archive.read("oci_mlops_app-0.1.0.dist-info/METADATA").decode()
+        entry_points = archive.read(f"oci_mlops_app-{version}.dist-info/entry_points.txt").decode()
+        metadata = archive.read(f"oci_mlops_app-{version}.dist-info/METADATA").decode()
     for path in (
         "oci_mlops_app/api.py",
         "oci_mlops_app/static/index.html",

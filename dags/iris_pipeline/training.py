@@ -184,10 +184,14 @@ def register(run_id: str, model_uri: str, metrics: dict[str, float], model_name:
         for v in client.search_model_versions(f"name = '{model_name}'")
         if (v.tags or {}).get("source_run_id") == run_id
     ]
-    version = earlier[0] if earlier else mlflow.register_model(
-        model_uri,
-        model_name,
-        tags={DECISION_METRIC: repr(float(metrics[DECISION_METRIC])), "source_run_id": run_id},
+    version = (
+        earlier[0]
+        if earlier
+        else mlflow.register_model(
+            model_uri,
+            model_name,
+            tags={DECISION_METRIC: repr(float(metrics[DECISION_METRIC])), "source_run_id": run_id},
+        )
     )
     client.set_tag(run_id, "registered_model_version", f"{model_name}/{version.version}")
     return {"model_name": model_name, "version": str(version.version)}
@@ -250,7 +254,8 @@ def decide_champion(
 
     if decision == "promoted" and (current is None or str(current.version) != str(version)):
         client.set_registered_model_alias(model_name, CHAMPION_ALIAS, version)
-    champion_version = str(version) if decision == "promoted" else str(current.version)
+    # current is None only when the decision is "promoted"
+    champion_version = str(version) if decision == "promoted" or current is None else str(current.version)
     record = {
         "champion_decision": decision,
         "champion_decision_reason": reason,

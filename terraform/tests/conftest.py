@@ -13,7 +13,6 @@ ROOT = TF_DIR.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
-
 def unquote(value):
     """python-hcl2 keeps the quotes of string literals: '"x"' -> 'x'."""
     if isinstance(value, str) and len(value) >= 2 and value[0] == value[-1] == '"':
@@ -34,8 +33,7 @@ class Config:
 
     def _blocks(self, kind):
         for doc in self.parsed.values():
-            for block in doc.get(kind, []):
-                yield block
+            yield from doc.get(kind, [])
 
     def resources(self, rtype=None):
         """{(type, name): body} of every resource (optionally of one type)."""

@@ -9,9 +9,8 @@ from __future__ import annotations
 import re
 
 import pytest
-import yaml
-
 import tftpl
+import yaml
 from conftest import ROOT, TF_DIR, unquote
 
 # The topology file both Terraform and Ansible read (its header says why there).
@@ -35,7 +34,10 @@ def _code(text: str) -> str:
 # --------------------------------------------------------------------------
 def test_terraform_reads_the_topology_file(tf):
     expr = tf.locals()["topology"]
-    assert expr == '${yamldecode(file("${path.module}/../ansible/playbooks/group_vars/all/topology.yml")).oci_mlops_topology}'
+    assert (
+        expr
+        == '${yamldecode(file("${path.module}/../ansible/playbooks/group_vars/all/topology.yml")).oci_mlops_topology}'
+    )
     assert TOPOLOGY_PATH.is_file()
     names = tf.locals()["instance_group_names"]
     assert "local.topology.groups" in names and 'spec.oci == "instances"' in names
@@ -253,30 +255,68 @@ def test_versions_are_constrained(tf):
 # Options of the oracle.oci.oci inventory plugin (collection docs:
 # https://docs.oracle.com/iaas/tools/oci-ansible-collection/latest/collections/oracle/oci/oci_inventory.html)
 PLUGIN_OPTIONS = {
-    "plugin", "auth_type", "config_file", "config_profile", "api_user", "api_user_fingerprint",
-    "api_user_key_file", "api_user_key_pass_phrase", "tenancy", "region", "regions", "compartments",
-    "filters", "exclude_filters", "include_filters", "hostname_format", "hostname_format_preferences",
-    "keyed_groups", "groups", "compose", "strict", "fetch_db_hosts", "fetch_compute_hosts",
-    "enable_parallel_processing", "max_thread_count", "cache", "cache_plugin", "cache_timeout",
-    "cache_connection", "cache_prefix", "leading_separator", "use_extra_vars",
+    "plugin",
+    "auth_type",
+    "config_file",
+    "config_profile",
+    "api_user",
+    "api_user_fingerprint",
+    "api_user_key_file",
+    "api_user_key_pass_phrase",
+    "tenancy",
+    "region",
+    "regions",
+    "compartments",
+    "filters",
+    "exclude_filters",
+    "include_filters",
+    "hostname_format",
+    "hostname_format_preferences",
+    "keyed_groups",
+    "groups",
+    "compose",
+    "strict",
+    "fetch_db_hosts",
+    "fetch_compute_hosts",
+    "enable_parallel_processing",
+    "max_thread_count",
+    "cache",
+    "cache_plugin",
+    "cache_timeout",
+    "cache_connection",
+    "cache_prefix",
+    "leading_separator",
+    "use_extra_vars",
 }
 AUTH_TYPES = {"api_key", "instance_principal", "instance_obo_user", "resource_principal", "security_token"}
 INVENTORY_VARS = dict(
-    auth_type="api_key", config_profile="DEFAULT", regions=["eu-frankfurt-1"],
-    compartment_ocid="ocid1.compartment.oc1..aaaatest", hostname_format="private_ip",
-    project="oci-mlops", environment="prod",
+    auth_type="api_key",
+    config_profile="DEFAULT",
+    regions=["eu-frankfurt-1"],
+    compartment_ocid="ocid1.compartment.oc1..aaaatest",
+    hostname_format="private_ip",
+    project="oci-mlops",
+    environment="prod",
 )
 INFRA_VARS = dict(
-    region="eu-frankfurt-1", compartment_ocid="ocid1.compartment.oc1..aaaatest", namespace="axtestns",
-    artifacts_bucket="oci-mlops-prod-mlflow-artifacts", dags_bucket="oci-mlops-prod-airflow-dags",
-    db_endpoint="10.0.2.17", db_admin_user="mlopsadmin", vcn_cidr="10.0.0.0/16",
-    ssh_sources=["10.0.0.0/16", "203.0.113.10/32"], service_sources=["10.0.0.0/16", "203.0.113.10/32"],
+    region="eu-frankfurt-1",
+    compartment_ocid="ocid1.compartment.oc1..aaaatest",
+    namespace="axtestns",
+    artifacts_bucket="oci-mlops-prod-mlflow-artifacts",
+    dags_bucket="oci-mlops-prod-airflow-dags",
+    db_endpoint="10.0.2.17",
+    db_admin_user="mlopsadmin",
+    vcn_cidr="10.0.0.0/16",
+    ssh_sources=["10.0.0.0/16", "203.0.113.10/32"],
+    service_sources=["10.0.0.0/16", "203.0.113.10/32"],
     ansible_user="opc",
     # What local.service_client_cidr_vars evaluates to: the topology's naming
     # rule applied to the published services on instances.
     service_firewall_vars=sorted(
-        TOPOLOGY["client_cidrs_variable"] % svc["role"] for svc in TOPOLOGY["services"].values()
-        if svc["published"] and TOPOLOGY["groups"][svc["group"]]["oci"] == "instances"),
+        TOPOLOGY["client_cidrs_variable"] % svc["role"]
+        for svc in TOPOLOGY["services"].values()
+        if svc["published"] and TOPOLOGY["groups"][svc["group"]]["oci"] == "instances"
+    ),
 )
 
 
@@ -302,8 +342,9 @@ def test_inventory_renders_to_a_valid_plugin_config(tf, hostname_format):
     assert cfg["plugin"] == "oracle.oci.oci"
     assert cfg["auth_type"] in AUTH_TYPES
     assert cfg["regions"] == INVENTORY_VARS["regions"]
-    assert cfg["compartments"] == [{"compartment_ocid": INVENTORY_VARS["compartment_ocid"],
-                                    "fetch_hosts_from_subcompartments": False}]
+    assert cfg["compartments"] == [
+        {"compartment_ocid": INVENTORY_VARS["compartment_ocid"], "fetch_hosts_from_subcompartments": False}
+    ]
     assert cfg["hostname_format"] == hostname_format
     assert isinstance(cfg["filters"], list) and cfg["filters"]
     for f in cfg["filters"]:
@@ -328,8 +369,14 @@ def test_infra_vars_render_with_everything_the_playbooks_read(tf):
     data = yaml.safe_load(tftpl.render(text, INFRA_VARS))
 
     required = {
-        "infra_db_endpoint", "infra_db_admin_user", "infra_namespace", "infra_region",
-        "infra_compartment_ocid", "infra_artifacts_bucket", "infra_dags_bucket", "infra_vcn_cidr",
+        "infra_db_endpoint",
+        "infra_db_admin_user",
+        "infra_namespace",
+        "infra_region",
+        "infra_compartment_ocid",
+        "infra_artifacts_bucket",
+        "infra_dags_bucket",
+        "infra_vcn_cidr",
     }
     assert required <= set(data)
     # Every infra_* variable the playbooks' group_vars read is provided.

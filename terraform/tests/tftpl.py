@@ -31,7 +31,7 @@ def _tokens(text: str) -> list[tuple]:
     out: list[tuple] = []
     pos = 0
     for m in TAG.finditer(text):
-        out.append(("text", text[pos:m.start()]))
+        out.append(("text", text[pos : m.start()]))
         out.append((m["kind"], m["body"].strip(), bool(m["ltrim"]), bool(m["rtrim"])))
         pos = m.end()
     out.append(("text", text[pos:]))
@@ -111,7 +111,7 @@ def _render(tokens: list[tuple], scope: dict) -> str:
             if not isinstance(items, list):
                 raise TemplateError(f"for over a non-list: {m[2]!r}")
             for item in items:
-                out.append(_render(tokens[i + 1:j], {**scope, m[1]: item}))
+                out.append(_render(tokens[i + 1 : j], {**scope, m[1]: item}))
             i = j
         i += 1
     return "".join(out)

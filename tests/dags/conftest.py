@@ -1,10 +1,12 @@
-"""A throwaway MLflow 3.17.2 server on loopback for the DAG tests (standard library only).
+"""A throwaway MLflow server (the pipelines lock's) on loopback for the DAG tests (standard library only).
 
 Shared by both sides of `make dags-test`: the pipelines environment (task
-functions) and the Airflow environment (DagBag, dag.test()). The server is the
-real ``mlflow server`` of the pipelines environment with a sqlite backend in a
-temporary directory, ``--serve-artifacts`` into a local folder and the
-basic-auth app with the platform's default permission (READ). The tests act as
+functions) and the Airflow environment (DagBag, dag.test()). The server is
+app/tests/mlflow_server.py's (the app's tests use the same one, loaded here by
+path: neither environment has the app's test package): the real ``mlflow
+server`` of the pipelines environment with a sqlite backend in a temporary
+directory, ``--serve-artifacts`` into a local folder and the basic-auth app
+with the platform's default permission (READ). The tests act as
 ``mlflow-pipelines`` with the grant the platform gives that user (EDIT on
 every experiment and registered model), not as the admin, so a missing
 permission fails here first.
@@ -12,30 +14,36 @@ permission fails here first.
 
 from __future__ import annotations
 
-import base64
-import json
+import importlib.util
 import os
-import secrets
-import signal
-import socket
-import subprocess
 import sys
-import time
 import urllib.error
-import urllib.parse
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 DAGS = ROOT / "dags"
-ADMIN_USER = "admin"
 PIPELINES_USER = "mlflow-pipelines"
 PIPELINES_PERMISSION = "EDIT"
-START_TIMEOUT_S = 120.0
+
+
+def _load_mlflow_server() -> ModuleType:
+    """app/tests/mlflow_server.py as the module ``mlflow_server`` (it needs only the standard library)."""
+    path = ROOT / "app" / "tests" / "mlflow_server.py"
+    spec = importlib.util.spec_from_file_location("mlflow_server", path)
+    assert spec is not None and spec.loader is not None, f"cannot load {path}"
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # before exec: dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+mlflow_server_module = _load_mlflow_server()
 
 
 def pipelines_bin(name: str) -> Path:
@@ -44,23 +52,20 @@ def pipelines_bin(name: str) -> Path:
     return (Path(venv) / "bin" / name) if venv else Path(sys.executable).parent / name
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @dataclass(frozen=True)
 class MlflowServer:
-    uri: str
-    workdir: Path
-    admin_password: str
+    """The shared server (``server``) and the pipelines user's password."""
+
+    server: Any  # mlflow_server.MlflowServer
     pipelines_password: str
-    process: subprocess.Popen
+
+    @property
+    def uri(self) -> str:
+        return self.server.uri
 
     @property
     def artifacts_dir(self) -> Path:
-        return self.workdir / "artifacts"
+        return self.server.artifacts_dir
 
     def client_env(self) -> dict[str, str]:
         """What the airflow role puts in the scheduler's pipelines.env."""
@@ -73,21 +78,9 @@ class MlflowServer:
             "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
         }
 
-    def call(self, method: str, path: str, payload: dict | None = None, *, admin: bool = False) -> dict:
-        """A REST call as the pipelines user (or the admin); the decoded JSON answer."""
-        user, password = (ADMIN_USER, self.admin_password) if admin else (PIPELINES_USER, self.pipelines_password)
-        url = f"{self.uri}{path}"
-        data = None
-        if method == "GET" and payload:
-            url += "?" + urllib.parse.urlencode(payload)
-        elif payload is not None:
-            data = json.dumps(payload).encode()
-        request = urllib.request.Request(url, data=data, method=method)
-        request.add_header("Authorization", "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode())
-        request.add_header("Content-Type", "application/json")
-        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 (loopback test server)
-            body = response.read()
-        return json.loads(body) if body else {}
+    def call(self, method: str, path: str, payload: dict | None = None) -> dict:
+        """A REST call as the pipelines user; the decoded JSON answer."""
+        return self.server.call(method, path, payload, auth=(PIPELINES_USER, self.pipelines_password))
 
     def champion_version(self, model_name: str) -> str | None:
         try:
@@ -105,76 +98,16 @@ class MlflowServer:
         return {tag["key"]: tag["value"] for tag in run["data"].get("tags", [])}
 
 
-def _wait_health(uri: str, process: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"mlflow server exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"{uri}/health", timeout=2) as response:  # noqa: S310
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.3)
-    raise TimeoutError(f"mlflow server not healthy after {START_TIMEOUT_S:.0f}s:\n{log.read_text()[-3000:]}")
-
-
 @pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
-    workdir = tmp_path_factory.mktemp("mlflow")
-    admin_password = secrets.token_urlsafe(18)
-    auth_ini = workdir / "basic_auth.ini"
-    auth_ini.write_text(
-        "[mlflow]\n"
-        "default_permission = READ\n"
-        f"database_uri = sqlite:///{workdir / 'basic_auth.db'}\n"
-        f"admin_username = {ADMIN_USER}\n"
-        f"admin_password = {admin_password}\n"
-        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
-        # verified credentials are cached: otherwise every request pays a PBKDF2 hash
-        "auth_cache_ttl_seconds = 300\n"
-    )
-    auth_ini.chmod(0o600)
-    port = _free_port()
-    env = {
-        **os.environ,
-        "MLFLOW_AUTH_CONFIG_PATH": str(auth_ini),
-        "MLFLOW_DISABLE_TELEMETRY": "true",
-        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
-        "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_urlsafe(32),
-    }
-    log = workdir / "mlflow-server.log"
-    with log.open("ab") as out:
-        process = subprocess.Popen(  # noqa: S603
-            [
-                str(pipelines_bin("mlflow")), "server", "--app-name", "basic-auth",
-                "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-                "--backend-store-uri", f"sqlite:///{workdir / 'mlflow.db'}",
-                "--serve-artifacts", "--artifacts-destination", str(workdir / "artifacts"),
-            ],
-            env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-    server = MlflowServer(f"http://127.0.0.1:{port}", workdir, admin_password, secrets.token_urlsafe(18), process)
-    try:
-        _wait_health(server.uri, process, log)
+    with mlflow_server_module.running_mlflow(
+        tmp_path_factory.mktemp("mlflow"), mlflow_bin=pipelines_bin("mlflow"), default_permission="READ"
+    ) as server:
         # the platform's mlflow_users entry for the pipelines, as the mlflow role creates it
-        server.call("POST", "/api/2.0/mlflow/users/create",
-                    {"username": PIPELINES_USER, "password": server.pipelines_password}, admin=True)
+        password = server.create_user(PIPELINES_USER)
         for resource_type in ("experiment", "registered_model"):
-            server.call("POST", "/api/3.0/mlflow/users/permissions/grant", {
-                "username": PIPELINES_USER, "resource_type": resource_type,
-                "resource_id": "*", "permission": PIPELINES_PERMISSION,
-            }, admin=True)
-        yield server
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=15)
+            server.grant(PIPELINES_USER, resource_type, "*", PIPELINES_PERMISSION)
+        yield MlflowServer(server, password)
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""dags/ in a real Airflow 3.3.2: every file imports, the two DAGs have their tasks, and run end to end.
+"""dags/ in a real Airflow (the airflow role's): every file imports, the two DAGs have their tasks, and run end to end.
 
 Runs in the Airflow environment of `make dags-test`, which sets AIRFLOW_HOME
 (a fresh directory, sqlite metadata database), the DAGs folder and
@@ -16,7 +16,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-
 from conftest import DAGS
 
 TRAINING_TASKS = {"validate_data", "train", "evaluate", "register", "decide_champion"}

@@ -6,14 +6,12 @@ import sys
 import uuid
 
 import pytest
-
 from conftest import DAGS
 
 sys.path.insert(0, str(DAGS))
 
 import mlflow  # noqa: E402
 import pandas as pd  # noqa: E402
-
 from iris_pipeline import CHAMPION_ALIAS, DECISION_METRIC, MODEL_NAME, inference, training  # noqa: E402
 
 

@@ -40,7 +40,7 @@ _NOT_THE_USERS = ("MLFLOW_", "AIRFLOW_", "OCI_MLOPS_API", "OCI_MLOPS_DASHBOARD",
 def pytest_sessionstart(session):  # noqa: ARG001 (pytest hook signature)
     ARTIFACTS.mkdir(exist_ok=True)
     REPORT.write_text(
-        f"# tests/outside against {INVENTORY}, {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC: "
+        f"# tests/outside against {INVENTORY}, {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC: "
         "measured values\n",
         encoding="utf-8",
     )
@@ -80,7 +80,9 @@ def python(code: str, env: dict[str, str], timeout: float) -> subprocess.Complet
 
 def passed(result: subprocess.CompletedProcess, what: str) -> str:
     """stdout of a command that must have succeeded."""
-    assert result.returncode == 0, f"{what} exited {result.returncode}:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
+    assert result.returncode == 0, (
+        f"{what} exited {result.returncode}:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
+    )
     return result.stdout
 
 
@@ -94,11 +96,21 @@ def client_env() -> dict[str, str]:
     before = base_env()
     exported = dict(item.split("=", 1) for item in passed(shell, "source client.env").split("\0") if "=" in item)
     values = {k: v for k, v in exported.items() if before.get(k) != v and k not in ("SHLVL", "_", "PWD", "OLDPWD")}
-    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "AIRFLOW_URL",
-                 "AIRFLOW_USERNAME", "AIRFLOW_PASSWORD", "OCI_MLOPS_API_URL", "OCI_MLOPS_API_KEY",
-                 "OCI_MLOPS_DASHBOARD_URL"):
+    for name in (
+        "MLFLOW_TRACKING_URI",
+        "MLFLOW_TRACKING_USERNAME",
+        "MLFLOW_TRACKING_PASSWORD",
+        "AIRFLOW_URL",
+        "AIRFLOW_USERNAME",
+        "AIRFLOW_PASSWORD",
+        "OCI_MLOPS_API_URL",
+        "OCI_MLOPS_API_KEY",
+        "OCI_MLOPS_DASHBOARD_URL",
+    ):
         assert values.get(name), f"client.env does not set {name}"
-    assert not [k for k in values if k.startswith("MLFLOW_ENABLE_PROXY_MULTIPART")], "client.env changes MLflow's defaults"
+    assert not [k for k in values if k.startswith("MLFLOW_ENABLE_PROXY_MULTIPART")], (
+        "client.env changes MLflow's defaults"
+    )
     return values
 
 

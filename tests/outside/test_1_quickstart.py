@@ -47,7 +47,9 @@ def test_the_first_step_sources_the_client_env_and_reaches_mlflow():
     assert out.strip() == "OK", out
 
 
-@pytest.mark.parametrize("index", range(1, len(STEPS)), ids=[f"step{i + 1}-{STEPS[i][0]}" for i in range(1, len(STEPS))])
+@pytest.mark.parametrize(
+    "index", range(1, len(STEPS)), ids=[f"step{i + 1}-{STEPS[i][0]}" for i in range(1, len(STEPS))]
+)
 def test_step(index, user_env):
     if FAILED:
         pytest.skip(f"step {FAILED[0] + 1} failed")

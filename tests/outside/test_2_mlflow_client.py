@@ -75,7 +75,9 @@ print(json.dumps({
     "params": fetched.data.params, "metrics": fetched.data.metrics,
     "champion": client.get_model_version_by_alias(NAME, "champion").version,
     "files": sorted(os.path.relpath(os.path.join(d, f), local) for d, _, fs in os.walk(local) for f in fs),
-    "model_files": sorted(os.path.relpath(os.path.join(d, f), model_dir) for d, _, fs in os.walk(model_dir) for f in fs),
+    "model_files": sorted(
+        os.path.relpath(os.path.join(d, f), model_dir) for d, _, fs in os.walk(model_dir) for f in fs
+    ),
     "timings": timings,
 }))
 """
@@ -83,16 +85,22 @@ print(json.dumps({
 
 def test_server_advertises_presigned_downloads(user_env):
     """The server hands out object-store URLs: the round trip below exercises them."""
-    info = requests.get(f"{user_env['MLFLOW_TRACKING_URI']}/api/3.0/mlflow/server-info", timeout=30,
-                        auth=(user_env["MLFLOW_TRACKING_USERNAME"], user_env["MLFLOW_TRACKING_PASSWORD"]))
+    info = requests.get(
+        f"{user_env['MLFLOW_TRACKING_URI']}/api/3.0/mlflow/server-info",
+        timeout=30,
+        auth=(user_env["MLFLOW_TRACKING_USERNAME"], user_env["MLFLOW_TRACKING_PASSWORD"]),
+    )
     assert info.status_code == 200, info.text
-    report(f"MLflow server-info: multipart_downloads_enabled={info.json().get('multipart_downloads_enabled')}, "
-           f"multipart_uploads_enabled={info.json().get('multipart_uploads_enabled')}")
+    report(
+        f"MLflow server-info: multipart_downloads_enabled={info.json().get('multipart_downloads_enabled')}, "
+        f"multipart_uploads_enabled={info.json().get('multipart_uploads_enabled')}"
+    )
 
 
 def test_anonymous_access_is_refused(user_env):
-    resp = requests.get(f"{user_env['MLFLOW_TRACKING_URI']}/api/2.0/mlflow/experiments/search",
-                        params={"max_results": 1}, timeout=30)
+    resp = requests.get(
+        f"{user_env['MLFLOW_TRACKING_URI']}/api/2.0/mlflow/experiments/search", params={"max_results": 1}, timeout=30
+    )
     assert resp.status_code == 401
 
 
@@ -108,8 +116,10 @@ def test_round_trip_with_a_large_artifact_and_default_client_settings(user_env):
     assert "data/big.bin" in result["files"]
     assert {"MLmodel", "model.skops"} <= set(result["model_files"]), result["model_files"]
     t = result["timings"]
-    report(f"MLflow client (defaults), {BIG_MB} MB artifact: upload {t['upload_big_s']} s "
-           f"({BIG_MB / max(t['upload_big_s'], 0.01):.0f} MB/s), log+register model {t['log_model_s']} s, "
-           f"load by alias {t['load_by_alias_s']} s, download the run's artifacts {t['download_all_s']} s "
-           f"({BIG_MB / max(t['download_all_s'], 0.01):.0f} MB/s), the model's {t['download_model_s']} s; "
-           f"run files {result['files']}, model files {result['model_files']}")
+    report(
+        f"MLflow client (defaults), {BIG_MB} MB artifact: upload {t['upload_big_s']} s "
+        f"({BIG_MB / max(t['upload_big_s'], 0.01):.0f} MB/s), log+register model {t['log_model_s']} s, "
+        f"load by alias {t['load_by_alias_s']} s, download the run's artifacts {t['download_all_s']} s "
+        f"({BIG_MB / max(t['download_all_s'], 0.01):.0f} MB/s), the model's {t['download_model_s']} s; "
+        f"run files {result['files']}, model files {result['model_files']}"
+    )

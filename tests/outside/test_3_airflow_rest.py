@@ -41,8 +41,11 @@ def test_the_api_refuses_anonymous_calls(user_env):
 
 
 def test_a_wrong_password_gets_no_token(user_env):
-    resp = requests.post(f"{user_env['AIRFLOW_URL']}/auth/token", timeout=30,
-                         json={"username": user_env["AIRFLOW_USERNAME"], "password": "not-the-password"})
+    resp = requests.post(
+        f"{user_env['AIRFLOW_URL']}/auth/token",
+        timeout=30,
+        json={"username": user_env["AIRFLOW_USERNAME"], "password": "not-the-password"},
+    )
     assert resp.status_code in (401, 403), resp.status_code
 
 
@@ -78,8 +81,10 @@ def test_trigger_poll_and_read_the_task_logs(airflow):
     assert state["value"] == "success", states
     report(f"Airflow REST: {DAG} trigger -> success in {time.monotonic() - start:.0f} s; tasks {states}")
     for task in tasks:
-        logs = airflow.get(f"/api/v2/dags/{DAG}/dagRuns/{run_id}/taskInstances/{task['task_id']}/logs/{task['try_number']}",
-                           full_content="true")
+        logs = airflow.get(
+            f"/api/v2/dags/{DAG}/dagRuns/{run_id}/taskInstances/{task['task_id']}/logs/{task['try_number']}",
+            full_content="true",
+        )
         events = [e for e in logs.get("content") or [] if isinstance(e, dict)]
         own = [e for e in events if e.get("task_id") == task["task_id"] and e.get("run_id") == run_id]
         assert own, f"{task['task_id']}: the log has no event of this task and run: {str(logs)[:500]}"

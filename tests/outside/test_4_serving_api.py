@@ -29,8 +29,10 @@ def test_predict_with_the_champion(user_env, ref):
 
 
 def test_production_and_champion_are_the_same_version(user_env):
-    versions = {ref: _post(user_env, f"/predict/{MODEL}/{ref}", ROW).json()["model_version"]
-                for ref in ("Production", "champion")}
+    versions = {
+        ref: _post(user_env, f"/predict/{MODEL}/{ref}", ROW).json()["model_version"]
+        for ref in ("Production", "champion")
+    }
     assert versions["Production"] == versions["champion"], versions
 
 
@@ -40,8 +42,9 @@ def test_no_key_no_prediction(user_env):
 
 
 def test_models_lists_what_the_users_registered(user_env):
-    resp = requests.get(f"{user_env['OCI_MLOPS_API_URL']}/models", headers={"X-API-Key": user_env["OCI_MLOPS_API_KEY"]},
-                        timeout=30)
+    resp = requests.get(
+        f"{user_env['OCI_MLOPS_API_URL']}/models", headers={"X-API-Key": user_env["OCI_MLOPS_API_KEY"]}, timeout=30
+    )
     assert resp.status_code == 200, resp.text[:300]
     names = str(resp.json())
     assert MODEL in names and "quickstart-iris" in names, names[:500]

@@ -38,9 +38,12 @@ def page(user_env):
 
 
 def _champion(env) -> str:
-    resp = requests.get(f"{env['MLFLOW_TRACKING_URI']}/api/2.0/mlflow/registered-models/alias",
-                        params={"name": MODEL, "alias": "champion"}, timeout=30,
-                        auth=(env["MLFLOW_TRACKING_USERNAME"], env["MLFLOW_TRACKING_PASSWORD"]))
+    resp = requests.get(
+        f"{env['MLFLOW_TRACKING_URI']}/api/2.0/mlflow/registered-models/alias",
+        params={"name": MODEL, "alias": "champion"},
+        timeout=30,
+        auth=(env["MLFLOW_TRACKING_USERNAME"], env["MLFLOW_TRACKING_PASSWORD"]),
+    )
     assert resp.status_code == 200, resp.text[:300]
     return resp.json()["model_version"]["version"]
 
@@ -61,8 +64,12 @@ def test_a_prediction_through_the_form(page, user_env):
     ref_select = page.locator("div[data-testid='stSelectbox']").filter(has_text="Alias or version").first
     ref_select.click()
     page.get_by_role("option", name="champion", exact=True).click()
-    for label, value in (("sepal length (cm)", "5.1"), ("sepal width (cm)", "3.5"),
-                         ("petal length (cm)", "1.4"), ("petal width (cm)", "0.2")):
+    for label, value in (
+        ("sepal length (cm)", "5.1"),
+        ("sepal width (cm)", "3.5"),
+        ("petal length (cm)", "1.4"),
+        ("petal width (cm)", "0.2"),
+    ):
         field = page.get_by_label(label, exact=True)
         field.fill(value)
         field.press("Tab")

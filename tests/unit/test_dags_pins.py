@@ -3,7 +3,6 @@
 import re
 
 import yaml
-
 from conftest import ROLES, ROOT
 
 ROLE = ROLES / "airflow"
@@ -32,14 +31,17 @@ def test_role_packages_are_in_the_pipelines_constraints():
 
 
 def test_dag_test_lock_contains_the_deployed_pipelines_set():
-    deployed = _pins(ROLE / "files" / "pipelines-constraints-python3.11.txt")
+    defaults = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text(encoding="utf-8"))
+    deployed = _pins(ROLE / "files" / defaults["airflow_pipelines_constraints_file"])
     tested = _pins(ROOT / "tests" / "dags" / "requirements-pipelines.txt")
     assert {k: tested.get(k) for k in deployed} == deployed
 
 
 def test_makefile_lock_recipe_uses_the_role_packages():
     makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
-    line = re.search(r"^PIPELINES_PACKAGES := (.*)$", makefile, re.M)[1]
+    match = re.search(r"^PIPELINES_PACKAGES := (.*)$", makefile, re.M)
+    assert match, "no PIPELINES_PACKAGES in the Makefile"
+    line = match[1]
     assert dict(p.lower().split("==") for p in line.split()) == _role_packages()
 
 

@@ -9,6 +9,7 @@ import importlib.util
 import subprocess
 import sys
 from importlib.machinery import SourceFileLoader
+from pathlib import Path
 
 import pytest
 import yaml
@@ -24,7 +25,9 @@ REFUSED = (
 
 def _load_script():
     loader = SourceFileLoader("drift_report", str(ROOT / "scripts" / "drift-report"))
-    module = importlib.util.module_from_spec(importlib.util.spec_from_loader(loader.name, loader))
+    spec = importlib.util.spec_from_loader(loader.name, loader)
+    assert spec is not None
+    module = importlib.util.module_from_spec(spec)
     sys.modules[loader.name] = module
     loader.exec_module(module)
     return module
@@ -231,7 +234,8 @@ class FakeAnsible:
     def __init__(self, *outputs: str, listing_rc: int = 0):
         self.outputs = list(outputs)
         self.listing_rc = listing_rc
-        self.checks = []
+        # (playbook's directory, its first import_playbook, --limit, args) per check run
+        self.checks: list[tuple[Path, str, str | None, list[str]]] = []
 
     def __call__(self, playbook, args):
         if "--list-hosts" in args:

@@ -6,7 +6,6 @@ import re
 
 import pytest
 from ansible.errors import AnsibleFilterError
-
 from conftest import ROLES, load_plugin
 
 lab = load_plugin(ROLES / "lab_containers" / "filter_plugins" / "lab_cgroup.py")
@@ -45,7 +44,10 @@ def test_cgroup_volume_rejects_nonsense(layout, systemd):
 
 def test_image_systemd_versions_from_labels_or_default():
     results = [
-        {"item": "oci-mlops-lab/debian:sid", "images": [{"Config": {"Labels": {"org.oci-mlops.systemd-version": "262"}}}]},
+        {
+            "item": "oci-mlops-lab/debian:sid",
+            "images": [{"Config": {"Labels": {"org.oci-mlops.systemd-version": "262"}}}],
+        },
         {"item": "oraclelinux:9", "images": [{"Config": {"Labels": None}}]},
     ]
     assert lab.lab_image_systemd_versions(results, 252) == {"oci-mlops-lab/debian:sid": 262, "oraclelinux:9": 252}
@@ -68,7 +70,10 @@ def test_static_addresses_fail_when_the_subnet_is_full():
 
 def test_network_addresses_prefer_the_fixed_address():
     containers = [
-        {"Names": ["/a"], "NetworkSettings": {"Networks": {"lab": {"IPAMConfig": {"IPv4Address": "10.0.0.5"}, "IPAddress": ""}}}},
+        {
+            "Names": ["/a"],
+            "NetworkSettings": {"Networks": {"lab": {"IPAMConfig": {"IPv4Address": "10.0.0.5"}, "IPAddress": ""}}},
+        },
         {"Names": ["/b"], "NetworkSettings": {"Networks": {"lab": {"IPAMConfig": None, "IPAddress": "10.0.0.6"}}}},
         {"Names": ["/c"], "NetworkSettings": {"Networks": {"other": {"IPAddress": "10.1.0.6"}}}},
     ]
@@ -105,7 +110,9 @@ def test_declarations_become_ports_and_rich_rules():
 
 def test_sources_are_normalized_like_firewalld_prints_them():
     wanted = fw.firewalld_desired({"x": [{"port": 1, "sources": ["10.0.1.7/24"]}]}, 22, [], [])
-    assert wanted["rich_rules"] == ['rule family="ipv4" source address="10.0.1.0/24" port port="1" protocol="tcp" accept']
+    assert wanted["rich_rules"] == [
+        'rule family="ipv4" source address="10.0.1.0/24" port port="1" protocol="tcp" accept'
+    ]
 
 
 @pytest.mark.parametrize(

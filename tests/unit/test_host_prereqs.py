@@ -26,7 +26,9 @@ def _dry_run(tmp_path: Path, fakes: dict[str, int], os_id: str = "debian") -> li
     bindir = tmp_path / "bin"
     bindir.mkdir()
     for tool in BASIC_TOOLS:
-        (bindir / tool).symlink_to(shutil.which(tool))
+        found = shutil.which(tool)
+        assert found, f"{tool} is not on this machine's PATH"
+        (bindir / tool).symlink_to(found)
     for name, exit_code in fakes.items():
         _fake(bindir, name, exit_code)
     os_release = tmp_path / "os-release"
@@ -37,8 +39,14 @@ def _dry_run(tmp_path: Path, fakes: dict[str, int], os_id: str = "debian") -> li
         "HOST_PREREQS_OS_RELEASE": str(os_release),
         "HOME": os.environ.get("HOME", "/root"),
     }
-    run = subprocess.run([str(bindir / "bash"), str(SCRIPT), "--dry-run"], env=env,
-                         capture_output=True, text=True, timeout=60, check=False)
+    run = subprocess.run(
+        [str(bindir / "bash"), str(SCRIPT), "--dry-run"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert run.returncode == 0, run.stderr
     return run.stdout.split()
 

@@ -6,11 +6,11 @@ import re
 import subprocess
 
 import yaml
-
 from conftest import ROOT
 
 TOPOLOGY = yaml.safe_load(
-    (ROOT / "ansible" / "playbooks" / "group_vars" / "all" / "topology.yml").read_text(encoding="utf-8"))["oci_mlops_topology"]
+    (ROOT / "ansible" / "playbooks" / "group_vars" / "all" / "topology.yml").read_text(encoding="utf-8")
+)["oci_mlops_topology"]
 GROUPS = set(TOPOLOGY["groups"])
 
 
@@ -30,7 +30,10 @@ def _plays(*roots):
 def _lab_groups():
     out = subprocess.run(
         ["ansible-inventory", "-i", str(ROOT / "inventory" / "lab"), "--list"],
-        check=True, capture_output=True, text=True, cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
     ).stdout
     data = json.loads(out)
     return {g: data[g].get("hosts", []) for g in data["all"]["children"] if g != "ungrouped"}
@@ -57,8 +60,11 @@ def _pattern_groups(pattern: str) -> set[str]:
 def test_every_play_targets_topology_groups():
     targets = set()
     # site.yml, the lab's and other playbooks, and the molecule scenarios' plays.
-    for play in _plays(ROOT / "site.yml", *sorted((ROOT / "ansible" / "playbooks").glob("*.yml")),
-                       *sorted((ROOT / "molecule").glob("*/converge.yml"))):
+    for play in _plays(
+        ROOT / "site.yml",
+        *sorted((ROOT / "ansible" / "playbooks").glob("*.yml")),
+        *sorted((ROOT / "molecule").glob("*/converge.yml")),
+    ):
         targets |= _pattern_groups(play["hosts"])
     assert targets, "site.yml has no plays"
     assert targets <= GROUPS | {"all", "localhost"}, targets - GROUPS

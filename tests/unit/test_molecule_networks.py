@@ -13,7 +13,8 @@ ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = sorted(p.parent for p in (ROOT / "molecule").glob("*/molecule.yml"))
 LAB_CIDR = ipaddress.ip_network(
     yaml.safe_load((ROOT / "inventory/lab/group_vars/all/lab.yml").read_text())["lab_network_cidr"]
-    .split("default='")[1].split("'")[0]
+    .split("default='")[1]
+    .split("'")[0]
 )
 
 
@@ -42,5 +43,5 @@ def test_every_scenario_has_its_own_subnet():
     names = sorted(cidrs)
     for i, a in enumerate(names):
         assert not cidrs[a].overlaps(LAB_CIDR), f"{a}: {cidrs[a]} overlaps the lab's {LAB_CIDR}"
-        for b in names[i + 1:]:
+        for b in names[i + 1 :]:
             assert not cidrs[a].overlaps(cidrs[b]), f"{a} and {b} share addresses: {cidrs[a]} / {cidrs[b]}"

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import ROLES, ROOT
 
 ROLE_DIRS = sorted(p for p in ROLES.iterdir() if (p / "tasks" / "main.yml").exists())
@@ -36,7 +35,7 @@ def test_role_has_the_standard_files(role):
 @pytest.mark.parametrize("role", ROLE_DIRS, ids=lambda p: p.name)
 def test_every_default_is_documented_with_the_same_value(role):
     defaults = _yaml(role / "defaults" / "main.yml")
-    options = {}
+    options: dict[str, dict] = {}
     for entry in _specs(role).values():
         for name, option in entry.get("options", {}).items():
             options.setdefault(name, option)
@@ -73,8 +72,18 @@ def test_bad_input_fails_before_any_task_naming_the_variable(role, tmp_path):
     )
     env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_ROLES_PATH=str(ROLES), ANSIBLE_NOCOLOR="1")
     run = subprocess.run(
-        ["ansible-playbook", "-i", "localhost,", "-c", "local", str(tmp_path / "play.yml"),
-         "-e", f"@{tmp_path / 'bad.json'}", "-e", f"ansible_python_interpreter={sys.executable}"],
+        [
+            "ansible-playbook",
+            "-i",
+            "localhost,",
+            "-c",
+            "local",
+            str(tmp_path / "play.yml"),
+            "-e",
+            f"@{tmp_path / 'bad.json'}",
+            "-e",
+            f"ansible_python_interpreter={sys.executable}",
+        ],
         capture_output=True,
         text=True,
         env=env,

@@ -15,7 +15,6 @@ import subprocess
 from pathlib import Path
 
 import yaml
-
 from conftest import ROLES, ROOT
 
 PLAYBOOKS = ROOT / "ansible" / "playbooks"
@@ -133,16 +132,36 @@ def test_molecule_platforms_use_topology_groups():
 
 
 def _lab_published_services(tmp_path: Path) -> list[dict]:
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), LAB_PORT_OFFSET="10000",
-               ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json", ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
-               OCI_MLOPS_SECRETS_DIR=str(tmp_path))
+    env = dict(
+        os.environ,
+        ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
+        LAB_PORT_OFFSET="10000",
+        ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
+        ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
+        OCI_MLOPS_SECRETS_DIR=str(tmp_path),
+    )
     run = subprocess.run(
-        ["ansible", "localhost", "-i", str(ROOT / "inventory" / "lab"), "--playbook-dir", str(PLAYBOOKS),
-         "-m", "ansible.builtin.debug", "-a", "var=lab_published_services"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False,
+        [
+            "ansible",
+            "localhost",
+            "-i",
+            str(ROOT / "inventory" / "lab"),
+            "--playbook-dir",
+            str(PLAYBOOKS),
+            "-m",
+            "ansible.builtin.debug",
+            "-a",
+            "var=lab_published_services",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    report, _ = json.JSONDecoder().raw_decode(run.stdout[run.stdout.index("{"):])
+    report, _ = json.JSONDecoder().raw_decode(run.stdout[run.stdout.index("{") :])
     return report["plays"][0]["tasks"][0]["hosts"]["localhost"]["lab_published_services"]
 
 

@@ -20,8 +20,9 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 # Ports come from the topology (the wiring must not restate them).
-SERVICES = yaml.safe_load((ROOT / "ansible" / "playbooks" / "group_vars" / "all" / "topology.yml")
-                          .read_text(encoding="utf-8"))["oci_mlops_topology"]["services"]
+SERVICES = yaml.safe_load(
+    (ROOT / "ansible" / "playbooks" / "group_vars" / "all" / "topology.yml").read_text(encoding="utf-8")
+)["oci_mlops_topology"]["services"]
 MLFLOW_PORT, API_PORT, DB_PORT = (SERVICES[s]["port"] for s in ("mlflow", "api", "mysql"))
 
 # Public IP -> (group, private IP): what oracle.oci gives with hostname_format public_ip.
@@ -43,29 +44,56 @@ INFRA = {
 
 def _render(tmp_path: Path, host: str, names: list[str]) -> dict[str, str]:
     inventory = {
-        "all": {"vars": {"ansible_connection": "local", **INFRA}, "children": {
-            group: {"hosts": {public: {"private_ip": private, "public_ip": public}}}
-            for public, (group, private) in HOSTS.items()}},
+        "all": {
+            "vars": {"ansible_connection": "local", **INFRA},
+            "children": {
+                group: {"hosts": {public: {"private_ip": private, "public_ip": public}}}
+                for public, (group, private) in HOSTS.items()
+            },
+        },
     }
     path = tmp_path / "hosts.json"
     path.write_text(json.dumps(inventory))
-    env = dict(os.environ, OCI_MLOPS_SECRETS_DIR=str(tmp_path / "secrets"), ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
-               ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json", ANSIBLE_LOAD_CALLBACK_PLUGINS="1")
+    env = dict(
+        os.environ,
+        OCI_MLOPS_SECRETS_DIR=str(tmp_path / "secrets"),
+        ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
+        ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
+        ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
+    )
     run = subprocess.run(
-        ["ansible", host, "-i", str(path), "--playbook-dir", str(ROOT / "ansible" / "playbooks"),
-         "-m", "ansible.builtin.debug", "-a", "msg={{ {" + ", ".join(f"'{n}': {n}" for n in names) + "} }}"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False,
+        [
+            "ansible",
+            host,
+            "-i",
+            str(path),
+            "--playbook-dir",
+            str(ROOT / "ansible" / "playbooks"),
+            "-m",
+            "ansible.builtin.debug",
+            "-a",
+            "msg={{ {" + ", ".join(f"'{n}': {n}" for n in names) + "} }}",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    report, _ = json.JSONDecoder().raw_decode(run.stdout[run.stdout.index("{"):])  # after the timer callbacks' lines
+    report, _ = json.JSONDecoder().raw_decode(run.stdout[run.stdout.index("{") :])  # after the timer callbacks' lines
     result = report["plays"][0]["tasks"][0]["hosts"][host]
     return result["msg"]
 
 
 @pytest.fixture(scope="module")
 def api_host(tmp_path_factory):
-    return _render(tmp_path_factory.mktemp("api"), "203.0.113.12",
-                   ["model_api_mlflow_tracking_uri", "dashboard_api_url", "dashboard_mlflow_tracking_uri"])
+    return _render(
+        tmp_path_factory.mktemp("api"),
+        "203.0.113.12",
+        ["model_api_mlflow_tracking_uri", "dashboard_api_url", "dashboard_mlflow_tracking_uri"],
+    )
 
 
 def test_the_api_reaches_mlflow_by_private_address(api_host):
@@ -93,22 +121,46 @@ def test_no_public_address_is_wired(api_host):
 def test_client_env_on_oci_gives_users_each_published_service_at_the_topology_port(tmp_path):
     """Users are outside the VCN: client.env names the hosts as the inventory
     reaches them (here their public IPs) with the topology's ports."""
-    inventory = {"all": {"vars": {"ansible_connection": "local", **INFRA}, "children": {
-        group: {"hosts": {public: {"private_ip": private}}} for public, (group, private) in HOSTS.items()}}}
+    inventory = {
+        "all": {
+            "vars": {"ansible_connection": "local", **INFRA},
+            "children": {
+                group: {"hosts": {public: {"private_ip": private}}} for public, (group, private) in HOSTS.items()
+            },
+        }
+    }
     (tmp_path / "hosts.json").write_text(json.dumps(inventory))
     secrets = tmp_path / "secrets"
     env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), OCI_MLOPS_SECRETS_DIR=str(secrets))
     run = subprocess.run(
-        ["ansible-playbook", "-i", str(tmp_path / "hosts.json"), "-e", f"oci_mlops_secrets_dir={secrets}",
-         str(ROOT / "ansible" / "playbooks" / "client-env.yml")],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False,
+        [
+            "ansible-playbook",
+            "-i",
+            str(tmp_path / "hosts.json"),
+            "-e",
+            f"oci_mlops_secrets_dir={secrets}",
+            str(ROOT / "ansible" / "playbooks" / "client-env.yml"),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    lines = dict(line.removeprefix("export ").split("=", 1)
-                 for line in (secrets / "client.env").read_text().splitlines() if line.startswith("export "))
+    lines = dict(
+        line.removeprefix("export ").split("=", 1)
+        for line in (secrets / "client.env").read_text().splitlines()
+        if line.startswith("export ")
+    )
     public = {group: ip for ip, (group, _) in HOSTS.items()}
-    expect = {"MLFLOW_TRACKING_URI": "mlflow", "AIRFLOW_URL": "airflow",
-              "OCI_MLOPS_API_URL": "api", "OCI_MLOPS_DASHBOARD_URL": "dashboard"}
+    expect = {
+        "MLFLOW_TRACKING_URI": "mlflow",
+        "AIRFLOW_URL": "airflow",
+        "OCI_MLOPS_API_URL": "api",
+        "OCI_MLOPS_DASHBOARD_URL": "dashboard",
+    }
     for var, service in expect.items():
         svc = SERVICES[service]
         assert lines[var] == f"http://{public[svc['group']]}:{svc['port']}", var

@@ -13,8 +13,10 @@ def _rotating(rotate, declared) -> set[str]:
     names = {n for n in names if n}
     unknown = sorted(names - set(declared))
     if unknown:
-        raise AnsibleFilterError(f"oci_mlops_rotate_secrets names undeclared secrets: {', '.join(unknown)}"
-                                 f" (declared: {', '.join(sorted(declared))})")
+        raise AnsibleFilterError(
+            f"oci_mlops_rotate_secrets names undeclared secrets: {', '.join(unknown)}"
+            f" (declared: {', '.join(sorted(declared))})"
+        )
     return names
 
 
@@ -37,7 +39,9 @@ def _record(result):
     return str(result.get("msg") or "unreadable")
 
 
-def secrets_verdict(declarations, current, reads, host_groups, schemas_host="", rotate=None, secrets_dir="", in_vault=()):
+def secrets_verdict(
+    declarations, current, reads, host_groups, schemas_host="", rotate=None, secrets_dir="", in_vault=()
+):
     """Problems that must stop the run, each a message naming the secret, the hosts and the remedies.
 
     current: {name: SHA-256 of the vault value or controller copy, '' when neither exists};
@@ -56,20 +60,25 @@ def secrets_verdict(declarations, current, reads, host_groups, schemas_host="", 
         vault_var = decl.get("vault", "vault_" + name)
         where = f"{secrets_dir}/{name}"
         holders = sorted(h for h, rec in records.items() if isinstance(rec, dict) and name in rec)
-        how = (f"(b) rotate it deliberately: -e oci_mlops_rotate_secrets={name} ({decl.get('rotation', '')})")
+        how = f"(b) rotate it deliberately: -e oci_mlops_rotate_secrets={name} ({decl.get('rotation', '')})"
         if not current.get(name):
-            unread = sorted(f"{h} ({rec})" for h, rec in records.items()
-                            if isinstance(rec, str) and name in secrets_held([decl], host_groups.get(h, [])))
+            unread = sorted(
+                f"{h} ({rec})"
+                for h, rec in records.items()
+                if isinstance(rec, str) and name in secrets_held([decl], host_groups.get(h, []))
+            )
             if holders:
                 problems.append(
                     f"Secret {name} is neither in vault ({vault_var}) nor on the controller ({where}), but "
                     f"{', '.join(holders)} hold(s) it: a new value would silently replace it. Either (a) restore "
-                    f"{where} from your backup of {secrets_dir} (or set {vault_var} to the value in use), or {how}.")
+                    f"{where} from your backup of {secrets_dir} (or set {vault_var} to the value in use), or {how}."
+                )
             elif unread:
                 problems.append(
                     f"Secret {name} is neither in vault ({vault_var}) nor on the controller ({where}), and the "
                     f"record of {', '.join(unread)} could not be read, so whether the platform holds it is unknown. "
-                    f"Make the host(s) reachable and run again, or (a) restore {where}, or {how}.")
+                    f"Make the host(s) reachable and run again, or (a) restore {where}, or {how}."
+                )
             continue
         differ = sorted(h for h in holders if records[h][name] != current[name])
         if differ:
@@ -77,7 +86,8 @@ def secrets_verdict(declarations, current, reads, host_groups, schemas_host="", 
             problems.append(
                 f"Secret {name}: the value in {source} differs from the one {', '.join(differ)} hold(s) (a replaced "
                 f"file, a wrong backup, OCI_MLOPS_SECRETS_DIR pointing at another platform, or a changed vault value). "
-                f"Either (a) put back the value in use, or {how}.")
+                f"Either (a) put back the value in use, or {how}."
+            )
     return problems
 
 

@@ -55,8 +55,10 @@ class LookupModule(LookupBase):
         self.set_options(var_options=variables, direct=kwargs)
         variables = variables or {}
         if "oci_mlops_secrets" not in variables or "oci_mlops_secrets_dir" not in variables:
-            raise AnsibleLookupError("oci_mlops_secret needs oci_mlops_secrets and oci_mlops_secrets_dir"
-                                     " (ansible/playbooks/group_vars/all/secrets.yml)")
+            raise AnsibleLookupError(
+                "oci_mlops_secret needs oci_mlops_secrets and oci_mlops_secrets_dir"
+                " (ansible/playbooks/group_vars/all/secrets.yml)"
+            )
         declared = {d["name"]: d for d in self._var(variables, "oci_mlops_secrets")}
         secrets_dir = str(self._var(variables, "oci_mlops_secrets_dir"))
         digest = self.get_option("digest")
@@ -74,7 +76,8 @@ class LookupModule(LookupBase):
             else:
                 term = f"{path} length={int(decl['length'])} chars={','.join(decl['chars'])}"
                 value = lookup_loader.get("ansible.builtin.password", loader=self._loader, templar=self._templar).run(
-                    [term], variables)[0]
+                    [term], variables
+                )[0]
             if digest:
                 value = hashlib.sha256(value.encode("utf-8")).hexdigest() if value else ""
             ret.append(value)

@@ -171,7 +171,7 @@ def _check_row_lengths(rows: Sequence[Sequence[Any]], width: int, expectation: s
 
 def _typed_frame(specs: list[ColSpec], columns: Sequence[list[Any] | None]) -> pd.DataFrame:
     errors: list[str] = []
-    frame: dict[str, Any] = {}
+    frame: dict[str | int, Any] = {}  # named columns by name, positional ones by index
     for position, (spec, values) in enumerate(zip(specs, columns, strict=True)):
         if values is None:  # an optional column that was not sent
             continue

@@ -16,7 +16,10 @@ X, y = load_iris(return_X_y=True, as_frame=True)
 model = LogisticRegression(max_iter=300).fit(X, y)
 with mlflow.start_run():
     info = mlflow.sklearn.log_model(
-        model, name="model", signature=infer_signature(X, model.predict(X)), input_example=X.head(2),
+        model,
+        name="model",
+        signature=infer_signature(X, model.predict(X)),
+        input_example=X.head(2),
         registered_model_name=name,
     )
 client = mlflow.MlflowClient()

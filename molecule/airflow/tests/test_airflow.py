@@ -12,11 +12,14 @@ import pytest
 import requests
 import testinfra
 import testinfra.utils.ansible_runner
+import yaml
 
 INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
 testinfra_hosts = testinfra.utils.ansible_runner.AnsibleRunner(INVENTORY).get_hosts("airflow")
 
 FILES = Path(__file__).resolve().parent.parent / "files"
+DEFAULTS = yaml.safe_load((Path(__file__).resolve().parents[3] / "ansible/roles/airflow/defaults/main.yml").read_text())
+PIPELINES_PINS = dict(p.lower().split("==") for p in DEFAULTS["airflow_pipelines_packages"])
 SERVICES = ("api-server", "scheduler", "dag-processor", "triggerer")
 BUCKET = "airflow-dags"
 RCLONE = "set -a && . /etc/airflow/dag-sync.env && set +a && /opt/airflow/rclone/bin/rclone"
@@ -100,8 +103,12 @@ def test_dag_sync_timer_active(host):
 
 
 def test_secrets_are_not_world_readable(host):
-    for path in ("/etc/airflow/airflow.env", "/etc/airflow/airflow.cfg", "/etc/airflow/dag-sync.env",
-                 "/etc/airflow/pipelines.env"):
+    for path in (
+        "/etc/airflow/airflow.env",
+        "/etc/airflow/airflow.cfg",
+        "/etc/airflow/dag-sync.env",
+        "/etc/airflow/pipelines.env",
+    ):
         f = host.file(path)
         assert f.user == "root"
         assert f.mode == 0o640
@@ -110,12 +117,16 @@ def test_secrets_are_not_world_readable(host):
 
 def test_pipelines_venv_runs_the_ml_stack_as_the_service_user(host):
     assert host.file("/opt/airflow/pipelines-venv/bin/python").user == "root"
-    assert "OCI_MLOPS_PIPELINES_PYTHON=/opt/airflow/pipelines-venv/bin/python" in host.file(
-        "/etc/airflow/airflow.env").content_string
-    run = host.run("runuser -u airflow -- /opt/airflow/pipelines-venv/bin/python -c "
-                   "'import mlflow, sklearn, pandas, skops; print(mlflow.__version__, sklearn.__version__)'")
+    assert (
+        "OCI_MLOPS_PIPELINES_PYTHON=/opt/airflow/pipelines-venv/bin/python"
+        in host.file("/etc/airflow/airflow.env").content_string
+    )
+    run = host.run(
+        "runuser -u airflow -- /opt/airflow/pipelines-venv/bin/python -c "
+        "'import mlflow, sklearn, pandas, skops; print(mlflow.__version__, sklearn.__version__)'"
+    )
     assert run.rc == 0, run.stderr
-    assert run.stdout.split() == ["3.17.2", "1.9.1"]
+    assert run.stdout.split() == [PIPELINES_PINS["mlflow-skinny"], PIPELINES_PINS["scikit-learn"]]
     # only the scheduler (whose workers run the tasks) reads the MLflow settings
     assert "pipelines.env" in host.file("/etc/systemd/system/airflow-scheduler.service").content_string
     assert "pipelines.env" not in host.file("/etc/systemd/system/airflow-api-server.service").content_string
@@ -124,8 +135,10 @@ def test_pipelines_venv_runs_the_ml_stack_as_the_service_user(host):
 def test_health_reports_every_component_healthy(api):
     def healthy():
         data = requests.get(f"{api}/api/v2/monitor/health", timeout=30).json()
-        return all(data.get(c, {}) and data[c]["status"] == "healthy"
-                   for c in ("metadatabase", "scheduler", "dag_processor", "triggerer"))
+        return all(
+            data.get(c, {}) and data[c]["status"] == "healthy"
+            for c in ("metadatabase", "scheduler", "dag_processor", "triggerer")
+        )
 
     assert _wait(healthy, 90) is not None
 
@@ -178,8 +191,15 @@ def test_broken_dag_is_an_import_error_and_others_still_run(host, session, api):
     resp = session.post(f"{api}/api/v2/dags/molecule_ok/dagRuns", json={"logical_date": None}, timeout=30)
     assert resp.status_code == 200, resp.text
     run_id = resp.json()["dag_run_id"]
-    assert _wait(lambda: session.get(f"{api}/api/v2/dags/molecule_ok/dagRuns/{run_id}", timeout=30)
-                 .json()["state"] == "success", 180) is not None
+    assert (
+        _wait(
+            lambda: (
+                session.get(f"{api}/api/v2/dags/molecule_ok/dagRuns/{run_id}", timeout=30).json()["state"] == "success"
+            ),
+            180,
+        )
+        is not None
+    )
 
 
 def test_removed_dag_disappears(host, session, api):

@@ -12,7 +12,9 @@ def test_base_packages(host):
 
 
 def test_python_can_create_a_virtualenv(host):
-    result = host.run("python3 -m venv /tmp/venv-probe && /tmp/venv-probe/bin/python -c 'import ssl, sys; print(sys.prefix)'")
+    result = host.run(
+        "python3 -m venv /tmp/venv-probe && /tmp/venv-probe/bin/python -c 'import ssl, sys; print(sys.prefix)'"
+    )
     assert result.rc == 0, result.stderr
     assert result.stdout.strip() == "/tmp/venv-probe"
 

@@ -1,4 +1,4 @@
-"""The MLflow server, driven with the real MLflow client (the server's virtualenv, 3.17.2)."""
+"""The MLflow server, driven with the real MLflow client (the server's virtualenv)."""
 
 import base64
 import ipaddress
@@ -13,12 +13,14 @@ from pathlib import Path
 
 import pytest
 import testinfra
+import yaml
 
 testinfra_hosts = ["mol-mlflow-mlflow"]
 
 PORT = 5000
 VENV_PYTHON = "/opt/mlflow/venv/bin/python"
 BUCKET_DIR = "/var/lib/object-store/mlflow-artifacts"
+DEFAULTS = yaml.safe_load((Path(__file__).resolve().parents[3] / "ansible/roles/mlflow/defaults/main.yml").read_text())
 # Measured figures (docs/mlflow.md); MLFLOW_MEASUREMENTS_FILE to keep them after destroy.
 RESULTS = Path(
     os.environ.get("MLFLOW_MEASUREMENTS_FILE")
@@ -76,7 +78,7 @@ def admin():
 
 
 @pytest.fixture(scope="module")
-def reader():
+def reader() -> tuple[str, str]:
     return ("mlflow-reader", _secret("mlflow_readonly_password"))
 
 
@@ -145,7 +147,7 @@ def test_server_runs_as_its_own_user_from_a_root_owned_venv(host):
     assert host.check_output(f"stat -c %U /proc/{pid}") == "mlflow"
     assert host.file("/opt/mlflow/venv").user == "root"
     assert host.run("runuser -u mlflow -- touch /opt/mlflow/venv/bin/probe").rc != 0
-    assert "mlflow==3.17.2" in host.check_output("/opt/mlflow/venv/bin/pip freeze").splitlines()
+    assert f"mlflow=={DEFAULTS['mlflow_version']}" in host.check_output("/opt/mlflow/venv/bin/pip freeze").splitlines()
 
 
 def test_secret_files_are_readable_by_the_service_group_only(host):
@@ -216,8 +218,9 @@ def test_admin_logs_params_metrics_and_a_registered_model(logged):
 
 
 def test_model_artifacts_are_in_the_bucket(logged, objectstore):
+    model_dir = f"models/m-{logged['model_id'].removeprefix('m-')}"
     found = objectstore.check_output(
-        f"find {BUCKET_DIR} -path '*/models/m-{logged['model_id'].removeprefix('m-')}/artifacts/*' -type f -printf '%P\\n'"
+        f"find {BUCKET_DIR} -path '*/{model_dir}/artifacts/*' -type f -printf '%P\\n'"
     ).splitlines()
     assert any(p.endswith("/MLmodel") for p in found), found
     assert any(p.endswith("/model.pkl") or p.endswith("/model.skops") for p in found), found
@@ -230,13 +233,20 @@ def test_reader_reads_but_cannot_write(host, logged, reader):
     assert out["log_metric"] == out["set_alias"] == out["delete_experiment"] == 403, out
 
 
-def test_reader_is_not_an_admin(host, reader):
+def test_reader_is_not_an_admin(host, reader: tuple[str, str]):
     base = f"http://{_ipv4(host)}:{PORT}"
     status, body = _http(f"{base}/api/2.0/mlflow/users/current", *reader)
     assert status == 200
     assert json.loads(body)["user"]["is_admin"] is False
-    assert _http(f"{base}/api/2.0/mlflow/users/create", *reader, method="POST",
-                 body={"username": "intruder", "password": "x" * 16})[0] == 403
+    assert (
+        _http(
+            f"{base}/api/2.0/mlflow/users/create",
+            *reader,
+            method="POST",
+            body={"username": "intruder", "password": "x" * 16},
+        )[0]
+        == 403
+    )
 
 
 def test_kill_9_is_restarted_and_healthy_again(host):

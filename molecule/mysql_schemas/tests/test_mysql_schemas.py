@@ -64,4 +64,7 @@ def test_wrong_password_rejected(host, schema):
 
 @pytest.mark.parametrize("schema", SCHEMAS)
 def test_users_authenticate_with_caching_sha2(host, schema):
-    assert host.check_output(f"mysql -NBe \"SELECT plugin FROM mysql.user WHERE user = '{schema}'\"") == "caching_sha2_password"
+    assert (
+        host.check_output(f"mysql -NBe \"SELECT plugin FROM mysql.user WHERE user = '{schema}'\"")
+        == "caching_sha2_password"
+    )

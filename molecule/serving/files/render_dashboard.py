@@ -7,9 +7,8 @@ file: it exercises the deployed code, credentials and network paths.
 import json
 import sys
 
-from streamlit.testing.v1 import AppTest
-
 from oci_mlops_app.cli import DASHBOARD_SCRIPT
+from streamlit.testing.v1 import AppTest
 
 model = sys.argv[1]
 app = AppTest.from_file(str(DASHBOARD_SCRIPT), default_timeout=120)
@@ -25,7 +24,7 @@ if not app.exception:
     result["aliases"] = models.set_index("model")["aliases"].astype(str).to_dict()
     app.selectbox(key="predict_model").set_value(model).run()
     app.selectbox(key="predict_ref").set_value("champion").run()
-    for number_input, value in zip(app.number_input, [5.1, 3.5, 1.4, 0.2]):
+    for number_input, value in zip(app.number_input, [5.1, 3.5, 1.4, 0.2], strict=True):
         number_input.set_value(value)
     app.button(key="FormSubmitter:single_prediction-Predict").click().run()
     result["prediction"] = [s.value for s in app.success]

@@ -31,9 +31,9 @@ def test_environment_file_is_0640_and_holds_read_only_credentials(host):
 
 def test_page_answers_200_headless(host):
     address = ipv4(host)
-    status, _, body = host.check_output(
-        f"curl -sS -w '\\n%{{http_code}}' http://{address}:8501/"
-    ).rpartition("\n")[::-1]
+    status, _, body = host.check_output(f"curl -sS -w '\\n%{{http_code}}' http://{address}:8501/").rpartition("\n")[
+        ::-1
+    ]
     assert status == "200"
     assert "<title>Streamlit</title>" in body or "streamlit" in body.lower()
     assert host.check_output(f"curl -sS http://{address}:8501/_stcore/health") == "ok"
@@ -63,7 +63,10 @@ def test_dashboard_shows_registry_and_predicts_through_the_api(host, model_versi
 
 def test_firewall_opens_the_dashboard_port_to_the_client_cidrs_only(host):
     # dashboard_client_cidrs: the lab network (inventory/lab/group_vars/all/lab.yml).
-    assert f'rule family="ipv4" source address="{LAB_CIDR}" port port="8501" protocol="tcp" accept' in host.check_output("firewall-cmd --list-rich-rules").splitlines()
+    assert (
+        f'rule family="ipv4" source address="{LAB_CIDR}" port port="8501" protocol="tcp" accept'
+        in host.check_output("firewall-cmd --list-rich-rules").splitlines()
+    )
     assert "8501/tcp" not in host.check_output("firewall-cmd --list-ports").split()
 
 

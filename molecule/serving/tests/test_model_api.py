@@ -1,4 +1,7 @@
-"""The serving API runs under systemd and serves a model from the real registry (test_dashboard.py checks the dashboard)."""
+"""The serving API runs under systemd and serves a model from the real registry.
+
+test_dashboard.py checks the dashboard.
+"""
 
 import json
 import os
@@ -17,14 +20,22 @@ def model_version():
 
 
 def _curl(host, path, *args):
-    out = host.check_output(f"curl -sS -o /dev/stdout -w '\\n%{{http_code}}' {' '.join(args)} http://{ipv4(host)}:8000{path}")
+    out = host.check_output(
+        f"curl -sS -o /dev/stdout -w '\\n%{{http_code}}' {' '.join(args)} http://{ipv4(host)}:8000{path}"
+    )
     body, _, status = out.rpartition("\n")
     return int(status), body
 
 
 def _predict(host, ref, body, key=True):
     headers = f"-H 'X-API-Key: {secret('api_key')}'" if key else ""
-    return _curl(host, f"/predict/{MODEL}/{ref}", "-X POST -H 'Content-Type: application/json'", headers, f"-d '{json.dumps(body)}'")
+    return _curl(
+        host,
+        f"/predict/{MODEL}/{ref}",
+        "-X POST -H 'Content-Type: application/json'",
+        headers,
+        f"-d '{json.dumps(body)}'",
+    )
 
 
 def test_unit_active_enabled_non_root(host):
@@ -83,7 +94,10 @@ def test_metrics_count_predictions(host, model_version):
 
 def test_firewall_opens_the_api_port_to_the_client_cidrs_only(host):
     # model_api_client_cidrs: the lab network (inventory/lab/group_vars/all/lab.yml).
-    assert f'rule family="ipv4" source address="{LAB_CIDR}" port port="8000" protocol="tcp" accept' in host.check_output("firewall-cmd --list-rich-rules").splitlines()
+    assert (
+        f'rule family="ipv4" source address="{LAB_CIDR}" port port="8000" protocol="tcp" accept'
+        in host.check_output("firewall-cmd --list-rich-rules").splitlines()
+    )
     assert "8000/tcp" not in host.check_output("firewall-cmd --list-ports").split()
 
 

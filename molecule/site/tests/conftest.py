@@ -5,14 +5,13 @@ import platform
 
 import pytest
 import requests
-
 import sitekit
 
 
 def pytest_sessionstart(session):  # noqa: ARG001 (pytest hook signature)
     sitekit.ARTIFACTS.mkdir(exist_ok=True)
     sitekit.REPORT.write_text(
-        f"# molecule/site, {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, "
+        f"# molecule/site, {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC, "
         f"{platform.node()}: measured values\n",
         encoding="utf-8",
     )
@@ -38,8 +37,11 @@ class Airflow:
         return f"http://{sitekit.ip(sitekit.AIRFLOW)}:8080"
 
     def _login(self):
-        resp = requests.post(f"{self.url}/auth/token", json={
-            "username": "admin", "password": sitekit.secret("airflow_admin_password")}, timeout=30)
+        resp = requests.post(
+            f"{self.url}/auth/token",
+            json={"username": "admin", "password": sitekit.secret("airflow_admin_password")},
+            timeout=30,
+        )
         assert resp.status_code == 201, resp.text
         self.session.headers["Authorization"] = f"Bearer {resp.json()['access_token']}"
 

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import requests
+import yaml
 
 PROJECT = Path(__file__).resolve().parents[3]
 INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
@@ -30,6 +31,11 @@ MODEL = "iris-classifier"
 ALIAS = "champion"
 TRAINING_DAG = "iris_training"
 BATCH_DAG = "iris_batch_inference"
+
+
+def role_defaults(role: str) -> dict:
+    """A role's defaults/main.yml (the versions and settings the platform gets unless an inventory overrides them)."""
+    return yaml.safe_load((PROJECT / "ansible" / "roles" / role / "defaults" / "main.yml").read_text())
 
 
 def secret(*names: str) -> str:
@@ -108,10 +114,12 @@ def playbook(playbook_path: str, *args: str, check: bool = False, timeout: float
     run = subprocess.run(argv, cwd=PROJECT, env=env, capture_output=True, text=True, timeout=timeout, check=False)
     seconds = time.monotonic() - start
     try:
-        data, _ = json.JSONDecoder().raw_decode(run.stdout[run.stdout.index("{"):])
+        data, _ = json.JSONDecoder().raw_decode(run.stdout[run.stdout.index("{") :])
     except ValueError as exc:
-        raise AssertionError(f"ansible-playbook {playbook_path} gave no JSON (rc {run.returncode}):\n"
-                             f"{run.stdout[-3000:]}\n{run.stderr[-3000:]}") from exc
+        raise AssertionError(
+            f"ansible-playbook {playbook_path} gave no JSON (rc {run.returncode}):\n"
+            f"{run.stdout[-3000:]}\n{run.stderr[-3000:]}"
+        ) from exc
     changed, failed, tasks, plays = set(), [], [], []
     for play in data["plays"]:
         plays.append((_seconds(play["play"]["duration"]), play["play"]["name"]))
@@ -123,9 +131,16 @@ def playbook(playbook_path: str, *args: str, check: bool = False, timeout: float
                     changed.add((host, name))
                 if result.get("failed") or result.get("unreachable"):
                     failed.append(f"{host}: {name}: {result.get('msg', '')} {result.get('stderr', '')}"[:1500])
-    return {"rc": run.returncode, "seconds": seconds, "changed": changed, "stats": data.get("stats", {}),
-            "failed": failed, "output": run.stdout + run.stderr, "plays": plays,
-            "slowest": sorted(tasks, reverse=True)[:8]}
+    return {
+        "rc": run.returncode,
+        "seconds": seconds,
+        "changed": changed,
+        "stats": data.get("stats", {}),
+        "failed": failed,
+        "output": run.stdout + run.stderr,
+        "plays": plays,
+        "slowest": sorted(tasks, reverse=True)[:8],
+    }
 
 
 def _seconds(duration: dict) -> float:
@@ -149,6 +164,7 @@ def changed_count(result: dict) -> int:
 
 # --- service health, as seen from each host (used by the fault suite) ---
 
+
 def _http_code(host: str, url: str, extra: str = "") -> str:
     return sh(host, f"curl -s -o /dev/null -m 5 -w '%{{http_code}}' {extra} {url}", timeout=30).stdout.strip()
 
@@ -168,8 +184,10 @@ def mlflow_ok() -> bool:
 
 def mlflow_db_ok() -> bool:
     """MLflow answers an authenticated query that reads the database."""
-    cmd = (f"curl -s -m 10 -o /dev/null -w '%{{http_code}}' -u admin:{secret('mlflow_admin_password')} "
-           f"'http://127.0.0.1:5000/api/2.0/mlflow/registered-models/search?max_results=1'")
+    cmd = (
+        f"curl -s -m 10 -o /dev/null -w '%{{http_code}}' -u admin:{secret('mlflow_admin_password')} "
+        f"'http://127.0.0.1:5000/api/2.0/mlflow/registered-models/search?max_results=1'"
+    )
     return sh(MLFLOW, cmd, timeout=30).stdout.strip() == "200"
 
 

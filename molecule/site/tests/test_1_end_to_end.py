@@ -13,22 +13,26 @@ import subprocess
 import threading
 import time
 import zlib
+from typing import Any
 
 import pytest
 import requests
-
 import sitekit
 from sitekit import ALIAS, API, BATCH_DAG, MLFLOW, MODEL, TRAINING_DAG
 
-STATE = {}
+STATE: dict[str, Any] = {}
 ROW = [[5.1, 3.5, 1.4, 0.2]]
 SCREENSHOT = sitekit.ARTIFACTS / "site-dashboard.png"
 RENDER_SECONDS = 20
 
 
 def _mlflow(path, **params):
-    resp = requests.get(f"http://{sitekit.ip(MLFLOW)}:5000{path}", params=params, timeout=30,
-                        auth=("admin", sitekit.secret("mlflow_admin_password")))
+    resp = requests.get(
+        f"http://{sitekit.ip(MLFLOW)}:5000{path}",
+        params=params,
+        timeout=30,
+        auth=("admin", sitekit.secret("mlflow_admin_password")),
+    )
     return resp
 
 
@@ -40,15 +44,18 @@ def _champion_version():
 
 def _predict(ref, key=True):
     headers = {"X-API-Key": sitekit.api_key()} if key else {}
-    return requests.post(f"http://{sitekit.ip(API)}:8000/predict/{MODEL}/{ref}", json={"data": ROW},
-                         headers=headers, timeout=120)
+    return requests.post(
+        f"http://{sitekit.ip(API)}:8000/predict/{MODEL}/{ref}", json={"data": ROW}, headers=headers, timeout=120
+    )
 
 
 def _train(airflow, conf, label):
     run_id = airflow.trigger(TRAINING_DAG, conf)
     state, seconds = airflow.wait_run(TRAINING_DAG, run_id, timeout=900)
     sitekit.report(f"{TRAINING_DAG} {label}: trigger -> {state}: {seconds:.0f} s")
-    assert state == "success", f"{TRAINING_DAG} run {run_id} ended {state}; not successful: {airflow.failed_tasks(TRAINING_DAG, run_id)}"
+    assert state == "success", (
+        f"{TRAINING_DAG} run {run_id} ended {state}; not successful: {airflow.failed_tasks(TRAINING_DAG, run_id)}"
+    )
 
 
 def test_publish_dags_with_the_publishing_playbook():
@@ -64,7 +71,9 @@ def test_training_dag_appears_in_airflow(airflow):
     assert "published_at" in STATE, "the DAGs were not published"
     waited = sitekit.wait(lambda: {TRAINING_DAG, BATCH_DAG} <= airflow.dag_ids(), timeout=240, step=3)
     assert waited is not None, f"{TRAINING_DAG}/{BATCH_DAG} not listed; Airflow lists {sorted(airflow.dag_ids())}"
-    sitekit.report(f"publish -> {TRAINING_DAG} and {BATCH_DAG} listed: {sitekit.time.monotonic() - STATE['published_at']:.0f} s")
+    sitekit.report(
+        f"publish -> {TRAINING_DAG} and {BATCH_DAG} listed: {sitekit.time.monotonic() - STATE['published_at']:.0f} s"
+    )
     errors = airflow.request("GET", "/api/v2/importErrors").json()["import_errors"]
     assert not errors, errors
 
@@ -121,19 +130,20 @@ def _png_pixels(path):
     assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
     pos, idat, header = 8, b"", None
     while pos < len(data):
-        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
-        chunk = data[pos + 8:pos + 8 + length]
+        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
+        chunk = data[pos + 8 : pos + 8 + length]
         if kind == b"IHDR":
             header = struct.unpack(">IIBBBBB", chunk)
         elif kind == b"IDAT":
             idat += chunk
         pos += 12 + length
+    assert header is not None, "a PNG without IHDR"
     width, height, depth, color = header[:4]
     assert depth == 8 and color in (2, 6), f"unexpected PNG format depth={depth} color={color}"
     bpp = 3 if color == 2 else 4
     raw, stride, rows, prev = zlib.decompress(idat), width * bpp, [], bytearray(width * bpp)
     for y in range(height):
-        kind, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        kind, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1 : (y + 1) * (stride + 1)])
         for i in range(stride):
             left = line[i - bpp] if i >= bpp else 0
             up, corner = prev[i], prev[i - bpp] if i >= bpp else 0
@@ -166,8 +176,11 @@ class _Frame(http.server.BaseHTTPRequestHandler):
             time.sleep(RENDER_SECONDS)
             body, kind = b"GIF89a\x01\x00\x01\x00\x00\x00\x00;", "image/gif"
         else:
-            body = (f'<html><body style="margin:0"><iframe src="{self.dashboard}" style="border:0;width:100vw;height:100vh">'
-                    f'</iframe><img src="/slow.gif" style="display:none"></body></html>').encode()
+            body = (
+                '<html><body style="margin:0">'
+                f'<iframe src="{self.dashboard}" style="border:0;width:100vw;height:100vh"></iframe>'
+                '<img src="/slow.gif" style="display:none"></body></html>'
+            ).encode()
             kind = "text/html"
         self.send_response(200)
         self.send_header("Content-Type", kind)
@@ -191,21 +204,35 @@ def test_dashboard_renders_and_is_screenshotted():
     threading.Thread(target=server.serve_forever, daemon=True).start()
     SCREENSHOT.unlink(missing_ok=True)
     try:
-        shot = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                               "--window-size=1280,1000", f"--screenshot={SCREENSHOT}",
-                               f"http://127.0.0.1:{server.server_address[1]}/"],
-                              capture_output=True, text=True, timeout=180, check=False)
+        shot = subprocess.run(
+            [
+                browser,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--hide-scrollbars",
+                "--window-size=1280,1000",
+                f"--screenshot={SCREENSHOT}",
+                f"http://127.0.0.1:{server.server_address[1]}/",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=False,
+        )
     finally:
         server.shutdown()
     assert SCREENSHOT.exists(), shot.stderr[-1500:]
     width, height, bpp, rows = _png_pixels(SCREENSHOT)
-    pixels = [row[i:i + 3] for row in rows[::4] for i in range(0, len(row), bpp * 4)]
-    colours = {}
+    pixels = [row[i : i + 3] for row in rows[::4] for i in range(0, len(row), bpp * 4)]
+    colours: dict[bytes, int] = {}
     for pixel in pixels:
         colours[pixel] = colours.get(pixel, 0) + 1
     background = max(colours.values()) / len(pixels)
-    sitekit.report(f"dashboard screenshot {SCREENSHOT.relative_to(sitekit.PROJECT)}: {width}x{height}, "
-                   f"{SCREENSHOT.stat().st_size} bytes, {len(colours)} colours (sampled), background {background:.0%}")
+    sitekit.report(
+        f"dashboard screenshot {SCREENSHOT.relative_to(sitekit.PROJECT)}: {width}x{height}, "
+        f"{SCREENSHOT.stat().st_size} bytes, {len(colours)} colours (sampled), background {background:.0%}"
+    )
     assert (width, height) == (1280, 1000)
     assert len(colours) >= 50, "the screenshot is (nearly) uniform"
     assert background < 0.97, "the screenshot is (nearly) blank"

@@ -20,7 +20,11 @@ def test_outside_in_suite():
     start = time.monotonic()
     run = subprocess.run(
         ["make", "--no-print-directory", "outside-test", f"INVENTORY={inventory}"],
-        cwd=sitekit.PROJECT, capture_output=True, text=True, timeout=3600, check=False,
+        cwd=sitekit.PROJECT,
+        capture_output=True,
+        text=True,
+        timeout=3600,
+        check=False,
     )
     seconds = time.monotonic() - start
     print(run.stdout[-20000:], run.stderr[-5000:])

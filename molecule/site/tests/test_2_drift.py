@@ -12,15 +12,18 @@ import re
 from dataclasses import dataclass
 
 import pytest
-
 import sitekit
 from sitekit import AIRFLOW, API, DB, MLFLOW
 
-PYMYSQL_PIN = re.search(r"pymysql==(\S+)", (sitekit.PROJECT / "ansible/roles/mlflow/defaults/main.yml").read_text()).group(1)
+PYMYSQL_PIN = re.search(
+    r"pymysql==(\S+)", (sitekit.PROJECT / "ansible/roles/mlflow/defaults/main.yml").read_text()
+).group(1)
 MLFLOW_UNIT = "/etc/systemd/system/mlflow.service"
 GRANTS = "mysql -Nse \"SHOW GRANTS FOR 'mlflow'@'%'\""
 # MLflow's port admits the lab network only (mlflow_client_cidrs, inventory/lab/group_vars/all/lab.yml).
-MLFLOW_RULE = f'rule family="ipv4" source address="{os.environ["LAB_NETWORK_CIDR"]}" port port="5000" protocol="tcp" accept'
+MLFLOW_RULE = (
+    f'rule family="ipv4" source address="{os.environ["LAB_NETWORK_CIDR"]}" port port="5000" protocol="tcp" accept'
+)
 
 
 @dataclass(frozen=True)
@@ -36,60 +39,103 @@ class Case:
 
 
 CASES = [
-    Case("edited unit file (object-store)", DB,
-         "sed -i 's/^\\[Service\\]$/[Service]\\nEnvironment=LAB_DRIFT=1/' /etc/systemd/system/object-store.service"
-         " && systemctl daemon-reload",
-         ("object_store : Install the unit",),
-         "! grep -q LAB_DRIFT /etc/systemd/system/object-store.service"
-         " && ! systemctl show -p Environment object-store | grep -q LAB_DRIFT && systemctl is-active --quiet object-store"),
-    Case("extra open firewall port 6666/tcp", DB,
-         "firewall-cmd -q --permanent --add-port=6666/tcp && firewall-cmd -q --add-port=6666/tcp",
-         ("firewalld : Close ports nobody declared",),
-         "! firewall-cmd --list-ports | grep -qw 6666/tcp && ! firewall-cmd --permanent --list-ports | grep -qw 6666/tcp"),
-    Case("dropped database grant (DROP on mlflow.*)", DB,
-         "mysql -e \"REVOKE DROP ON mlflow.* FROM 'mlflow'@'%'\"",
-         ("mysql_schemas : Create each database's user, with privileges on its own database only",),
-         f"{GRANTS} | grep -q 'GRANT ALL PRIVILEGES ON .mlflow.\\.\\*'"),
-    Case("changed MLflow flag (--workers 2 -> 3)", MLFLOW,
-         f"sed -i 's/--workers 2 /--workers 3 /' {MLFLOW_UNIT} && grep -q -- '--workers 3 ' {MLFLOW_UNIT} && systemctl daemon-reload",
-         ("mlflow : Install the systemd unit",),
-         f"grep -q -- '--workers 2 ' {MLFLOW_UNIT} && systemctl show -p ExecStart mlflow | grep -q -- '--workers 2 '"
-         " && systemctl is-active --quiet mlflow"),
-    Case("closed declared port 5000/tcp (its rich rule for the lab network)", MLFLOW,
-         f"firewall-cmd -q --remove-rich-rule='{MLFLOW_RULE}' && firewall-cmd -q --permanent --remove-rich-rule='{MLFLOW_RULE}'",
-         ("firewalld : Add the declared source-restricted openings",),
-         f"firewall-cmd --list-rich-rules | grep -qxF '{MLFLOW_RULE}'"
-         f" && firewall-cmd --permanent --list-rich-rules | grep -qxF '{MLFLOW_RULE}'"),
-    Case("downgraded package in a venv (PyMySQL in MLflow's)", MLFLOW,
-         "/opt/mlflow/venv/bin/pip install -q --disable-pip-version-check pymysql==1.1.1",
-         ("mlflow : Install MLflow into the root-owned virtualenv",),
-         f"[ \"$(/opt/mlflow/venv/bin/python -c 'import importlib.metadata as m; print(m.version(\"PyMySQL\"))')\" = {PYMYSQL_PIN} ]"),
-    Case("edited airflow.cfg key (parallelism 8 -> 32)", AIRFLOW,
-         "sed -i 's/^parallelism = 8$/parallelism = 32/' /etc/airflow/airflow.cfg && grep -q '^parallelism = 32$' /etc/airflow/airflow.cfg",
-         ("airflow : Write airflow.cfg",),
-         "grep -q '^parallelism = 8$' /etc/airflow/airflow.cfg"),
-    Case("deleted DAG sync timer", AIRFLOW,
-         "systemctl disable -q --now airflow-dag-sync.timer && rm /etc/systemd/system/airflow-dag-sync.timer && systemctl daemon-reload",
-         ("airflow : Install the sync units",),
-         "test -f /etc/systemd/system/airflow-dag-sync.timer && systemctl is-enabled -q airflow-dag-sync.timer"
-         " && systemctl is-active -q airflow-dag-sync.timer"),
-    Case("secret env file world-readable (airflow.env)", AIRFLOW,
-         "chmod 0644 /etc/airflow/airflow.env",
-         ("airflow : Write the environment file (database URL and shared secrets)",),
-         "[ \"$(stat -c %a /etc/airflow/airflow.env)\" = 640 ]"),
-    Case("secret env file world-readable (api.env)", API,
-         "chmod 0644 /etc/oci-mlops-api/api.env",
-         ("model_api : Write the environment file (MLflow credentials, API keys)",),
-         "[ \"$(stat -c %a /etc/oci-mlops-api/api.env)\" = 640 ]"),
-    Case("stopped and disabled service (dashboard)", API,
-         "systemctl disable -q --now oci-mlops-dashboard",
-         ("dashboard : Start and enable the dashboard",),
-         "systemctl is-active -q oci-mlops-dashboard && systemctl is-enabled -q oci-mlops-dashboard"),
-    Case("edited journald drop-in (common)", API,
-         "sed -i 's/^SystemMaxUse=.*/SystemMaxUse=8G/' /etc/systemd/journald.conf.d/50-oci-mlops.conf"
-         " && grep -q '^SystemMaxUse=8G' /etc/systemd/journald.conf.d/50-oci-mlops.conf",
-         ("common : Configure persistent, size-capped journald",),
-         "! grep -q '^SystemMaxUse=8G' /etc/systemd/journald.conf.d/50-oci-mlops.conf"),
+    Case(
+        "edited unit file (object-store)",
+        DB,
+        "sed -i 's/^\\[Service\\]$/[Service]\\nEnvironment=LAB_DRIFT=1/' /etc/systemd/system/object-store.service"
+        " && systemctl daemon-reload",
+        ("object_store : Install the unit",),
+        "! grep -q LAB_DRIFT /etc/systemd/system/object-store.service"
+        " && ! systemctl show -p Environment object-store | grep -q LAB_DRIFT"
+        " && systemctl is-active --quiet object-store",
+    ),
+    Case(
+        "extra open firewall port 6666/tcp",
+        DB,
+        "firewall-cmd -q --permanent --add-port=6666/tcp && firewall-cmd -q --add-port=6666/tcp",
+        ("firewalld : Close ports nobody declared",),
+        "! firewall-cmd --list-ports | grep -qw 6666/tcp"
+        " && ! firewall-cmd --permanent --list-ports | grep -qw 6666/tcp",
+    ),
+    Case(
+        "dropped database grant (DROP on mlflow.*)",
+        DB,
+        "mysql -e \"REVOKE DROP ON mlflow.* FROM 'mlflow'@'%'\"",
+        ("mysql_schemas : Create each database's user, with privileges on its own database only",),
+        f"{GRANTS} | grep -q 'GRANT ALL PRIVILEGES ON .mlflow.\\.\\*'",
+    ),
+    Case(
+        "changed MLflow flag (--workers 2 -> 3)",
+        MLFLOW,
+        f"sed -i 's/--workers 2 /--workers 3 /' {MLFLOW_UNIT}"
+        f" && grep -q -- '--workers 3 ' {MLFLOW_UNIT} && systemctl daemon-reload",
+        ("mlflow : Install the systemd unit",),
+        f"grep -q -- '--workers 2 ' {MLFLOW_UNIT} && systemctl show -p ExecStart mlflow | grep -q -- '--workers 2 '"
+        " && systemctl is-active --quiet mlflow",
+    ),
+    Case(
+        "closed declared port 5000/tcp (its rich rule for the lab network)",
+        MLFLOW,
+        f"firewall-cmd -q --remove-rich-rule='{MLFLOW_RULE}'"
+        f" && firewall-cmd -q --permanent --remove-rich-rule='{MLFLOW_RULE}'",
+        ("firewalld : Add the declared source-restricted openings",),
+        f"firewall-cmd --list-rich-rules | grep -qxF '{MLFLOW_RULE}'"
+        f" && firewall-cmd --permanent --list-rich-rules | grep -qxF '{MLFLOW_RULE}'",
+    ),
+    Case(
+        "downgraded package in a venv (PyMySQL in MLflow's)",
+        MLFLOW,
+        "/opt/mlflow/venv/bin/pip install -q --disable-pip-version-check pymysql==1.1.1",
+        ("mlflow : Install MLflow into the root-owned virtualenv",),
+        '[ "$(/opt/mlflow/venv/bin/python -c \'import importlib.metadata as m; print(m.version("PyMySQL"))\')"'
+        f" = {PYMYSQL_PIN} ]",
+    ),
+    Case(
+        "edited airflow.cfg key (parallelism 8 -> 32)",
+        AIRFLOW,
+        "sed -i 's/^parallelism = 8$/parallelism = 32/' /etc/airflow/airflow.cfg"
+        " && grep -q '^parallelism = 32$' /etc/airflow/airflow.cfg",
+        ("airflow : Write airflow.cfg",),
+        "grep -q '^parallelism = 8$' /etc/airflow/airflow.cfg",
+    ),
+    Case(
+        "deleted DAG sync timer",
+        AIRFLOW,
+        "systemctl disable -q --now airflow-dag-sync.timer && rm /etc/systemd/system/airflow-dag-sync.timer"
+        " && systemctl daemon-reload",
+        ("airflow : Install the sync units",),
+        "test -f /etc/systemd/system/airflow-dag-sync.timer && systemctl is-enabled -q airflow-dag-sync.timer"
+        " && systemctl is-active -q airflow-dag-sync.timer",
+    ),
+    Case(
+        "secret env file world-readable (airflow.env)",
+        AIRFLOW,
+        "chmod 0644 /etc/airflow/airflow.env",
+        ("airflow : Write the environment file (database URL and shared secrets)",),
+        '[ "$(stat -c %a /etc/airflow/airflow.env)" = 640 ]',
+    ),
+    Case(
+        "secret env file world-readable (api.env)",
+        API,
+        "chmod 0644 /etc/oci-mlops-api/api.env",
+        ("model_api : Write the environment file (MLflow credentials, API keys)",),
+        '[ "$(stat -c %a /etc/oci-mlops-api/api.env)" = 640 ]',
+    ),
+    Case(
+        "stopped and disabled service (dashboard)",
+        API,
+        "systemctl disable -q --now oci-mlops-dashboard",
+        ("dashboard : Start and enable the dashboard",),
+        "systemctl is-active -q oci-mlops-dashboard && systemctl is-enabled -q oci-mlops-dashboard",
+    ),
+    Case(
+        "edited journald drop-in (common)",
+        API,
+        "sed -i 's/^SystemMaxUse=.*/SystemMaxUse=8G/' /etc/systemd/journald.conf.d/50-oci-mlops.conf"
+        " && grep -q '^SystemMaxUse=8G' /etc/systemd/journald.conf.d/50-oci-mlops.conf",
+        ("common : Configure persistent, size-capped journald",),
+        "! grep -q '^SystemMaxUse=8G' /etc/systemd/journald.conf.d/50-oci-mlops.conf",
+    ),
 ]
 RUNS = {}
 
@@ -100,8 +146,10 @@ def _changed_lines(result):
 
 def test_check_mode_reports_nothing_on_the_clean_platform():
     result = sitekit.playbook("site.yml", check=True)
-    sitekit.report(f"check mode on the clean platform: {result['seconds']:.0f} s, changed={sitekit.changed_count(result)}\n"
-                   + sitekit.profile(result))
+    sitekit.report(
+        f"check mode on the clean platform: {result['seconds']:.0f} s, changed={sitekit.changed_count(result)}\n"
+        + sitekit.profile(result)
+    )
     assert result["rc"] == 0, "\n".join(result["failed"]) or result["output"][-3000:]
     assert not result["changed"], f"check mode reports changes on a converged platform:\n{_changed_lines(result)}"
 
@@ -113,7 +161,9 @@ def test_inject_every_case():
     for case in CASES:
         run = sitekit.sh(case.host, case.inject, timeout=300)
         assert run.returncode == 0, f"{case}: injection failed: {run.stderr[-800:]}"
-        assert sitekit.sh(case.host, case.repaired).returncode != 0, f"{case}: injected, but the repair check still passes"
+        assert sitekit.sh(case.host, case.repaired).returncode != 0, (
+            f"{case}: injected, but the repair check still passes"
+        )
     sitekit.report(f"drift cases injected: {len(CASES)}")
 
 
@@ -122,10 +172,14 @@ def test_one_check_run_reports_every_case():
     RUNS["check"] = result
     assert result["rc"] == 0, "\n".join(result["failed"]) or result["output"][-3000:]
     detected = [case for case in CASES if (case.host, case.tasks[0]) in result["changed"]]
-    sitekit.report(f"check mode with drift: {result['seconds']:.0f} s, changed={sitekit.changed_count(result)}, "
-                   f"cases detected {len(detected)}/{len(CASES)}")
+    sitekit.report(
+        f"check mode with drift: {result['seconds']:.0f} s, changed={sitekit.changed_count(result)}, "
+        f"cases detected {len(detected)}/{len(CASES)}"
+    )
     for case in CASES:
-        sitekit.report(f"  drift {'detected' if case in detected else 'MISSED'}: {case} -> {case.host}: {case.tasks[0]}")
+        sitekit.report(
+            f"  drift {'detected' if case in detected else 'MISSED'}: {case} -> {case.host}: {case.tasks[0]}"
+        )
     drift_hosts = {case.host for case in CASES}
     strays = {(h, t) for h, t in result["changed"] if h not in drift_hosts}
     assert len(detected) == len(CASES), f"check mode missed cases; it reported:\n{_changed_lines(result)}"
@@ -150,8 +204,10 @@ def test_one_normal_run_repairs():
 
 def test_next_run_reports_no_change():
     result = sitekit.playbook("site.yml")
-    sitekit.report(f"run after the repair: {result['seconds']:.0f} s, changed={sitekit.changed_count(result)}\n"
-                   + sitekit.profile(result))
+    sitekit.report(
+        f"run after the repair: {result['seconds']:.0f} s, changed={sitekit.changed_count(result)}\n"
+        + sitekit.profile(result)
+    )
     assert result["rc"] == 0, "\n".join(result["failed"]) or result["output"][-3000:]
     assert sitekit.changed_count(result) == 0, f"not idempotent after the repair:\n{_changed_lines(result)}"
 

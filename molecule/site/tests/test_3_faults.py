@@ -9,7 +9,6 @@ import subprocess
 import time
 
 import pytest
-
 import sitekit
 from sitekit import AIRFLOW, API, DB, HOSTS, MLFLOW
 
@@ -20,22 +19,28 @@ SITE_PACKAGES = f"{MLFLOW_VENV}/lib/python3*/site-packages"
 
 def _heartbeat_after(component, since):
     """The Airflow component reports healthy with a heartbeat newer than `since` (epoch seconds)."""
+
     def check():
         data = sitekit.airflow_health()[component]
         beat = data.get(f"latest_{component}_heartbeat")
         return data["status"] == "healthy" and beat and datetime.datetime.fromisoformat(beat).timestamp() > since
+
     return check
 
 
 def _airflow_api_ok():
-    return sitekit.requests.get(f"http://{sitekit.ip(AIRFLOW)}:8080/api/v2/monitor/health", timeout=5).status_code == 200
+    return (
+        sitekit.requests.get(f"http://{sitekit.ip(AIRFLOW)}:8080/api/v2/monitor/health", timeout=5).status_code == 200
+    )
 
 
 def _airflow_all_healthy(since=0.0):
     def check():
         data = sitekit.airflow_health()
         return data["metadatabase"]["status"] == "healthy" and all(
-            _heartbeat_after(c, since)() for c in ("scheduler", "dag_processor", "triggerer"))
+            _heartbeat_after(c, since)() for c in ("scheduler", "dag_processor", "triggerer")
+        )
+
     return check
 
 
@@ -56,15 +61,20 @@ SERVICES = [
 
 def _everything_healthy(since=0.0):
     checks = {
-        "mysql": sitekit.mysql_ok, "object-store": sitekit.object_store_ok, "mlflow": sitekit.mlflow_db_ok,
-        "airflow": _airflow_all_healthy(since), "api": sitekit.api_ready, "dashboard": sitekit.dashboard_ok,
+        "mysql": sitekit.mysql_ok,
+        "object-store": sitekit.object_store_ok,
+        "mlflow": sitekit.mlflow_db_ok,
+        "airflow": _airflow_all_healthy(since),
+        "api": sitekit.api_ready,
+        "dashboard": sitekit.dashboard_ok,
     }
     return checks
 
 
 def _wait_all(checks, timeout):
     """Seconds until each check first passed (None: never), checking them together."""
-    start, done = time.monotonic(), {}
+    start = time.monotonic()
+    done: dict[str, float] = {}
     while time.monotonic() - start < timeout and len(done) < len(checks):
         for name, check in checks.items():
             if name not in done:
@@ -78,24 +88,36 @@ def _wait_all(checks, timeout):
 
 
 def _wait_booted(host, timeout=180):
-    return sitekit.wait(lambda: sitekit.sh(host, "systemctl is-system-running --wait", timeout=60).stdout.strip()
-                        in ("running", "degraded"), timeout, step=2)
+    return sitekit.wait(
+        lambda: (
+            sitekit.sh(host, "systemctl is-system-running --wait", timeout=60).stdout.strip() in ("running", "degraded")
+        ),
+        timeout,
+        step=2,
+    )
 
 
 @pytest.mark.parametrize(("host", "unit", "health"), SERVICES, ids=[s[1] for s in SERVICES])
 def test_kill_9_main_process_recovers(host, unit, health):
-    assert sitekit.wait(lambda: sitekit.active(host, unit) and health(0)(), 120) is not None, f"{unit} unhealthy before the kill"
+    assert sitekit.wait(lambda: sitekit.active(host, unit) and health(0)(), 120) is not None, (
+        f"{unit} unhealthy before the kill"
+    )
     pid = sitekit.main_pid(host, unit)
     assert pid > 0, f"{unit} has no main process"
     restarts = int(sitekit.out(host, f"systemctl show -p NRestarts --value {unit}"))
     killed_at = time.time()
     sitekit.out(host, f"kill -9 {pid}")
     check = health(killed_at)
-    waited = sitekit.wait(lambda: sitekit.main_pid(host, unit) not in (0, pid) and sitekit.active(host, unit) and check(),
-                          timeout=120, step=0.5)
-    sitekit.report(f"kill -9 {unit} (pid {pid}) on {host} -> healthy: "
-                   + (f"{waited:.1f} s" if waited is not None else "not within 120 s")
-                   + (f" (over the {RECOVERY_TARGET} s target)" if waited and waited > RECOVERY_TARGET else ""))
+    waited = sitekit.wait(
+        lambda: sitekit.main_pid(host, unit) not in (0, pid) and sitekit.active(host, unit) and check(),
+        timeout=120,
+        step=0.5,
+    )
+    sitekit.report(
+        f"kill -9 {unit} (pid {pid}) on {host} -> healthy: "
+        + (f"{waited:.1f} s" if waited is not None else "not within 120 s")
+        + (f" (over the {RECOVERY_TARGET} s target)" if waited and waited > RECOVERY_TARGET else "")
+    )
     assert waited is not None, f"{unit} did not recover"
     assert int(sitekit.out(host, f"systemctl show -p NRestarts --value {unit}")) > restarts, "not restarted by systemd"
     assert waited <= RECOVERY_TARGET, f"{unit} took {waited:.1f} s (target {RECOVERY_TARGET} s)"
@@ -119,12 +141,18 @@ def test_db_host_restart_recovers_without_ansible(airflow):
     subprocess.run(["docker", "restart", DB], check=True, capture_output=True, timeout=120)
     restarted = time.time() - start
     recovered = _wait_all(_everything_healthy(since=time.time()), timeout=300)
-    sitekit.report(f"docker restart {DB}: {restarted:.0f} s (address {address} -> {sitekit.ip(DB)}); recovered after it: "
-                   + ", ".join(f"{k} {'%.0f s' % v if v is not None else 'NOT within 300 s'}" for k, v in recovered.items()))
+    sitekit.report(
+        f"docker restart {DB}: {restarted:.0f} s (address {address} -> {sitekit.ip(DB)}); recovered after it: "
+        + ", ".join(f"{k} {f'{v:.0f} s' if v is not None else 'NOT within 300 s'}" for k, v in recovered.items())
+    )
     assert all(v is not None for v in recovered.values()), recovered
     assert sitekit.ip(DB) == address, "the db host changed address"
-    resp = sitekit.requests.post(f"http://{sitekit.ip(API)}:8000/predict/{sitekit.MODEL}/{sitekit.ALIAS}",
-                                 json={"data": [[5.1, 3.5, 1.4, 0.2]]}, headers={"X-API-Key": sitekit.api_key()}, timeout=120)
+    resp = sitekit.requests.post(
+        f"http://{sitekit.ip(API)}:8000/predict/{sitekit.MODEL}/{sitekit.ALIAS}",
+        json={"data": [[5.1, 3.5, 1.4, 0.2]]},
+        headers={"X-API-Key": sitekit.api_key()},
+        timeout=120,
+    )
     assert resp.status_code == 200, resp.text
     assert sitekit.TRAINING_DAG in airflow.dag_ids()
 
@@ -132,23 +160,40 @@ def test_db_host_restart_recovers_without_ansible(airflow):
 def test_whole_platform_restart_recovers_without_ansible():
     addresses = {h: sitekit.ip(h) for h in HOSTS}
     start = time.time()
-    restarts = [subprocess.Popen(["docker", "restart", h], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for h in HOSTS]
-    assert all(p.wait(timeout=180) == 0 for p in restarts), [p.stderr.read() for p in restarts]
+    restarts = [
+        subprocess.Popen(["docker", "restart", h], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for h in HOSTS
+    ]
+    assert all(p.wait(timeout=180) == 0 for p in restarts), [p.communicate()[1] for p in restarts]
     restarted = time.time() - start
     recovered = _wait_all(_everything_healthy(since=time.time()), timeout=420)
     total = time.time() - start
     moved = {h: f"{a} -> {sitekit.ip(h)}" for h, a in addresses.items() if sitekit.ip(h) != a}
-    sitekit.report(f"docker restart of all {len(HOSTS)} hosts: {restarted:.0f} s; healthy after it: "
-                   + ", ".join(f"{k} {'%.0f s' % v if v is not None else 'NOT within 420 s'}" for k, v in recovered.items())
-                   + f"; total {total:.0f} s; addresses changed: {moved or 'none'}")
+    sitekit.report(
+        f"docker restart of all {len(HOSTS)} hosts: {restarted:.0f} s; healthy after it: "
+        + ", ".join(f"{k} {f'{v:.0f} s' if v is not None else 'NOT within 420 s'}" for k, v in recovered.items())
+        + f"; total {total:.0f} s; addresses changed: {moved or 'none'}"
+    )
     assert all(v is not None for v in recovered.values()), recovered
     # Like OCI instances, lab hosts keep their address (lab_containers fixes it):
     # services bind to it and peers know it from /etc/hosts.
     assert not moved, f"addresses changed on restart: {moved}"
     # The DAG sync timer came back too, and its first run after boot succeeded.
-    assert sitekit.wait(lambda: sitekit.out(AIRFLOW, "systemctl show -p Result --value airflow-dag-sync.service") == "success"
-                        and int(sitekit.out(AIRFLOW, "systemctl show -p ExecMainExitTimestampMonotonic --value airflow-dag-sync.service") or 0) > 0,
-                        120) is not None
+    assert (
+        sitekit.wait(
+            lambda: (
+                sitekit.out(AIRFLOW, "systemctl show -p Result --value airflow-dag-sync.service") == "success"
+                and int(
+                    sitekit.out(
+                        AIRFLOW, "systemctl show -p ExecMainExitTimestampMonotonic --value airflow-dag-sync.service"
+                    )
+                    or 0
+                )
+                > 0
+            ),
+            120,
+        )
+        is not None
+    )
 
 
 def test_interrupted_converge_is_finished_by_the_next_run():
@@ -161,13 +206,25 @@ def test_interrupted_converge_is_finished_by_the_next_run():
     sitekit.out(MLFLOW, f"rm -rf {MLFLOW_VENV}")
     converge = subprocess.Popen(
         ["ansible-playbook", "-i", sitekit.INVENTORY, "site.yml", "--limit", MLFLOW],
-        cwd=sitekit.PROJECT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        env=dict(sitekit.os.environ, ANSIBLE_CONFIG=str(sitekit.PROJECT / "ansible.cfg"),
-                 ANSIBLE_ROLES_PATH=str(sitekit.PROJECT / "ansible/roles"),
-                 ANSIBLE_COLLECTIONS_PATH=str(sitekit.PROJECT / ".ansible/collections")))
+        cwd=sitekit.PROJECT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=dict(
+            sitekit.os.environ,
+            ANSIBLE_CONFIG=str(sitekit.PROJECT / "ansible.cfg"),
+            ANSIBLE_ROLES_PATH=str(sitekit.PROJECT / "ansible/roles"),
+            ANSIBLE_COLLECTIONS_PATH=str(sitekit.PROJECT / ".ansible/collections"),
+        ),
+    )
     count = f"ls -d {SITE_PACKAGES}/*.dist-info 2>/dev/null | wc -l"
-    installing = sitekit.wait(lambda: sitekit.sh(MLFLOW, "pgrep -f 'pip.*install' >/dev/null").returncode == 0
-                              and int(sitekit.out(MLFLOW, count)) >= 30, timeout=900, step=0.5)
+    installing = sitekit.wait(
+        lambda: (
+            sitekit.sh(MLFLOW, "pgrep -f 'pip.*install' >/dev/null").returncode == 0
+            and int(sitekit.out(MLFLOW, count)) >= 30
+        ),
+        timeout=900,
+        step=0.5,
+    )
     subprocess.run(["docker", "kill", MLFLOW], check=True, capture_output=True)
     assert converge.wait(timeout=300) != 0, "the interrupted converge reported success"
     assert installing is not None, "pip never got to installing packages"
@@ -175,19 +232,32 @@ def test_interrupted_converge_is_finished_by_the_next_run():
     assert _wait_booted(MLFLOW) is not None
     packages = int(sitekit.out(MLFLOW, count))
     has_mlflow = sitekit.sh(MLFLOW, f"ls -d {SITE_PACKAGES}/mlflow-*.dist-info").returncode == 0
-    damaged = sitekit.out(MLFLOW, " ; ".join(
-        f"f=$(ls {SITE_PACKAGES}/{module}/__init__.py 2>/dev/null | head -1); [ -n \"$f\" ] && {{ : > \"$f\"; echo {module}; exit; }}"
-        for module in ("mlflow", "flask", "sqlalchemy", "alembic", "click", "jinja2")) + " ; true")
+    damaged = sitekit.out(
+        MLFLOW,
+        " ; ".join(
+            f"f=$(ls {SITE_PACKAGES}/{module}/__init__.py 2>/dev/null | head -1);"
+            f' [ -n "$f" ] && {{ : > "$f"; echo {module}; exit; }}'
+            for module in ("mlflow", "flask", "sqlalchemy", "alembic", "click", "jinja2")
+        )
+        + " ; true",
+    )
     works = sitekit.sh(MLFLOW, f"{MLFLOW_VENV}/bin/python -c 'import mlflow.server.auth'").returncode == 0
-    sitekit.report(f"interrupted converge: crashed {MLFLOW} {installing:.0f} s into pip with {packages} packages installed "
-                   f"(mlflow itself {'in' if has_mlflow else 'not yet in'}); emptied {damaged or 'nothing'}/__init__.py; "
-                   f"venv works before the next run: {works}")
+    sitekit.report(
+        f"interrupted converge: crashed {MLFLOW} {installing:.0f} s into pip with {packages} packages installed "
+        f"(mlflow itself {'in' if has_mlflow else 'not yet in'}); emptied {damaged or 'nothing'}/__init__.py; "
+        f"venv works before the next run: {works}"
+    )
     assert not works, "the virtualenv survived the crash intact: nothing to repair"
     result = sitekit.playbook("site.yml", "--limit", MLFLOW)
-    sitekit.report(f"converge after the interruption ({MLFLOW} only): {result['seconds']:.0f} s, changed={sitekit.changed_count(result)}")
+    sitekit.report(
+        f"converge after the interruption ({MLFLOW} only): {result['seconds']:.0f} s,"
+        f" changed={sitekit.changed_count(result)}"
+    )
     assert result["rc"] == 0, "\n".join(result["failed"]) or result["output"][-3000:]
-    version = sitekit.out(MLFLOW, f"{MLFLOW_VENV}/bin/python -c 'import mlflow.server.auth, pymysql, boto3; print(mlflow.__version__)'")
-    assert version == "3.17.2"
+    version = sitekit.out(
+        MLFLOW, f"{MLFLOW_VENV}/bin/python -c 'import mlflow.server.auth, pymysql, boto3; print(mlflow.__version__)'"
+    )
+    assert version == sitekit.role_defaults("mlflow")["mlflow_version"]
     assert sitekit.sh(MLFLOW, f"{MLFLOW_VENV}/bin/pip check --disable-pip-version-check").returncode == 0
     assert sitekit.wait(sitekit.mlflow_db_ok, 120) is not None
     assert sitekit.wait(sitekit.api_ready, 120) is not None

@@ -31,7 +31,10 @@ from alembic.script import ScriptDirectory
 
 AUTH_INITIAL_REVISION = "8606fa83a998"
 AUTH_VERSION_TABLE = "alembic_version_auth"
-MLFLOW_DIR = Path(importlib.util.find_spec("mlflow").origin).parent
+_MLFLOW_SPEC = importlib.util.find_spec("mlflow")  # located, not imported (importing mlflow is slow)
+if _MLFLOW_SPEC is None or _MLFLOW_SPEC.origin is None:
+    sys.exit("mlflow-schema: mlflow is not installed in this interpreter's environment")
+MLFLOW_DIR = Path(_MLFLOW_SPEC.origin).parent
 TRACKING_MIGRATIONS = MLFLOW_DIR / "store" / "db_migrations"
 AUTH_MIGRATIONS = MLFLOW_DIR / "server" / "auth" / "db" / "migrations"
 
