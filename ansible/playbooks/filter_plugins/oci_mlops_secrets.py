@@ -9,8 +9,8 @@ from ansible.errors import AnsibleFilterError
 
 
 def _rotating(rotate, declared) -> set[str]:
-    names = [n.strip() for n in rotate.split(",")] if isinstance(rotate, str) else list(rotate or [])
-    names = {n for n in names if n}
+    listed = [n.strip() for n in rotate.split(",")] if isinstance(rotate, str) else list(rotate or [])
+    names = {n for n in listed if n}
     unknown = sorted(names - set(declared))
     if unknown:
         raise AnsibleFilterError(

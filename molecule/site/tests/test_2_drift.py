@@ -15,9 +15,9 @@ import pytest
 import sitekit
 from sitekit import AIRFLOW, API, DB, MLFLOW
 
-PYMYSQL_PIN = re.search(
-    r"pymysql==(\S+)", (sitekit.PROJECT / "ansible/roles/mlflow/defaults/main.yml").read_text()
-).group(1)
+_PYMYSQL = re.search(r"pymysql==(\S+)", (sitekit.PROJECT / "ansible/roles/mlflow/defaults/main.yml").read_text())
+assert _PYMYSQL, "the mlflow role's defaults pin no pymysql"
+PYMYSQL_PIN = _PYMYSQL.group(1)
 MLFLOW_UNIT = "/etc/systemd/system/mlflow.service"
 GRANTS = "mysql -Nse \"SHOW GRANTS FOR 'mlflow'@'%'\""
 # MLflow's port admits the lab network only (mlflow_client_cidrs, inventory/lab/group_vars/all/lab.yml).
@@ -137,7 +137,7 @@ CASES = [
         "! grep -q '^SystemMaxUse=8G' /etc/systemd/journald.conf.d/50-oci-mlops.conf",
     ),
 ]
-RUNS = {}
+RUNS: dict[str, dict] = {}
 
 
 def _changed_lines(result):
