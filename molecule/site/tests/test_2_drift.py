@@ -17,6 +17,7 @@ from sitekit import AIRFLOW, API, DB, MLFLOW
 
 PYMYSQL_PIN = re.search(r"pymysql==(\S+)", (sitekit.PROJECT / "ansible/roles/mlflow/defaults/main.yml").read_text()).group(1)
 MLFLOW_UNIT = "/etc/systemd/system/mlflow.service"
+API_DROPIN_DIR = "/etc/systemd/system/oci-mlops-api.service.d"
 GRANTS = "mysql -Nse \"SHOW GRANTS FOR 'mlflow'@'%'\""
 
 
@@ -81,6 +82,12 @@ CASES = [
          "systemctl disable -q --now oci-mlops-dashboard",
          ("dashboard : Start and enable the dashboard",),
          "systemctl is-active -q oci-mlops-dashboard && systemctl is-enabled -q oci-mlops-dashboard"),
+    Case("unmanaged drop-in on a managed unit (oci-mlops-api)", API,
+         f"mkdir -p {API_DROPIN_DIR} && printf '[Service]\\nEnvironment=LAB_DRIFT=1\\n' > {API_DROPIN_DIR}/lab-drift.conf"
+         " && systemctl daemon-reload && systemctl show -p Environment oci-mlops-api | grep -q LAB_DRIFT",
+         ("systemd_service : Remove unmanaged drop-ins of the managed units",),
+         f"! test -e {API_DROPIN_DIR}/lab-drift.conf && ! systemctl show -p Environment oci-mlops-api | grep -q LAB_DRIFT"
+         " && systemctl is-active --quiet oci-mlops-api"),
     Case("edited journald drop-in (common)", API,
          "sed -i 's/^SystemMaxUse=.*/SystemMaxUse=8G/' /etc/systemd/journald.conf.d/50-oci-mlops.conf"
          " && grep -q '^SystemMaxUse=8G' /etc/systemd/journald.conf.d/50-oci-mlops.conf",
