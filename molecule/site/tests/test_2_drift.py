@@ -37,7 +37,7 @@ CASES = [
     Case("edited unit file (object-store)", DB,
          "sed -i 's/^\\[Service\\]$/[Service]\\nEnvironment=LAB_DRIFT=1/' /etc/systemd/system/object-store.service"
          " && systemctl daemon-reload",
-         ("object_store : Install the unit",),
+         ("systemd_service : Install the unit",),
          "! grep -q LAB_DRIFT /etc/systemd/system/object-store.service"
          " && ! systemctl show -p Environment object-store | grep -q LAB_DRIFT && systemctl is-active --quiet object-store"),
     Case("extra open firewall port 6666/tcp", DB,
@@ -50,7 +50,7 @@ CASES = [
          f"{GRANTS} | grep -q 'GRANT ALL PRIVILEGES ON .mlflow.\\.\\*'"),
     Case("changed MLflow flag (--workers 2 -> 3)", MLFLOW,
          f"sed -i 's/--workers 2 /--workers 3 /' {MLFLOW_UNIT} && grep -q -- '--workers 3 ' {MLFLOW_UNIT} && systemctl daemon-reload",
-         ("mlflow : Install the systemd unit",),
+         ("systemd_service : Install the unit",),
          f"grep -q -- '--workers 2 ' {MLFLOW_UNIT} && systemctl show -p ExecStart mlflow | grep -q -- '--workers 2 '"
          " && systemctl is-active --quiet mlflow"),
     Case("closed declared port 5000/tcp", MLFLOW,
@@ -76,7 +76,7 @@ CASES = [
          "[ \"$(stat -c %a /etc/airflow/airflow.env)\" = 640 ]"),
     Case("secret env file world-readable (api.env)", API,
          "chmod 0644 /etc/oci-mlops-api/api.env",
-         ("model_api : Write the environment file (MLflow credentials, API keys)",),
+         ("systemd_service : Write the environment file",),
          "[ \"$(stat -c %a /etc/oci-mlops-api/api.env)\" = 640 ]"),
     Case("stopped and disabled service (dashboard)", API,
          "systemctl disable -q --now oci-mlops-dashboard",
