@@ -67,7 +67,7 @@ CASES = [
          "grep -q '^parallelism = 8$' /etc/airflow/airflow.cfg"),
     Case("deleted DAG sync timer", AIRFLOW,
          "systemctl disable -q --now airflow-dag-sync.timer && rm /etc/systemd/system/airflow-dag-sync.timer && systemctl daemon-reload",
-         ("airflow : Install the sync units",),
+         ("systemd_service : Install the timer",),
          "test -f /etc/systemd/system/airflow-dag-sync.timer && systemctl is-enabled -q airflow-dag-sync.timer"
          " && systemctl is-active -q airflow-dag-sync.timer"),
     Case("secret env file world-readable (airflow.env)", AIRFLOW,
