@@ -9,7 +9,6 @@ name no role declares would retract nothing.
 import re
 
 import yaml
-
 from conftest import ROLES, ROOT
 
 MAP = yaml.safe_load((ROOT / "ansible/playbooks/group_vars/all/platform.yml").read_text())["firewalld_declarations_by_group"]
@@ -18,7 +17,7 @@ MAP = yaml.safe_load((ROOT / "ansible/playbooks/group_vars/all/platform.yml").re
 def _declared_by_role() -> dict[str, set[str]]:
     declared: dict[str, set[str]] = {}
     for tasks in ROLES.glob("*/tasks/*.yml"):
-        for name in re.findall(r"^\s*firewalld_declare_name:\s*(\S+)\s*$", tasks.read_text(), re.M):
+        for name in re.findall(r"^\s*firewalld_declare_name:\s*(\S+)\s*$", tasks.read_text(), re.MULTILINE):
             declared.setdefault(tasks.parts[-3], set()).add(name)
     return declared
 
