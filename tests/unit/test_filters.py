@@ -138,6 +138,25 @@ def test_bad_ssh_source_is_refused_by_variable_name():
         fw.firewalld_desired({}, 22, ["anywhere"], [])
 
 
+def test_declarations_kept_and_retracted():
+    paths = ["/d/mlflow.json", "/d/dashboard.json", "/d/old-service.json"]
+    assert fw.firewalld_declarations_kept(paths, ["dashboard", "mlflow"]) == ["/d/dashboard.json", "/d/mlflow.json"]
+    assert fw.firewalld_declarations_kept(paths, ["dashboard", "mlflow"], kept=False) == ["/d/old-service.json"]
+    assert fw.firewalld_declarations_kept(paths, []) == []
+    assert fw.firewalld_declarations_kept(paths, [], kept=False) == sorted(paths)
+
+
+def test_no_expected_set_keeps_every_declaration():
+    paths = ["/d/b.json", "/d/a.json"]
+    assert fw.firewalld_declarations_kept(paths, None) == ["/d/a.json", "/d/b.json"]
+    assert fw.firewalld_declarations_kept(paths, None, kept=False) == []
+
+
+def test_declarations_kept_refuses_a_non_list():
+    with pytest.raises(AnsibleFilterError, match="list of names"):
+        fw.firewalld_declarations_kept(["/d/a.json"], "a")
+
+
 # --- airflow_derive_fernet_key ------------------------------------------------------
 
 SECRET = "s3cretS3cretS3cretS3cretS3cretS3cretS3cretS3cretS3cretS3cretS3cr"  # 64 characters, like the controller's

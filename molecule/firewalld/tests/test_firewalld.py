@@ -9,7 +9,7 @@ import testinfra
 
 LAB_CIDR = os.environ["LAB_NETWORK_CIDR"]  # the scenario's network (its molecule.yml)
 FIRST = "mol-fw-bookworm"  # first platform: the only client allowed on 3307
-PORTS = (8765, 3307, 9999)
+PORTS = (8765, 3307, 9999, 8766)
 
 
 def _other(name):
@@ -63,9 +63,17 @@ def test_zone_is_exactly_the_declarations(host, permanent):
     }
 
 
+def test_only_the_kept_declarations_remain(host):
+    # side_effect.yml leaves moltest-gone.json (port 8766) of a service no longer on the host:
+    # the converge retracts it (file removed; its port is checked closed above).
+    listing = host.check_output("ls /etc/oci-mlops/firewalld.d").split()
+    assert sorted(listing) == ["moltest-db.json", "moltest-web.json"]
+
+
 def test_declared_port_reachable_undeclared_blocked(address):
     assert _connects(address, 8765)
     assert not _connects(address, 9999)
+    assert not _connects(address, 8766)  # retracted declaration (side_effect.yml)
     # 3307 is open to the first lab host only, not to the Docker host.
     assert not _connects(address, 3307)
 

@@ -19,6 +19,7 @@ _PYMYSQL = re.search(r"pymysql==(\S+)", (sitekit.PROJECT / "ansible/roles/mlflow
 assert _PYMYSQL, "the mlflow role's defaults pin no pymysql"
 PYMYSQL_PIN = _PYMYSQL.group(1)
 MLFLOW_UNIT = "/etc/systemd/system/mlflow.service"
+API_DROPIN_DIR = "/etc/systemd/system/oci-mlops-api.service.d"
 GRANTS = "mysql -Nse \"SHOW GRANTS FOR 'mlflow'@'%'\""
 # MLflow's port admits the lab network only (mlflow_client_cidrs, inventory/lab/group_vars/all/lab.yml).
 MLFLOW_RULE = (
@@ -44,7 +45,7 @@ CASES = [
         DB,
         "sed -i 's/^\\[Service\\]$/[Service]\\nEnvironment=LAB_DRIFT=1/' /etc/systemd/system/object-store.service"
         " && systemctl daemon-reload",
-        ("object_store : Install the unit",),
+        ("systemd_service : Install the unit",),
         "! grep -q LAB_DRIFT /etc/systemd/system/object-store.service"
         " && ! systemctl show -p Environment object-store | grep -q LAB_DRIFT"
         " && systemctl is-active --quiet object-store",
@@ -69,7 +70,7 @@ CASES = [
         MLFLOW,
         f"sed -i 's/--workers 2 /--workers 3 /' {MLFLOW_UNIT}"
         f" && grep -q -- '--workers 3 ' {MLFLOW_UNIT} && systemctl daemon-reload",
-        ("mlflow : Install the systemd unit",),
+        ("systemd_service : Install the unit",),
         f"grep -q -- '--workers 2 ' {MLFLOW_UNIT} && systemctl show -p ExecStart mlflow | grep -q -- '--workers 2 '"
         " && systemctl is-active --quiet mlflow",
     ),
@@ -103,7 +104,7 @@ CASES = [
         AIRFLOW,
         "systemctl disable -q --now airflow-dag-sync.timer && rm /etc/systemd/system/airflow-dag-sync.timer"
         " && systemctl daemon-reload",
-        ("airflow : Install the sync units",),
+        ("systemd_service : Install the timer",),
         "test -f /etc/systemd/system/airflow-dag-sync.timer && systemctl is-enabled -q airflow-dag-sync.timer"
         " && systemctl is-active -q airflow-dag-sync.timer",
     ),
@@ -118,7 +119,7 @@ CASES = [
         "secret env file world-readable (api.env)",
         API,
         "chmod 0644 /etc/oci-mlops-api/api.env",
-        ("model_api : Write the environment file (MLflow credentials, API keys)",),
+        ("systemd_service : Write the environment file",),
         '[ "$(stat -c %a /etc/oci-mlops-api/api.env)" = 640 ]',
     ),
     Case(
@@ -127,6 +128,17 @@ CASES = [
         "systemctl disable -q --now oci-mlops-dashboard",
         ("dashboard : Start and enable the dashboard",),
         "systemctl is-active -q oci-mlops-dashboard && systemctl is-enabled -q oci-mlops-dashboard",
+    ),
+    Case(
+        "unmanaged drop-in on a managed unit (oci-mlops-api)",
+        API,
+        f"mkdir -p {API_DROPIN_DIR}"
+        f" && printf '[Service]\\nEnvironment=LAB_DRIFT=1\\n' > {API_DROPIN_DIR}/lab-drift.conf"
+        " && systemctl daemon-reload && systemctl show -p Environment oci-mlops-api | grep -q LAB_DRIFT",
+        ("systemd_service : Remove unmanaged drop-ins of the managed units",),
+        f"! test -e {API_DROPIN_DIR}/lab-drift.conf"
+        " && ! systemctl show -p Environment oci-mlops-api | grep -q LAB_DRIFT"
+        " && systemctl is-active --quiet oci-mlops-api",
     ),
     Case(
         "edited journald drop-in (common)",

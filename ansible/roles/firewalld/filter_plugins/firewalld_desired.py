@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from pathlib import PurePosixPath
 
 from ansible.errors import AnsibleFilterError
 
@@ -57,8 +58,24 @@ def firewalld_desired(declarations: dict, ssh_port: int, ssh_sources: list, serv
     return {"ports": sorted(ports), "rich_rules": sorted(rich_rules), "services": sorted(set(services))}
 
 
+def firewalld_declarations_kept(paths: list, expected: list | None, kept: bool = True) -> list:
+    """The declaration files (<dir>/<name>.json) a host keeps, or with kept=False those it retracts.
+
+    expected None keeps every file (no retraction configured).
+    """
+    if expected is not None and not isinstance(expected, list):
+        raise AnsibleFilterError(f"expected declarations must be a list of names or None, not {expected!r}")
+    wanted = None if expected is None else {str(name) for name in expected}
+    result = []
+    for path in sorted(str(p) for p in paths):
+        name = PurePosixPath(path).name.removesuffix(".json")
+        if (wanted is None or name in wanted) == kept:
+            result.append(path)
+    return result
+
+
 class FilterModule:
     """Ansible filters of the firewalld role."""
 
     def filters(self):
-        return {"firewalld_desired": firewalld_desired}
+        return {"firewalld_desired": firewalld_desired, "firewalld_declarations_kept": firewalld_declarations_kept}
