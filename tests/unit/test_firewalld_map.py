@@ -44,20 +44,20 @@ def test_map_groups_are_inventory_groups():
     assert set(MAP) - {"all"} <= _inventory_groups(lab), f"unknown groups: {sorted(set(MAP) - _inventory_groups(lab))}"
 
 
-def test_each_declaration_is_kept_by_the_group_whose_play_runs_its_role():
-    # A playbook's hosts: <group> and its roles: the declarations of those roles must be in MAP[group].
+def test_each_declaration_is_kept_by_the_group_whose_hosts_run_its_role():
+    # platform.yml applies each role with `when: "'<group>' in group_names"`:
+    # the declarations of that role must be in MAP[group].
     declared = _declared_by_role()
     checked = 0
-    for playbook in (ROOT / "ansible/playbooks").glob("*.yml"):
-        for play in yaml.safe_load(playbook.read_text()) or []:
-            hosts = str(play.get("hosts", ""))
-            if not re.fullmatch(r"\w+", hosts) or hosts == "all":
+    for play in yaml.safe_load((ROOT / "ansible/playbooks/platform.yml").read_text()):
+        for task in play.get("tasks", []):
+            include = task.get("ansible.builtin.include_role")
+            match = re.fullmatch(r"'(\w+)' in group_names", str(task.get("when", "")))
+            if not include or not match:
                 continue
-            roles = [r["role"] if isinstance(r, dict) else r for r in play.get("roles", [])]
-            for role in roles:
-                for name in declared.get(role, ()):
-                    checked += 1
-                    assert name in MAP.get(hosts, []), (
-                        f"{playbook.name}: {role} declares {name} on {hosts}, not in the map"
-                    )
-    assert checked, "no play with a declaring role found"
+            for name in declared.get(include["name"], ()):
+                checked += 1
+                assert name in MAP.get(match.group(1), []), (
+                    f"platform.yml: {include['name']} declares {name} on {match.group(1)}, not in the map"
+                )
+    assert checked, "no role applied by group found in platform.yml"
