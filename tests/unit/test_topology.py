@@ -8,14 +8,11 @@ platform and play names only its groups. (Terraform's side: terraform/tests.)
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import subprocess
 from pathlib import Path
 
 import yaml
-from conftest import ROLES, ROOT
+from conftest import ROLES, ROOT, ansible_debug
 
 PLAYBOOKS = ROOT / "ansible" / "playbooks"
 TOPOLOGY_FILE = PLAYBOOKS / "group_vars" / "all" / "topology.yml"
@@ -132,37 +129,14 @@ def test_molecule_platforms_use_topology_groups():
 
 
 def _lab_published_services(tmp_path: Path) -> list[dict]:
-    env = dict(
-        os.environ,
-        ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
+    result = ansible_debug(
+        ROOT / "inventory" / "lab",
+        "localhost",
+        "var=lab_published_services",
         LAB_PORT_OFFSET="10000",
-        ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
-        ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
         OCI_MLOPS_SECRETS_DIR=str(tmp_path),
     )
-    run = subprocess.run(
-        [
-            "ansible",
-            "localhost",
-            "-i",
-            str(ROOT / "inventory" / "lab"),
-            "--playbook-dir",
-            str(PLAYBOOKS),
-            "-m",
-            "ansible.builtin.debug",
-            "-a",
-            "var=lab_published_services",
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    report, _ = json.JSONDecoder().raw_decode(run.stdout[run.stdout.index("{") :])
-    return report["plays"][0]["tasks"][0]["hosts"]["localhost"]["lab_published_services"]
+    return result["lab_published_services"]
 
 
 def test_the_lab_publishes_exactly_the_published_services(tmp_path):

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import ROOT, ansible_debug
 
-ROOT = Path(__file__).resolve().parents[2]
 # Ports come from the topology (the wiring must not restate them).
 SERVICES = yaml.safe_load(
     (ROOT / "ansible" / "playbooks" / "group_vars" / "all" / "topology.yml").read_text(encoding="utf-8")
@@ -54,36 +54,12 @@ def _render(tmp_path: Path, host: str, names: list[str]) -> dict[str, str]:
     }
     path = tmp_path / "hosts.json"
     path.write_text(json.dumps(inventory))
-    env = dict(
-        os.environ,
+    result = ansible_debug(
+        path,
+        host,
+        "msg={{ {" + ", ".join(f"'{n}': {n}" for n in names) + "} }}",
         OCI_MLOPS_SECRETS_DIR=str(tmp_path / "secrets"),
-        ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
-        ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
-        ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
     )
-    run = subprocess.run(
-        [
-            "ansible",
-            host,
-            "-i",
-            str(path),
-            "--playbook-dir",
-            str(ROOT / "ansible" / "playbooks"),
-            "-m",
-            "ansible.builtin.debug",
-            "-a",
-            "msg={{ {" + ", ".join(f"'{n}': {n}" for n in names) + "} }}",
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    report, _ = json.JSONDecoder().raw_decode(run.stdout[run.stdout.index("{") :])  # after the timer callbacks' lines
-    result = report["plays"][0]["tasks"][0]["hosts"][host]
     return result["msg"]
 
 
