@@ -2,6 +2,7 @@
 
 import base64
 import hashlib
+import json
 import re
 
 import pytest
@@ -209,3 +210,53 @@ def test_fernet_filter_is_registered_under_the_name_the_wiring_uses(root):
     assert fernet.FilterModule().filters()["airflow_derive_fernet_key"] is fernet.airflow_fernet_key
     wiring = (root / "ansible" / "playbooks" / "group_vars" / "all" / "airflow.yml").read_text(encoding="utf-8")
     assert "| airflow_derive_fernet_key" in wiring
+
+
+# Recorded from `firewall-cmd` 1.3.3 (Debian 12) through the role's read task:
+# runtime has a port nobody declared and the permanent side lost a rich rule.
+FIREWALL_READ = """@@default-zone
+public
+@@runtime
+public (active)
+  target: default
+  services: ssh dhcpv6-client
+  ports: 6666/tcp
+  protocols: \n  rich rules: \n\trule family="ipv4" source address="172.28.52.0/24" port port="22" protocol="tcp" accept
+\trule family="ipv4" source address="172.28.52.0/24" port port="5000" protocol="tcp" accept
+@@permanent
+public
+  target: default
+  services: \n  ports: \n  rich rules: \n\trule family="ipv4" source address="172.28.52.0/24" \
+port port="22" protocol="tcp" accept
+@@declarations
+/etc/oci-mlops/firewalld.d/mlflow.json\t[    {        "port": 5000,        "sources": [  "172.28.52.0/24"  ]    }]
+"""
+
+
+def test_the_firewall_read_parses_each_side_and_the_declarations():
+    state = fw.firewalld_state(FIREWALL_READ)
+    assert state["default_zone"] == "public"
+    assert state["runtime"]["ports"] == ["6666/tcp"]
+    assert state["runtime"]["services"] == ["ssh", "dhcpv6-client"]
+    assert len(state["runtime"]["rich_rules"]) == 2
+    assert state["permanent"] == {
+        "services": [],
+        "ports": [],
+        "rich_rules": ['rule family="ipv4" source address="172.28.52.0/24" port port="22" protocol="tcp" accept'],
+    }
+    assert list(state["declarations"]) == ["/etc/oci-mlops/firewalld.d/mlflow.json"]
+    wanted = fw.firewalld_desired(
+        {"mlflow": json.loads(state["declarations"]["/etc/oci-mlops/firewalld.d/mlflow.json"])},
+        22,
+        ["172.28.52.0/24"],
+        [],
+    )
+    # The rule missing from the permanent side is what the role adds back.
+    assert set(wanted["rich_rules"]) - set(state["permanent"]["rich_rules"]) == {
+        'rule family="ipv4" source address="172.28.52.0/24" port port="5000" protocol="tcp" accept'
+    }
+
+
+def test_a_truncated_firewall_read_is_an_error():
+    with pytest.raises(AnsibleFilterError, match="declarations"):
+        fw.firewalld_state(FIREWALL_READ.split("@@declarations")[0])

@@ -74,8 +74,71 @@ def firewalld_declarations_kept(paths: list, expected: list | None, kept: bool =
     return result
 
 
+def _list_all(lines: list[str]) -> dict:
+    """Parse `firewall-cmd --list-all`: services, ports and rich rules of the zone."""
+    zone: dict[str, list[str]] = {"services": [], "ports": [], "rich_rules": []}
+    in_rich_rules = False
+    for line in lines:
+        if in_rich_rules and line.startswith("\t"):
+            zone["rich_rules"].append(line.strip())
+            continue
+        in_rich_rules = False
+        key, sep, value = line.strip().partition(":")
+        if not sep:
+            continue
+        if key == "rich rules":
+            in_rich_rules = True
+            if value.strip():
+                zone["rich_rules"].append(value.strip())
+        elif key in ("services", "ports"):
+            zone[key] = value.split()
+    return zone
+
+
+def firewalld_state(stdout: str) -> dict:
+    """Parse the role's one read of a host's firewall (tasks/main.yml, "Read the firewall").
+
+    The output is sections, each introduced by a line `@@<name>`:
+      default-zone  `firewall-cmd --get-default-zone`
+      runtime       `firewall-cmd --zone=Z --list-all`
+      permanent     `firewall-cmd --permanent --zone=Z --list-all`
+      declarations  one line per declaration file: `<path>TAB<its JSON on one line>`
+    Returns {default_zone, runtime: {services, ports, rich_rules}, permanent: {...},
+    declarations: {path: JSON text}}.
+    """
+    sections: dict[str, list[str]] = {}
+    current = None
+    for line in str(stdout).splitlines():
+        if line.startswith("@@"):
+            current = line[2:].strip()
+            sections[current] = []
+        elif current is not None:
+            sections[current].append(line)
+    missing = {"default-zone", "runtime", "permanent", "declarations"} - sections.keys()
+    if missing:
+        raise AnsibleFilterError(f"firewall read is missing the section(s) {sorted(missing)}: {stdout!r}")
+    declarations = {}
+    for line in sections["declarations"]:
+        if not line.strip():
+            continue
+        path, sep, text = line.partition("\t")
+        if not sep:
+            raise AnsibleFilterError(f"declaration line without a TAB: {line!r}")
+        declarations[path] = text
+    return {
+        "default_zone": "".join(sections["default-zone"]).strip(),
+        "runtime": _list_all(sections["runtime"]),
+        "permanent": _list_all(sections["permanent"]),
+        "declarations": declarations,
+    }
+
+
 class FilterModule:
     """Ansible filters of the firewalld role."""
 
     def filters(self):
-        return {"firewalld_desired": firewalld_desired, "firewalld_declarations_kept": firewalld_declarations_kept}
+        return {
+            "firewalld_desired": firewalld_desired,
+            "firewalld_declarations_kept": firewalld_declarations_kept,
+            "firewalld_state": firewalld_state,
+        }
