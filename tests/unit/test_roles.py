@@ -13,6 +13,14 @@ from conftest import ROLES, ROOT
 ROLE_DIRS = sorted(p for p in ROLES.iterdir() if (p / "tasks" / "main.yml").exists())
 
 
+def test_platform_defaults_is_defaults_only():
+    """kubespray_defaults' pattern: no tasks, defaults split by concern, its plugins."""
+    role = ROLES / "platform_defaults"
+    assert not (role / "tasks").exists() and not (role / "vars").exists()
+    assert sorted(p.name for p in (role / "defaults" / "main").glob("*.yml"))
+    assert (role / "README.md").is_file() and (role / "meta" / "main.yml").is_file()
+
+
 def _yaml(path: Path):
     return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
 
@@ -68,7 +76,17 @@ def test_bad_input_fails_before_any_task_naming_the_variable(role, tmp_path):
         pytest.skip(f"{role.name}: every option is a str or path, which accept any value")
     (tmp_path / "bad.json").write_text(json.dumps(bad))
     (tmp_path / "play.yml").write_text(
-        yaml.safe_dump([{"name": "bad input", "hosts": "localhost", "gather_facts": True, "roles": [role.name]}])
+        # platform_defaults first, as every platform play: role defaults read it (ports from the topology).
+        yaml.safe_dump(
+            [
+                {
+                    "name": "bad input",
+                    "hosts": "localhost",
+                    "gather_facts": True,
+                    "roles": ["platform_defaults", role.name],
+                }
+            ]
+        )
     )
     env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_ROLES_PATH=str(ROLES), ANSIBLE_NOCOLOR="1")
     run = subprocess.run(
