@@ -12,7 +12,7 @@ locals {
 
   # The platform's topology (groups, services, ports), shared with Ansible:
   # one file, read by both (see its header).
-  topology = yamldecode(file("${path.module}/../ansible/playbooks/group_vars/all/topology.yml")).oci_mlops_topology
+  topology = yamldecode(file("${path.module}/../ansible/roles/platform_defaults/defaults/main/topology.yml")).oci_mlops_topology
 
   # The groups Terraform creates instances for (the others are OCI managed
   # services); var.instance_groups must have exactly these keys.

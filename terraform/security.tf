@@ -14,7 +14,7 @@ resource "oci_core_network_security_group" "service" {
   lifecycle {
     precondition {
       condition     = sort(keys(var.instance_groups)) == local.instance_group_names
-      error_message = "instance_groups must have exactly the topology's instance groups: ${join(", ", local.instance_group_names)} (ansible/playbooks/group_vars/all/topology.yml)."
+      error_message = "instance_groups must have exactly the topology's instance groups: ${join(", ", local.instance_group_names)} (ansible/roles/platform_defaults/defaults/main/topology.yml)."
     }
   }
 }

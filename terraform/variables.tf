@@ -182,7 +182,7 @@ variable "instance_groups" {
   description = <<-EOT
     Compute instances per inventory group: count, flex shape, OCPUs, memory
     and boot volume size. The keys must be exactly the topology's instance
-    groups (oci: instances in ansible/playbooks/group_vars/all/topology.yml;
+    groups (oci: instances in ansible/roles/platform_defaults/defaults/main/topology.yml;
     checked by a precondition on the NSGs); its managed groups (db,
     objectstore) are OCI services, not instances.
   EOT

@@ -14,7 +14,7 @@ import yaml
 from conftest import ROOT, TF_DIR, unquote
 
 # The topology file both Terraform and Ansible read (its header says why there).
-TOPOLOGY_PATH = ROOT / "ansible" / "playbooks" / "group_vars" / "all" / "topology.yml"
+TOPOLOGY_PATH = ROOT / "ansible" / "roles" / "platform_defaults" / "defaults" / "main" / "topology.yml"
 TOPOLOGY = yaml.safe_load(TOPOLOGY_PATH.read_text(encoding="utf-8"))["oci_mlops_topology"]
 # What replaces a managed group's hosts on OCI (the resource Terraform creates).
 MANAGED = {
@@ -34,10 +34,8 @@ def _code(text: str) -> str:
 # --------------------------------------------------------------------------
 def test_terraform_reads_the_topology_file(tf):
     expr = tf.locals()["topology"]
-    assert (
-        expr
-        == '${yamldecode(file("${path.module}/../ansible/playbooks/group_vars/all/topology.yml")).oci_mlops_topology}'
-    )
+    path = "${path.module}/../ansible/roles/platform_defaults/defaults/main/topology.yml"
+    assert expr == '${yamldecode(file("' + path + '")).oci_mlops_topology}'
     assert TOPOLOGY_PATH.is_file()
     names = tf.locals()["instance_group_names"]
     assert "local.topology.groups" in names and 'spec.oci == "instances"' in names
@@ -379,9 +377,9 @@ def test_infra_vars_render_with_everything_the_playbooks_read(tf):
         "infra_vcn_cidr",
     }
     assert required <= set(data)
-    # Every infra_* variable the playbooks' group_vars read is provided.
+    # Every infra_* variable the platform's defaults and the roles read is provided.
     used = set()
-    for path in (ROOT / "ansible" / "playbooks" / "group_vars").rglob("*.yml"):
+    for path in (ROOT / "ansible" / "roles").rglob("defaults/**/*.yml"):
         used |= set(re.findall(r"\binfra_[a-z_]+", path.read_text(encoding="utf-8")))
     assert used <= set(data), used - set(data)
     assert data["firewalld_ssh_sources"] == ["10.0.0.0/16", "203.0.113.10/32"]

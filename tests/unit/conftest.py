@@ -5,9 +5,11 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 ROLES = ROOT / "ansible" / "roles"
@@ -23,40 +25,64 @@ def load_plugin(path: Path):
     return module
 
 
+PLATFORM_DEFAULTS = ROLES / "platform_defaults" / "defaults" / "main"
+TOPOLOGY = yaml.safe_load((PLATFORM_DEFAULTS / "topology.yml").read_text(encoding="utf-8"))["oci_mlops_topology"]
+# The roles a platform host applies besides common and firewalld: their
+# defaults (ports from the topology) are part of what a host sees.
+PLATFORM_ROLES = [svc["role"] for svc in TOPOLOGY["services"].values()] + ["mysql_schemas"]
+
+
 def ansible_debug(inventory: Path, host: str, arg: str, **env: str) -> dict:
-    """Run `ansible HOST -m debug -a ARG` with the platform playbooks' group_vars
-    (--playbook-dir ansible/playbooks) on INVENTORY, extra environment ENV;
-    return the host's result (the JSON callback's)."""
-    run = subprocess.run(
-        [
-            "ansible",
-            host,
-            "-i",
-            str(inventory),
-            "--playbook-dir",
-            str(ROOT / "ansible" / "playbooks"),
-            "-m",
-            "ansible.builtin.debug",
-            "-a",
-            arg,
-        ],
-        cwd=ROOT,
-        env=dict(
-            os.environ,
-            ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
-            ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
-            ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
-            **env,
-        ),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    """Render variables as the platform's plays see them on HOST of INVENTORY:
+    a tiny playbook that loads platform_defaults and the service roles'
+    defaults (their tasks skipped), sets the peers' private addresses
+    (common's peer_facts, as platform.yml does, for an inventory host: give
+    the hosts private_ip, nothing is contacted), then runs `debug ARG`
+    ("var=NAME" or "msg=TEMPLATE"). Extra environment ENV; returns the host's
+    result (the JSON callback's)."""
+    key, _, value = arg.partition("=")
+    with tempfile.TemporaryDirectory() as tmp:
+        playbook = Path(tmp) / "render.yml"
+        playbook.write_text(
+            yaml.safe_dump(
+                [
+                    {
+                        "name": "Render",
+                        "hosts": host,
+                        "gather_facts": False,
+                        "roles": ["platform_defaults"] + [{"role": r, "when": False} for r in PLATFORM_ROLES],
+                        "tasks": [
+                            {
+                                "name": "Peers' private addresses",
+                                "ansible.builtin.include_role": {"name": "common", "tasks_from": "peer_facts"},
+                                "vars": {"common_peer_hosts": "{{ groups['all'] }}"},
+                                "when": "inventory_hostname in groups['all']",
+                            },
+                            {"name": "Render", "ansible.builtin.debug": {key: value}},
+                        ],
+                    }
+                ]
+            )
+        )
+        run = subprocess.run(
+            ["ansible-playbook", "-i", str(inventory), str(playbook)],
+            cwd=ROOT,
+            env=dict(
+                os.environ,
+                ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
+                ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
+                ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
+                **env,
+            ),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     # The JSON report follows the timer callbacks' lines.
     report, _ = json.JSONDecoder().raw_decode(run.stdout[run.stdout.index("{") :])
-    return report["plays"][0]["tasks"][0]["hosts"][host]
+    return report["plays"][0]["tasks"][-1]["hosts"][host]
 
 
 @pytest.fixture(scope="session")

@@ -208,7 +208,9 @@ def test_fernet_key_refuses_short_secrets(secret):
 
 def test_fernet_filter_is_registered_under_the_name_the_wiring_uses(root):
     assert fernet.FilterModule().filters()["airflow_derive_fernet_key"] is fernet.airflow_fernet_key
-    wiring = (root / "ansible" / "playbooks" / "group_vars" / "all" / "airflow.yml").read_text(encoding="utf-8")
+    wiring = (root / "ansible" / "roles" / "platform_defaults" / "defaults" / "main" / "airflow.yml").read_text(
+        encoding="utf-8"
+    )
     assert "| airflow_derive_fernet_key" in wiring
 
 

@@ -1,19 +1,19 @@
 """The firewall retraction map names exactly what the roles declare, for groups that exist.
 
-firewalld_declarations_by_group (ansible/playbooks/group_vars/all/platform.yml)
-tells the firewalld role which declarations a host keeps; a declaration that
-is missing from it would be retracted on the next run (its port closed), a
-name no role declares would retract nothing.
+oci_mlops_firewalld_declarations_by_group (platform_defaults, platform.yml) is
+derived from the topology: each service's role declares its port under the
+service's name, kept on the hosts of the service's group. platform.yml and
+firewalld.yml pass it to the firewalld role; a declaration missing from it
+would be retracted on the next run (its port closed), a name no role declares
+would retract nothing.
 """
 
 import re
 
 import yaml
-from conftest import ROLES, ROOT
+from conftest import ROLES, ROOT, TOPOLOGY, ansible_debug
 
-MAP = yaml.safe_load((ROOT / "ansible/playbooks/group_vars/all/platform.yml").read_text())[
-    "firewalld_declarations_by_group"
-]
+SERVICES = TOPOLOGY["services"]
 
 
 def _declared_by_role() -> dict[str, set[str]]:
@@ -31,33 +31,32 @@ def _inventory_groups(node: dict) -> set[str]:
     return groups
 
 
-def test_every_declaration_of_a_service_role_is_kept_somewhere():
-    declared = {n for role, names in _declared_by_role().items() if role != "firewalld" for n in names}
-    kept = {n for names in MAP.values() for n in names}
+def test_each_service_role_declares_its_port_under_the_service_name():
+    declared = {role: names for role, names in _declared_by_role().items() if role != "firewalld"}
     assert declared, "found no firewalld_declare_name in the roles: the test reads the wrong place"
-    assert declared <= kept, f"declared but retracted on every host: {sorted(declared - kept)}"
-    assert kept <= declared, f"in the map but declared by no role: {sorted(kept - declared)}"
+    assert declared == {svc["role"]: {name} for name, svc in SERVICES.items()}
+
+
+def test_the_platform_keeps_each_declaration_on_its_service_group(tmp_path):
+    rendered = ansible_debug(
+        ROOT / "inventory" / "lab",
+        "localhost",
+        "var=oci_mlops_firewalld_declarations_by_group",
+        OCI_MLOPS_SECRETS_DIR=str(tmp_path),
+    )["oci_mlops_firewalld_declarations_by_group"]
+    want: dict[str, list[str]] = {}
+    for name, svc in SERVICES.items():
+        want.setdefault(svc["group"], []).append(name)
+    assert rendered == want
 
 
 def test_map_groups_are_inventory_groups():
     lab = yaml.safe_load((ROOT / "inventory/lab/hosts.yml").read_text())["all"]
-    assert set(MAP) - {"all"} <= _inventory_groups(lab), f"unknown groups: {sorted(set(MAP) - _inventory_groups(lab))}"
+    groups = {svc["group"] for svc in SERVICES.values()}
+    assert groups <= _inventory_groups(lab), f"unknown groups: {sorted(groups - _inventory_groups(lab))}"
 
 
-def test_each_declaration_is_kept_by_the_group_whose_hosts_run_its_role():
-    # platform.yml applies each role with `when: "'<group>' in group_names"`:
-    # the declarations of that role must be in MAP[group].
-    declared = _declared_by_role()
-    checked = 0
-    for play in yaml.safe_load((ROOT / "ansible/playbooks/platform.yml").read_text()):
-        for task in play.get("tasks", []):
-            include = task.get("ansible.builtin.include_role")
-            match = re.fullmatch(r"'(\w+)' in group_names", str(task.get("when", "")))
-            if not include or not match:
-                continue
-            for name in declared.get(include["name"], ()):
-                checked += 1
-                assert name in MAP.get(match.group(1), []), (
-                    f"platform.yml: {include['name']} declares {name} on {match.group(1)}, not in the map"
-                )
-    assert checked, "no role applied by group found in platform.yml"
+def test_the_firewall_gets_the_platform_map():
+    for playbook in ("platform.yml", "firewalld.yml"):
+        text = (ROOT / "ansible" / "playbooks" / playbook).read_text()
+        assert 'firewalld_declarations_by_group: "{{ oci_mlops_firewalld_declarations_by_group }}"' in text, playbook

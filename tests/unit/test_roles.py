@@ -13,6 +13,14 @@ from conftest import ROLES, ROOT
 ROLE_DIRS = sorted(p for p in ROLES.iterdir() if (p / "tasks" / "main.yml").exists())
 
 
+def test_platform_defaults_is_defaults_only():
+    """kubespray_defaults' pattern: no tasks, defaults split by concern, its plugins."""
+    role = ROLES / "platform_defaults"
+    assert not (role / "tasks").exists() and not (role / "vars").exists()
+    assert sorted(p.name for p in (role / "defaults" / "main").glob("*.yml"))
+    assert (role / "README.md").is_file() and (role / "meta" / "main.yml").is_file()
+
+
 def _yaml(path: Path):
     return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
 
@@ -66,7 +74,16 @@ def test_bad_input_fails_before_any_task_naming_the_variable(role, tmp_path):
     bad = {name: _bad_value(opt) for name, opt in options.items() if _bad_value(opt) is not None}
     if not bad:
         pytest.skip(f"{role.name}: every option is a str or path, which accept any value")
-    (tmp_path / "bad.json").write_text(json.dumps(bad))
+    # The inputs the platform sets (platform_defaults, absent from the role's
+    # defaults) get a plain value, as the platform gives them: the role's own
+    # defaults may read them (mlflow_auth_database_uri).
+    defaults = _yaml(role / "defaults" / "main.yml")
+    given = {
+        name: "x"
+        for name, opt in options.items()
+        if name not in bad and name not in defaults and opt.get("type", "str") == "str"
+    }
+    (tmp_path / "bad.json").write_text(json.dumps({**given, **bad}))
     (tmp_path / "play.yml").write_text(
         yaml.safe_dump([{"name": "bad input", "hosts": "localhost", "gather_facts": True, "roles": [role.name]}])
     )
@@ -79,6 +96,10 @@ def test_bad_input_fails_before_any_task_naming_the_variable(role, tmp_path):
             "-c",
             "local",
             str(tmp_path / "play.yml"),
+            # the topology, which the service roles' port defaults read (the
+            # rest of the platform's settings left out: the role alone)
+            "-e",
+            f"@{ROLES / 'platform_defaults' / 'defaults' / 'main' / 'topology.yml'}",
             "-e",
             f"@{tmp_path / 'bad.json'}",
             "-e",

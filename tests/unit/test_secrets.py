@@ -21,9 +21,10 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 PLAYBOOKS = ROOT / "ansible" / "playbooks"
+PLATFORM = ROOT / "ansible" / "roles" / "platform_defaults"
 DECLARED = {
     d["name"]: d
-    for d in yaml.safe_load((PLAYBOOKS / "group_vars" / "all" / "secrets.yml").read_text())["oci_mlops_secrets"]
+    for d in yaml.safe_load((PLATFORM / "defaults" / "main" / "secrets.yml").read_text())["oci_mlops_secrets"]
 }
 CHARSETS = {"ascii_letters": string.ascii_letters, "ascii_uppercase": string.ascii_uppercase, "digits": string.digits}
 
@@ -76,7 +77,7 @@ class Lab:
     def use(self, *names: str, extra: tuple[str, ...] = ()) -> dict[str, str]:
         """What the roles get for these variables.
 
-        A playbook next to the others, so it loads the same group_vars and plugins.
+        A playbook next to the others that loads the platform's defaults and plugins.
         """
         probe = PLAYBOOKS / f".probe-{os.getpid()}-{self.tmp.name}.yml"
         out = self.tmp / "values.json"
@@ -87,6 +88,7 @@ class Lab:
                         "name": "Probe",
                         "hosts": "h-airflow",
                         "gather_facts": False,
+                        "roles": ["platform_defaults"],
                         "tasks": [
                             {
                                 "name": "Dump",
@@ -270,7 +272,7 @@ def test_the_oci_guide_lists_every_vault_variable():
 def _verdict():
     import sys
 
-    sys.path.insert(0, str(PLAYBOOKS / "filter_plugins"))
+    sys.path.insert(0, str(PLATFORM / "filter_plugins"))
     try:
         from oci_mlops_secrets import secrets_verdict  # type: ignore[import-not-found]  # loaded from its plugin dir
     finally:

@@ -15,7 +15,8 @@ import yaml
 from conftest import ROLES, ROOT, ansible_debug
 
 PLAYBOOKS = ROOT / "ansible" / "playbooks"
-TOPOLOGY_FILE = PLAYBOOKS / "group_vars" / "all" / "topology.yml"
+PLATFORM_DEFAULTS = ROLES / "platform_defaults" / "defaults" / "main"
+TOPOLOGY_FILE = PLATFORM_DEFAULTS / "topology.yml"
 TOPOLOGY = yaml.safe_load(TOPOLOGY_FILE.read_text(encoding="utf-8"))["oci_mlops_topology"]
 GROUPS = set(TOPOLOGY["groups"])
 SERVICES = TOPOLOGY["services"]
@@ -47,18 +48,20 @@ def test_the_topology_is_consistent():
 
 
 def _port_wiring() -> dict[str, str]:
-    """{service: the role variable the platform sets to its port}, from wiring.yml."""
-    wiring = _yaml(PLAYBOOKS / "group_vars" / "all" / "wiring.yml")
+    """{service: the role variable set to its port from the topology}, from the roles' defaults."""
     out = {}
-    for var, value in wiring.items():
-        m = re.fullmatch(r"\{\{ oci_mlops_topology\.services\.(\w+)\.port \}\}", str(value))
-        if m:
-            assert m.group(1) not in out, f"{m.group(1)}'s port set twice"
-            out[m.group(1)] = var
+    for defaults in sorted(ROLES.glob("*/defaults/main.yml")):
+        for var, value in (_yaml(defaults) or {}).items():
+            m = re.fullmatch(r"\{\{ oci_mlops_topology\.services\.(\w+)\.port \}\}", str(value))
+            if m:
+                assert m.group(1) not in out, f"{m.group(1)}'s port set twice"
+                out[m.group(1)] = var
     return out
 
 
-def test_the_platform_sets_every_service_port_from_the_topology():
+def test_every_service_role_takes_its_port_from_the_topology():
+    """Each service's role sets its <role>_port input from the topology in its
+    own defaults: a new service needs no wiring line elsewhere."""
     wiring = _port_wiring()
     assert set(wiring) == set(SERVICES)
     for name, var in wiring.items():
@@ -66,15 +69,19 @@ def test_the_platform_sets_every_service_port_from_the_topology():
         assert var.startswith(role + "_"), f"{var} is not a variable of role {role}"
         specs = _yaml(ROLES / role / "meta" / "argument_specs.yml")["argument_specs"]["main"]["options"]
         assert var in specs, f"{var} is not an input of role {role}"
+        assert var in _yaml(ROLES / role / "defaults" / "main.yml"), f"{role}: {var} is not in its defaults"
 
 
-def test_role_port_defaults_agree_with_the_topology():
-    """The roles keep their own defaults (for use outside the platform): they
-    must not contradict the topology, which the platform applies."""
-    for name, var in _port_wiring().items():
-        role = SERVICES[name]["role"]
-        default = _yaml(ROLES / role / "defaults" / "main.yml")[var]
-        assert default == SERVICES[name]["port"], f"{role}: {var} = {default}, topology {SERVICES[name]['port']}"
+def test_the_platform_defaults_do_not_shadow_a_role_default():
+    """A role's own default wins over platform_defaults inside that role (both
+    are role defaults; the running role's come last): each variable must be
+    defined in one of them only."""
+    platform = set()
+    for path in PLATFORM_DEFAULTS.glob("*.yml"):
+        platform |= set(_yaml(path))
+    for defaults in ROLES.glob("*/defaults/main.yml"):
+        both = platform & set(_yaml(defaults) or {})
+        assert not both, f"{defaults.parent.parent.name} and platform_defaults both define {sorted(both)}"
 
 
 def test_every_service_role_uses_the_client_cidrs_rule_with_one_posture():
@@ -104,9 +111,9 @@ def test_the_lab_sets_every_client_cidrs_variable_to_its_network():
 
 
 def test_no_port_is_restated_in_the_platform_wiring():
-    """Ports live in the topology only: the playbooks' group_vars and templates
+    """Ports live in the topology only: the platform's defaults and templates
     and the lab inventory take them from it."""
-    files = [p for p in (PLAYBOOKS / "group_vars").rglob("*.yml") if p != TOPOLOGY_FILE]
+    files = [p for p in PLATFORM_DEFAULTS.rglob("*.yml") if p != TOPOLOGY_FILE]
     files += list((PLAYBOOKS / "templates").rglob("*")) + list((ROOT / "inventory" / "lab").rglob("*.yml"))
     assert files
     for path in files:

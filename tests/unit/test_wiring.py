@@ -4,8 +4,8 @@ With Terraform's public-IP hostname mode (inventory_hostname_format =
 public_ip, the no-bastion option) the oracle.oci inventory names every
 instance by its public IP and sets `private_ip` on it. The wiring must use the
 private addresses: the NSGs open the service ports between hosts inside the
-VCN only. The platform's variables are rendered with Ansible itself (ad-hoc
-`debug` with the playbooks' group_vars) on a fake inventory of that shape.
+VCN only. The platform's variables are rendered with Ansible itself (a play
+loading platform_defaults, conftest.ansible_debug) on a fake inventory of that shape.
 """
 
 from __future__ import annotations
@@ -21,7 +21,9 @@ from conftest import ROOT, ansible_debug
 
 # Ports come from the topology (the wiring must not restate them).
 SERVICES = yaml.safe_load(
-    (ROOT / "ansible" / "playbooks" / "group_vars" / "all" / "topology.yml").read_text(encoding="utf-8")
+    (ROOT / "ansible" / "roles" / "platform_defaults" / "defaults" / "main" / "topology.yml").read_text(
+        encoding="utf-8"
+    )
 )["oci_mlops_topology"]["services"]
 MLFLOW_PORT, API_PORT, DB_PORT = (SERVICES[s]["port"] for s in ("mlflow", "api", "mysql"))
 
@@ -140,3 +142,35 @@ def test_client_env_on_oci_gives_users_each_published_service_at_the_topology_po
     for var, service in expect.items():
         svc = SERVICES[service]
         assert lines[var] == f"http://{public[svc['group']]}:{svc['port']}", var
+
+
+def test_the_inventory_wins_over_the_platform_defaults(tmp_path):
+    """The platform's settings are defaults (platform_defaults): an inventory's
+    group_vars/all beats them, for a platform variable and for a role input
+    the platform sets."""
+    inventory = tmp_path / "inventory"
+    (inventory / "group_vars" / "all").mkdir(parents=True)
+    (inventory / "hosts.yml").write_text(
+        yaml.safe_dump(
+            {
+                "all": {
+                    "vars": {"ansible_connection": "local", **INFRA},
+                    "children": {
+                        group: {"hosts": {public: {"private_ip": private}}}
+                        for public, (group, private) in HOSTS.items()
+                    },
+                }
+            }
+        )
+    )
+    (inventory / "group_vars" / "all" / "site.yml").write_text(
+        yaml.safe_dump({"oci_mlops_s3_region": "from-the-inventory", "airflow_dag_sync_backend": "s3"})
+    )
+    got = ansible_debug(
+        inventory,
+        "203.0.113.11",
+        "msg={{ [oci_mlops_s3_region, mlflow_s3_region, airflow_dag_sync_backend, airflow_dag_sync_bucket] }}",
+        OCI_MLOPS_SECRETS_DIR=str(tmp_path / "secrets"),
+    )["msg"]
+    # the overridden ones, one derived from the override, one left to the defaults
+    assert got == ["from-the-inventory", "from-the-inventory", "s3", INFRA["infra_dags_bucket"]]

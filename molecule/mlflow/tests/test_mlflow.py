@@ -29,7 +29,7 @@ RESULTS = Path(
 
 
 def _secret(name):
-    # Generated on the controller (ansible/playbooks/group_vars/all/mlflow.yml).
+    # Generated on the controller (ansible/roles/platform_defaults/defaults/main/mlflow.yml).
     return (Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent / ".secrets" / name).read_text().split()[0]
 
 

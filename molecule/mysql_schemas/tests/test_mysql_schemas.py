@@ -12,7 +12,7 @@ SYSTEM = {"information_schema", "performance_schema"}
 
 
 def _secret(name):
-    # Generated on the controller (ansible/playbooks/group_vars/all/secrets.yml).
+    # Generated on the controller (ansible/roles/platform_defaults/defaults/main/secrets.yml).
     return (Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent / ".secrets" / name).read_text().split()[0]
 
 

@@ -12,7 +12,7 @@ SHARED_FILES = SCENARIO.parent / "_shared" / "files"
 
 
 def secret(name):
-    """A controller-generated secret of the scenario (ansible/playbooks/group_vars/all)."""
+    """A controller-generated secret of the scenario (ansible/roles/platform_defaults)."""
     return (Path(INVENTORY).parent / ".secrets" / name).read_text().split()[0]
 
 

@@ -1,6 +1,6 @@
 """The platform's one way to get a shared secret (see README, "Secrets").
 
-Every secret is declared once in `oci_mlops_secrets` (group_vars/all/secrets.yml:
+Every secret is declared once in `oci_mlops_secrets` (platform_defaults/defaults/main/secrets.yml:
 name, length, chars, the groups whose hosts hold it, purpose). This lookup
 returns, for each name, `vault_<name>` (or the declaration's `vault` variable)
 when it is defined, else the controller's copy `<oci_mlops_secrets_dir>/<name>`,
@@ -57,7 +57,7 @@ class LookupModule(LookupBase):
         if "oci_mlops_secrets" not in variables or "oci_mlops_secrets_dir" not in variables:
             raise AnsibleLookupError(
                 "oci_mlops_secret needs oci_mlops_secrets and oci_mlops_secrets_dir"
-                " (ansible/playbooks/group_vars/all/secrets.yml)"
+                " (ansible/roles/platform_defaults/defaults/main/secrets.yml)"
             )
         declared = {d["name"]: d for d in self._var(variables, "oci_mlops_secrets")}
         secrets_dir = str(self._var(variables, "oci_mlops_secrets_dir"))
