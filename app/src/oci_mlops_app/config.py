@@ -236,8 +236,7 @@ def parse_api_keys(
             )
         if len(key) < MIN_API_KEY_LENGTH:
             raise ConfigError(
-                f"{var}: {where} ({name}): the key must be at least {MIN_API_KEY_LENGTH} "
-                "characters"
+                f"{var}: {where} ({name}): the key must be at least {MIN_API_KEY_LENGTH} characters"
             )
         if any(k.name == name for k in keys):
             raise ConfigError(f"{var}: {where}: the name {name!r} is used twice")
@@ -247,6 +246,8 @@ def parse_api_keys(
     if not keys:
         raise ConfigError(f"{var} must list at least one API key")
     return tuple(keys)
+
+
 def mlflow_settings_from_env(env: Mapping[str, str]) -> MlflowSettings:
     username = env.get("MLFLOW_TRACKING_USERNAME") or None
     password = env.get("MLFLOW_TRACKING_PASSWORD") or None
