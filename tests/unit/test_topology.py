@@ -87,7 +87,7 @@ def test_the_platform_defaults_do_not_shadow_a_role_default():
 def test_every_service_role_uses_the_client_cidrs_rule_with_one_posture():
     for svc in SERVICES.values():
         role, var = svc["role"], _client_cidrs_var(svc)
-        assert _yaml(ROLES / role / "defaults" / "main.yml").get(var) == PRIVATE_RANGES, f"{role}: {var}"
+        assert _yaml(ROLES / role / "defaults" / "main.yml").get(var) == "{{ oci_mlops_client_cidrs }}", f"{role}: {var}"
         spec = _yaml(ROLES / role / "meta" / "argument_specs.yml")["argument_specs"]["main"]["options"][var]
         assert spec["default"] == PRIVATE_RANGES and not spec.get("required"), f"{role}: {var}"
         tasks = (ROLES / role / "tasks" / "main.yml").read_text(encoding="utf-8")
@@ -103,11 +103,17 @@ def test_no_other_client_cidr_name_is_used():
     assert not offenders, offenders
 
 
-def test_the_lab_sets_every_client_cidrs_variable_to_its_network():
+def test_one_platform_wide_default_posture_for_every_client_cidrs_variable():
+    wiring = _yaml(PLATFORM_DEFAULTS / "wiring.yml")
+    assert wiring["oci_mlops_client_cidrs"] == PRIVATE_RANGES
+
+
+def test_the_lab_narrows_every_service_to_its_network_in_one_place():
+    """A new service needs no lab line: the lab sets the platform-wide default only."""
     lab = _yaml(ROOT / "inventory" / "lab" / "group_vars" / "all" / "lab.yml")
-    for svc in SERVICES.values():
-        assert lab.get(_client_cidrs_var(svc)) == "{{ lab_client_cidrs }}", _client_cidrs_var(svc)
-    assert lab["lab_client_cidrs"] == ["{{ lab_network_cidr }}"]
+    assert lab["oci_mlops_client_cidrs"] == ["{{ lab_network_cidr }}"]
+    restated = sorted(name for name in lab if name.endswith("_client_cidrs") and name != "oci_mlops_client_cidrs")
+    assert not restated, f"the lab restates per-service client CIDRs: {restated}"
 
 
 def test_no_port_is_restated_in_the_platform_wiring():

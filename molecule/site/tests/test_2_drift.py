@@ -141,6 +141,27 @@ CASES = [
         " && systemctl is-active --quiet oci-mlops-api",
     ),
     Case(
+        # Not the host's first unit: the removal is included only when the
+        # host's one listing of the unit directory has drop-ins of this unit.
+        "unmanaged drop-in on a later unit of the host (airflow-triggerer)",
+        AIRFLOW,
+        "mkdir -p /etc/systemd/system/airflow-triggerer.service.d"
+        " && printf '[Service]\\nNice=5\\n' > /etc/systemd/system/airflow-triggerer.service.d/lab-drift.conf"
+        " && systemctl daemon-reload && systemctl show -p Nice airflow-triggerer | grep -qx Nice=5",
+        ("systemd_service : Remove unmanaged drop-ins of the managed units",),
+        "! test -e /etc/systemd/system/airflow-triggerer.service.d/lab-drift.conf"
+        " && systemctl show -p Nice airflow-triggerer | grep -qx Nice=0",
+    ),
+    Case(
+        # A converged host asks the user modules nothing (common system_user
+        # reads the account once); a hand-edited account is still found.
+        "service user given a login shell (airflow)",
+        AIRFLOW,
+        "usermod -s /bin/bash airflow",
+        ("common : Create the service user airflow",),
+        "getent passwd airflow | grep -q ':/usr/sbin/nologin$'",
+    ),
+    Case(
         "edited journald drop-in (common)",
         API,
         "sed -i 's/^SystemMaxUse=.*/SystemMaxUse=8G/' /etc/systemd/journald.conf.d/50-oci-mlops.conf"
