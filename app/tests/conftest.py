@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import time
@@ -41,12 +42,17 @@ class Registered:
     failing: lab.LoggedModel  # always-fails v1, predict() raises
 
 
+# The API's named keys: index 0 "tests" (the test client), index 1 "dashboard".
+KEY_NAMES = ("tests", "dashboard")
+
+
 @dataclass(frozen=True)
 class ApiServer:
     url: str
     keys: tuple[str, str]
     log_path: Path
     process: object
+    key_names: tuple[str, str] = KEY_NAMES
 
     def headers(self, key_index: int = 0) -> dict[str, str]:
         return {"X-API-Key": self.keys[key_index]}
@@ -123,7 +129,7 @@ def api_server(
     env = {
         **os.environ,
         **mlflow_lab.env(reader=True),
-        "OCI_MLOPS_API_KEYS": ",".join(keys),
+        "OCI_MLOPS_API_KEYS": ",".join(f"{n}={k}" for n, k in zip(KEY_NAMES, keys, strict=True)),
         "OCI_MLOPS_PRELOAD_MODELS": f"{MODEL}@champion",
         "OCI_MLOPS_ALIAS_REFRESH_SECONDS": str(REFRESH_SECONDS),
         "OCI_MLOPS_API_PORT": str(port),
@@ -153,6 +159,21 @@ def wait_for(predicate: object, timeout_s: float, interval_s: float = 0.1) -> fl
             return time.monotonic() - started
         time.sleep(interval_s)
     raise AssertionError(f"condition not met within {timeout_s}s")
+
+
+def metric_sum(text: str, name: str, **labels: str) -> float:
+    """The sum of the samples ``name`` whose labels include ``labels`` (0 if there is none)."""
+    return sum(
+        float(sample.value)
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name and labels.items() <= sample.labels.items()
+    )
+
+
+def log_entries(log_path: Path) -> list[dict[str, object]]:
+    """The JSON lines of a process log (other lines skipped)."""
+    return [json.loads(line) for line in log_path.read_text().splitlines() if line.startswith("{")]
 
 
 def metric_value(text: str, name: str, **labels: str) -> float:

@@ -14,6 +14,8 @@ from tests.conftest import (
     MODEL,
     ApiServer,
     Registered,
+    log_entries,
+    metric_sum,
     metric_value,
 )
 
@@ -78,9 +80,39 @@ def test_protected_routes_need_a_valid_key(
     assert response.headers["WWW-Authenticate"] == "ApiKey"
 
 
-def test_every_configured_key_is_accepted(api: httpx.Client, api_server: ApiServer) -> None:
+def test_every_configured_key_is_accepted_and_named_in_logs_and_metrics(
+    api: httpx.Client, api_server: ApiServer
+) -> None:
+    before = api.get("/metrics").text
     for index in (0, 1):
-        assert api.get("/models", headers=api_server.headers(index)).status_code == 200
+        headers = {**api_server.headers(index), "X-Request-ID": f"key-check-{index}"}
+        assert api.get("/models", headers=headers).status_code == 200
+    assert api.get("/models", headers={"X-Request-ID": "key-check-none"}).status_code == 401
+    by_request = {e.get("request_id"): e for e in log_entries(api_server.log_path)}
+    assert by_request["key-check-0"]["api_key"] == "tests"
+    assert by_request["key-check-1"]["api_key"] == "dashboard"
+    assert by_request["key-check-none"]["api_key"] is None
+    after = api.get("/metrics").text
+    for name in api_server.key_names:
+        labels = {"route": "/models", "status": "200", "api_key": name}
+        assert (
+            metric_sum(after, "oci_mlops_http_requests_total", **labels)
+            == metric_sum(before, "oci_mlops_http_requests_total", **labels) + 1
+        )
+    assert metric_sum(after, "oci_mlops_http_requests_total", status="401", api_key="") >= 1
+    log_text = api_server.log_path.read_text()
+    assert not any(key in log_text for key in api_server.keys)
+
+
+def test_forwarded_headers_are_not_trusted_by_default(
+    api: httpx.Client, api_server: ApiServer
+) -> None:
+    headers = {"X-Forwarded-For": "203.0.113.7", "X-Request-ID": "not-forwarded"}
+    assert api.get("/health", headers=headers).status_code == 200
+    (entry,) = [
+        e for e in log_entries(api_server.log_path) if e.get("request_id") == "not-forwarded"
+    ]
+    assert entry["client"] == "127.0.0.1"
 
 
 # -- registry -------------------------------------------------------------------------------
@@ -289,9 +321,8 @@ def test_model_that_raises_is_a_json_500_without_traceback(
 def test_metrics(api: httpx.Client, api_server: ApiServer, registered: Registered) -> None:
     version = registered.champion.version
     before = api.get("/metrics").text
-    requests_before = metric_value(
-        before, "oci_mlops_prediction_requests_total", model=MODEL, version=version
-    )
+    counted = {"model": MODEL, "version": version, "api_key": "tests"}
+    requests_before = metric_sum(before, "oci_mlops_prediction_requests_total", **counted)
     for _ in range(3):
         assert (
             predict(api, api_server, f"{MODEL}/champion", {"data": [ROW, ROW]}).status_code == 200
@@ -317,10 +348,7 @@ def test_metrics(api: httpx.Client, api_server: ApiServer, registered: Registere
     assert (
         metric_value(text, "oci_mlops_model_load_seconds_count", model=MODEL, version=version) == 1
     )
-    assert (
-        metric_value(text, "oci_mlops_prediction_requests_total", model=MODEL, version=version)
-        == requests_before + 3
-    )
+    assert metric_sum(text, "oci_mlops_prediction_requests_total", **counted) == requests_before + 3
     assert metric_value(text, "oci_mlops_predicted_rows_total", model=MODEL, version=version) >= 6
 
 

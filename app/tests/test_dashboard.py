@@ -4,38 +4,68 @@ from __future__ import annotations
 
 import io
 import json
+import secrets
+import time
 from collections.abc import Iterator
 
 import pandas as pd
 import pytest
 import streamlit as st
 from sklearn.datasets import load_iris
+from streamlit.proto.TextInput_pb2 import TextInput as TextInputProto
 from streamlit.testing.v1 import AppTest
 
 from oci_mlops_app.cli import DASHBOARD_SCRIPT
 from oci_mlops_app.dashboard import data
 from tests import lab
-from tests.conftest import EXPERIMENT, FEATURES, MODEL, ApiServer, Registered
+from tests.conftest import EXPERIMENT, FEATURES, MODEL, ApiServer, Registered, log_entries
+
+SIGN_IN = "FormSubmitter:sign_in-Sign in"
 
 
 @pytest.fixture
 def dashboard_env(
     monkeypatch: pytest.MonkeyPatch, mlflow_lab: lab.MlflowLab, api_server: ApiServer
 ) -> Iterator[None]:
-    """The dashboard's settings: the read-only MLflow user and the API's second key."""
-    for key, value in mlflow_lab.env(reader=True).items():
-        monkeypatch.setenv(key, value)
+    """The dashboard's settings: MLflow sign-in (the default) and the API's "dashboard" key.
+
+    The test process's own MLflow variables (the admin) stay set: what a signed-in user sees
+    must come from that user's credentials only.
+    """
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_lab.uri)
     monkeypatch.setenv("OCI_MLOPS_API_URL", api_server.url)
     monkeypatch.setenv("OCI_MLOPS_API_KEY", api_server.keys[1])
+    monkeypatch.delenv("OCI_MLOPS_DASHBOARD_AUTH", raising=False)
     st.cache_data.clear()
     yield
     st.cache_data.clear()
 
 
-def run_dashboard() -> AppTest:
+@pytest.fixture
+def reader(mlflow_lab: lab.MlflowLab) -> tuple[str, str]:
+    """The read-only MLflow user (READ on the iris experiment and the test models)."""
+    return lab.READER_USER, mlflow_lab.reader_password
+
+
+def start_dashboard() -> AppTest:
     app = AppTest.from_file(str(DASHBOARD_SCRIPT), default_timeout=90)
     app.run()
     assert not app.exception, app.exception
+    return app
+
+
+def submit_sign_in(app: AppTest, username: str, password: str) -> AppTest:
+    app.text_input(key="sign_in_username").input(username)
+    app.text_input(key="sign_in_password").input(password)
+    app.button(key=SIGN_IN).click().run()
+    assert not app.exception, app.exception
+    return app
+
+
+def run_dashboard(user: tuple[str, str]) -> AppTest:
+    """The dashboard, signed in as ``user`` (name, password)."""
+    app = submit_sign_in(start_dashboard(), *user)
+    assert not app.error, [e.value for e in app.error]
     return app
 
 
@@ -45,9 +75,9 @@ def tab_frames(app: AppTest, tab: int) -> list[pd.DataFrame]:
 
 
 def test_models_tab_shows_versions_aliases_and_run_metrics(
-    dashboard_env: None, registered: Registered
+    dashboard_env: None, registered: Registered, reader: tuple[str, str]
 ) -> None:
-    app = run_dashboard()
+    app = run_dashboard(reader)
     assert [tab.label for tab in app.tabs] == ["Registered models", "Predict", "Experiments"]
     assert not app.error, [e.value for e in app.error]
     models, versions = tab_frames(app, 0)
@@ -68,8 +98,10 @@ def _choose_model(app: AppTest, name: str, ref: str) -> AppTest:
     return app
 
 
-def test_single_prediction_form_is_built_from_the_signature(dashboard_env: None) -> None:
-    app = _choose_model(run_dashboard(), MODEL, "champion")
+def test_single_prediction_form_is_built_from_the_signature(
+    dashboard_env: None, reader: tuple[str, str], api_server: ApiServer
+) -> None:
+    app = _choose_model(run_dashboard(reader), MODEL, "champion")
     labels = [n.label for n in app.number_input]
     assert labels == FEATURES
     for feature, value in zip(FEATURES, [6.7, 3.0, 5.2, 2.3], strict=True):
@@ -77,12 +109,21 @@ def test_single_prediction_form_is_built_from_the_signature(dashboard_env: None)
     app.button(key="FormSubmitter:single_prediction-Predict").click().run()
     assert not app.error, [e.value for e in app.error]
     assert [s.value for s in app.success] == [f"Prediction: 2 ({MODEL} version 1)"]
+    # the prediction went to the API with the dashboard's own key, named "dashboard"
+    predictions = [
+        e
+        for e in log_entries(api_server.log_path)
+        if e.get("route") == "/predict/{name}/{ref}" and e.get("status") == 200
+    ]
+    assert predictions[-1]["api_key"] == "dashboard"
 
 
-def test_batch_csv_scoring_returns_a_downloadable_table(dashboard_env: None) -> None:
+def test_batch_csv_scoring_returns_a_downloadable_table(
+    dashboard_env: None, reader: tuple[str, str]
+) -> None:
     iris = load_iris(as_frame=True)
     features = iris.data.iloc[::5]
-    app = _choose_model(run_dashboard(), MODEL, "challenger")
+    app = _choose_model(run_dashboard(reader), MODEL, "challenger")
     app.file_uploader(key="batch_csv").set_value(
         ("iris.csv", features.to_csv(index=False).encode(), "text/csv")
     ).run()
@@ -96,8 +137,10 @@ def test_batch_csv_scoring_returns_a_downloadable_table(dashboard_env: None) -> 
     assert [b.label for b in app.get("download_button")] == ["Download predictions (CSV)"]
 
 
-def test_batch_csv_with_wrong_columns_shows_the_api_reason(dashboard_env: None) -> None:
-    app = _choose_model(run_dashboard(), MODEL, "champion")
+def test_batch_csv_with_wrong_columns_shows_the_api_reason(
+    dashboard_env: None, reader: tuple[str, str]
+) -> None:
+    app = _choose_model(run_dashboard(reader), MODEL, "champion")
     app.file_uploader(key="batch_csv").set_value(
         ("bad.csv", b"sepal length (cm),colour\n5.1,blue\n", "text/csv")
     ).run()
@@ -107,8 +150,10 @@ def test_batch_csv_with_wrong_columns_shows_the_api_reason(dashboard_env: None) 
     assert "unknown columns ['colour']" in errors[0]
 
 
-def test_experiments_tab_lists_runs_and_compares_a_metric(dashboard_env: None) -> None:
-    app = run_dashboard()
+def test_experiments_tab_lists_runs_and_compares_a_metric(
+    dashboard_env: None, reader: tuple[str, str]
+) -> None:
+    app = run_dashboard(reader)
     experiment = app.selectbox(key="experiment")
     assert experiment.options == [EXPERIMENT]  # the only experiment the reader may see
     (runs,) = tab_frames(app, 2)
@@ -145,10 +190,98 @@ def test_score_frame_batches_through_the_api(api_server: ApiServer) -> None:
 
 
 def test_mlflow_down_is_shown_not_raised(
-    dashboard_env: None, monkeypatch: pytest.MonkeyPatch
+    dashboard_env: None, monkeypatch: pytest.MonkeyPatch, mlflow_lab: lab.MlflowLab
 ) -> None:
+    for key, value in mlflow_lab.env(reader=True).items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("OCI_MLOPS_DASHBOARD_AUTH", "none")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{lab.free_port()}")
-    app = run_dashboard()
+    app = start_dashboard()
     errors = [e.value for e in app.error]
     assert any(e.startswith("Cannot read the model registry: ") for e in errors), errors
     assert any(e.startswith("Cannot read the experiments: ") for e in errors), errors
+
+
+def test_mlflow_down_at_sign_in_is_shown_not_raised(
+    dashboard_env: None, monkeypatch: pytest.MonkeyPatch, reader: tuple[str, str]
+) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{lab.free_port()}")
+    app = submit_sign_in(start_dashboard(), *reader)
+    assert [e.value for e in app.error] == [
+        "Sign-in is not possible right now: MLflow cannot be reached."
+    ]
+    assert not app.tabs
+
+
+# -- sign-in --------------------------------------------------------------------------------
+
+
+def test_without_sign_in_nothing_is_shown_but_the_form(dashboard_env: None) -> None:
+    app = start_dashboard()
+    assert [t.label for t in app.text_input] == ["Username", "Password"]
+    assert app.text_input(key="sign_in_password").proto.type == TextInputProto.PASSWORD
+    assert not app.tabs
+    assert not app.dataframe
+    assert not app.error
+
+
+def test_wrong_password_is_refused_with_a_generic_error_and_a_backoff(
+    dashboard_env: None, reader: tuple[str, str]
+) -> None:
+    app = submit_sign_in(start_dashboard(), reader[0], "not-the-password")
+    assert [e.value for e in app.error] == ["Sign-in failed: unknown user or wrong password."]
+    assert not app.tabs
+    assert "mlflow_user" not in app.session_state
+    # an unknown user gets the same answer; at once, the session must wait first (1 s)
+    app = submit_sign_in(app, "no-such-user", "whatever-password")
+    assert [e.value for e in app.error] == ["Too many failed sign-ins: try again in 1 s."]
+    time.sleep(1.1)
+    app = submit_sign_in(app, "no-such-user", "whatever-password")
+    assert [e.value for e in app.error] == ["Sign-in failed: unknown user or wrong password."]
+    app = submit_sign_in(app, *reader)  # the backoff has doubled to 2 s
+    assert [e.value for e in app.error] == ["Too many failed sign-ins: try again in 2 s."]
+    assert not app.tabs
+
+
+def test_sign_in_shows_the_models_and_sign_out_clears_them(
+    dashboard_env: None, reader: tuple[str, str]
+) -> None:
+    app = run_dashboard(reader)
+    assert app.session_state["mlflow_user"].username == reader[0]
+    assert "sign_in_password" not in app.session_state
+    assert reader[1] not in repr(app.session_state["mlflow_user"])
+    models = tab_frames(app, 0)[0]
+    assert MODEL in set(models["model"])
+    assert f"Signed in as **{reader[0]}**" in [m.value for m in app.sidebar.markdown]
+    app.button(key="sign_out").click().run()
+    assert not app.exception
+    assert not app.tabs
+    assert not app.dataframe
+    assert "mlflow_user" not in app.session_state
+    assert [t.label for t in app.text_input] == ["Username", "Password"]
+
+
+def test_each_user_sees_what_mlflow_lets_them_see(
+    dashboard_env: None, mlflow_lab: lab.MlflowLab, registered: Registered
+) -> None:
+    username = f"no-grants-{secrets.token_hex(4)}"
+    password = mlflow_lab.server.create_user(username)
+    app = run_dashboard((username, password))
+    assert not app.dataframe
+    infos = [i.value for i in app.info]
+    assert "No registered model is visible to your MLflow user." in infos
+    assert "No experiment is visible to your MLflow user." in infos
+
+
+def test_without_sign_in_mode_reads_mlflow_as_the_dashboard_user(
+    dashboard_env: None, monkeypatch: pytest.MonkeyPatch, mlflow_lab: lab.MlflowLab
+) -> None:
+    for key, value in mlflow_lab.env(reader=True).items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("OCI_MLOPS_DASHBOARD_AUTH", "none")
+    app = start_dashboard()
+    assert not app.error, [e.value for e in app.error]
+    assert not app.text_input
+    models = tab_frames(app, 0)[0]
+    assert MODEL in set(models["model"])
+    assert app.selectbox(key="experiment").options == [EXPERIMENT]

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 
 from tests import lab
-from tests.conftest import metric_value
+from tests.conftest import log_entries, metric_value
 
 APP_DIR = Path(__file__).resolve().parents[1]
 
@@ -92,6 +92,30 @@ def test_dashboard_entry_point_serves_headless(tmp_path: Path) -> None:
         assert httpx.get(f"http://127.0.0.1:{port}/").status_code == 200
     finally:
         lab.stop_process(process)
+
+
+def test_dashboard_entry_point_serves_under_a_base_path(tmp_path: Path) -> None:
+    port = lab.free_port()
+    log_path = tmp_path / "dashboard.log"
+    env = _clean_env(
+        MLFLOW_TRACKING_URI="http://127.0.0.1:5000",
+        OCI_MLOPS_API_URL="http://127.0.0.1:8000",
+        OCI_MLOPS_API_KEY="k" * 32,
+        OCI_MLOPS_DASHBOARD_PORT=str(port),
+        OCI_MLOPS_DASHBOARD_BASE_PATH="/dashboard/",
+        OCI_MLOPS_DASHBOARD_AUTH="none",
+    )
+    process = lab.start_logged_process([lab.venv_bin("oci-mlops-dashboard")], env, log_path)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        lab.wait_http_ok(f"{url}/dashboard/_stcore/health", 60, process)
+        assert httpx.get(f"{url}/dashboard/").status_code == 200
+        assert httpx.get(f"{url}/_stcore/health").status_code == 404
+    finally:
+        lab.stop_process(process)
+    (warning,) = [e for e in log_entries(log_path) if e.get("logger") == "oci_mlops_app.config"]
+    assert warning["level"] == "WARNING"
+    assert "NO sign-in" in warning["message"]
 
 
 def test_api_with_two_workers_aggregates_metrics(mlflow_lab: lab.MlflowLab, tmp_path: Path) -> None:

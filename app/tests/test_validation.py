@@ -10,6 +10,7 @@ import pytest
 from mlflow.types import ColSpec, DataType, Schema, TensorSpec
 
 from oci_mlops_app.config import (
+    ApiKey,
     ApiSettings,
     ConfigError,
     DashboardSettings,
@@ -158,7 +159,8 @@ def test_api_settings_defaults() -> None:
     settings = ApiSettings.from_env(BASE_ENV)
     assert settings.mlflow.tracking_uri == "http://mlflow.internal:5000"
     assert settings.mlflow.basic_auth == ("reader", "pw")
-    assert settings.api_keys == ("a" * 16, "b" * 20)
+    # bare keys (the deprecated form) are named key-1, key-2
+    assert settings.api_keys == (ApiKey("key-1", "a" * 16), ApiKey("key-2", "b" * 20))
     assert settings.alias_refresh_seconds <= 30
     assert dict(settings.stage_aliases) == {"production": "champion", "staging": "challenger"}
     assert settings.preload_models == ()

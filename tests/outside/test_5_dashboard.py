@@ -1,8 +1,11 @@
 """The dashboard in a real browser (the system's headless Chromium, driven by Playwright).
 
-A user opens the published URL, sees the registered models with their
+A user opens the published URL, signs in with their MLflow username and
+password (the user of client.env), sees the registered models with their
 aliases, and makes a prediction through the form, which the dashboard sends
-to the serving API. The screenshot is artifacts/outside-dashboard.png.
+to the serving API with its own key. Without signing in, or with a wrong
+password, nothing but the sign-in form is shown. The screenshot is
+artifacts/outside-dashboard.png.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from conftest import ARTIFACTS, report
 
 MODEL = "quickstart-iris"
 TIMEOUT_MS = 60_000
+REFUSED = "Sign-in failed: unknown user or wrong password."
 
 
 def _chromium() -> str:
@@ -25,16 +29,64 @@ def _chromium() -> str:
 
 
 @pytest.fixture(scope="module")
-def page(user_env):
+def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=_chromium(), args=["--no-sandbox"])
-        page = browser.new_page(viewport={"width": 1400, "height": 1100})
-        page.set_default_timeout(TIMEOUT_MS)
-        page.goto(user_env["OCI_MLOPS_DASHBOARD_URL"], timeout=TIMEOUT_MS)
-        yield page
+        yield browser
         browser.close()
+
+
+def _fresh_page(browser, env):
+    """A new browser context (no session) on the dashboard, once its sign-in form is shown."""
+    page = browser.new_context(viewport={"width": 1400, "height": 1100}).new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(env["OCI_MLOPS_DASHBOARD_URL"], timeout=TIMEOUT_MS)
+    page.get_by_role("heading", name="OCI MLOps dashboard").wait_for()
+    page.get_by_label("Password", exact=True).wait_for()
+    return page
+
+
+def _sign_in(page, username: str, password: str) -> None:
+    for label, value in (("Username", username), ("Password", password)):
+        field = page.get_by_label(label, exact=True)
+        field.fill(value)
+        field.press("Tab")
+    page.get_by_role("button", name="Sign in", exact=True).click()
+
+
+@pytest.fixture(scope="module")
+def page(browser, user_env):
+    """The dashboard signed in as the user of client.env."""
+    page = _fresh_page(browser, user_env)
+    _sign_in(page, user_env["MLFLOW_TRACKING_USERNAME"], user_env["MLFLOW_TRACKING_PASSWORD"])
+    page.get_by_role("tab", name="Registered models").wait_for()
+    yield page
+    page.context.close()
+
+
+def test_without_sign_in_only_the_sign_in_form_is_shown(browser, user_env):
+    page = _fresh_page(browser, user_env)
+    try:
+        assert page.get_by_label("Username", exact=True).is_visible()
+        assert page.get_by_role("button", name="Sign in", exact=True).is_visible()
+        assert page.get_by_role("tab").count() == 0
+        assert page.get_by_text(MODEL, exact=True).count() == 0
+        assert page.locator("[data-testid='stDataFrame']").count() == 0
+    finally:
+        page.context.close()
+
+
+def test_a_wrong_password_is_refused(browser, user_env):
+    page = _fresh_page(browser, user_env)
+    try:
+        _sign_in(page, user_env["MLFLOW_TRACKING_USERNAME"], "not-the-password")
+        page.get_by_text(REFUSED, exact=True).wait_for()
+        assert page.get_by_role("tab").count() == 0
+        assert page.get_by_label("Password", exact=True).is_visible()
+    finally:
+        page.context.close()
 
 
 def _champion(env) -> str:

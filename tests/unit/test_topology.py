@@ -87,7 +87,9 @@ def test_the_platform_defaults_do_not_shadow_a_role_default():
 def test_every_service_role_uses_the_client_cidrs_rule_with_one_posture():
     for svc in SERVICES.values():
         role, var = svc["role"], _client_cidrs_var(svc)
-        assert _yaml(ROLES / role / "defaults" / "main.yml").get(var) == "{{ oci_mlops_client_cidrs }}", f"{role}: {var}"
+        assert _yaml(ROLES / role / "defaults" / "main.yml").get(var) == "{{ oci_mlops_client_cidrs }}", (
+            f"{role}: {var}"
+        )
         spec = _yaml(ROLES / role / "meta" / "argument_specs.yml")["argument_specs"]["main"]["options"][var]
         assert spec["default"] == PRIVATE_RANGES and not spec.get("required"), f"{role}: {var}"
         tasks = (ROLES / role / "tasks" / "main.yml").read_text(encoding="utf-8")

@@ -9,6 +9,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from importlib.resources import files
 from typing import Annotated, Any
 
@@ -23,7 +24,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import __version__, metrics
-from .config import ApiSettings
+from .config import ApiKey, ApiSettings
 from .logs import ACCESS_LOGGER, request_id_var
 from .model_store import ModelLoadError, ModelStore
 from .registry import NotFoundError, Registry, RegistryUnavailableError, first_line
@@ -35,6 +36,10 @@ access_logger = logging.getLogger(ACCESS_LOGGER)
 API_KEY_HEADER = "X-API-Key"
 REQUEST_ID_HEADER = "X-Request-ID"
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+# Per request, a dict the API-key check writes the accepted key's name into ("api_key"), for the
+# access log and the request counter. A mutable holder, so the name set in the dependency is seen
+# by the middleware whatever context the dependency ran in.
+request_auth_var: ContextVar[dict[str, str] | None] = ContextVar("request_auth", default=None)
 
 
 class PredictionError(Exception):
@@ -95,6 +100,8 @@ class ObservabilityMiddleware:
         inbound = dict(scope["headers"]).get(REQUEST_ID_HEADER.lower().encode(), b"").decode()
         request_id = inbound if _REQUEST_ID_RE.match(inbound) else uuid.uuid4().hex
         token = request_id_var.set(request_id)
+        auth: dict[str, str] = {}
+        auth_token = request_auth_var.set(auth)
         status = 500
         started_response = False
 
@@ -120,7 +127,8 @@ class ObservabilityMiddleware:
             elapsed = time.perf_counter() - started
             route = getattr(scope.get("route"), "path", None) or "<unmatched>"
             labels = {"method": scope["method"], "route": route, "status": str(status)}
-            metrics.HTTP_REQUESTS.labels(**labels).inc()
+            key_name = auth.get("api_key")
+            metrics.HTTP_REQUESTS.labels(**labels, api_key=key_name or "").inc()
             metrics.HTTP_LATENCY.labels(**labels).observe(elapsed)
             client = scope.get("client")
             access_logger.info(
@@ -132,8 +140,10 @@ class ObservabilityMiddleware:
                     "status": status,
                     "duration_ms": round(elapsed * 1000, 3),
                     "client": client[0] if client else None,
+                    "api_key": key_name,
                 },
             )
+            request_auth_var.reset(auth_token)
             request_id_var.reset(token)
 
 
@@ -141,22 +151,30 @@ API_KEY_SCHEME = APIKeyHeader(name=API_KEY_HEADER, auto_error=False)
 
 
 class ApiKeyChecker:
-    """A dependency that accepts a request only with one of the keys in ``X-API-Key``."""
+    """A dependency that accepts a request only with one of the keys in ``X-API-Key``.
 
-    def __init__(self, keys: tuple[str, ...]) -> None:
-        self._keys = tuple(key.encode() for key in keys)
+    The accepted key's name (never the key) goes to the access log and the request counter.
+    """
 
-    async def __call__(self, supplied: Annotated[str | None, Security(API_KEY_SCHEME)]) -> None:
+    def __init__(self, keys: tuple[ApiKey, ...]) -> None:
+        self._keys = tuple((key.name, key.key.encode()) for key in keys)
+
+    async def __call__(self, supplied: Annotated[str | None, Security(API_KEY_SCHEME)]) -> str:
         candidate = (supplied or "").encode()
-        matched = False
-        for key in self._keys:  # compare with every key: the time taken does not tell which one
-            matched |= hmac.compare_digest(candidate, key)
-        if not matched:
+        matched: str | None = None
+        for name, key in self._keys:  # compare with every key: the time does not tell which one
+            if hmac.compare_digest(candidate, key):
+                matched = name
+        if matched is None:
             raise HTTPException(
                 status_code=401,
                 detail=f"missing or invalid API key (send it in the {API_KEY_HEADER} header)",
                 headers={"WWW-Authenticate": "ApiKey"},
             )
+        auth = request_auth_var.get()
+        if auth is not None:
+            auth["api_key"] = matched
+        return matched
 
 
 def create_app(settings: ApiSettings) -> FastAPI:
@@ -185,6 +203,9 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app = FastAPI(
         title="OCI MLOps model serving API",
         version=__version__,
+        # Behind a reverse proxy at e.g. /api: requests match with or without the prefix (the
+        # proxy may strip it or not), and /docs and the OpenAPI "servers" carry it.
+        root_path=settings.root_path,
         lifespan=lifespan,
         responses={500: {"model": ErrorResponse}},
     )
@@ -252,7 +273,10 @@ def create_app(settings: ApiSettings) -> FastAPI:
         except Exception as exc:
             raise PredictionError(f"{name} version {loaded.version}") from exc
         predictions = jsonable(result)
-        metrics.PREDICTION_REQUESTS.labels(model=name, version=loaded.version).inc()
+        key_name = (request_auth_var.get() or {}).get("api_key", "")
+        metrics.PREDICTION_REQUESTS.labels(
+            model=name, version=loaded.version, api_key=key_name
+        ).inc()
         metrics.PREDICTED_ROWS.labels(model=name, version=loaded.version).inc(len(frame))
         return PredictResponse(
             predictions=predictions, model_name=name, model_version=loaded.version

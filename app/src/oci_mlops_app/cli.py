@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import tempfile
@@ -58,6 +59,8 @@ def api_main(argv: Sequence[str] | None = None) -> None:
         # the workers inherit this before they import prometheus_client
         os.environ[MULTIPROC_ENV] = tempfile.mkdtemp(prefix="oci-mlops-prometheus-")
     configure_logging(settings.log_level)
+    for warning in settings.warnings:
+        logging.getLogger("oci_mlops_app.config").warning(warning)
 
     import uvicorn
 
@@ -70,6 +73,10 @@ def api_main(argv: Sequence[str] | None = None) -> None:
         log_config=logging_config(settings.log_level),
         access_log=False,
         server_header=False,
+        # X-Forwarded-For/-Proto are trusted only from OCI_MLOPS_FORWARDED_ALLOW_IPS (the reverse
+        # proxy); unset: from no one (uvicorn's own default would trust 127.0.0.1).
+        proxy_headers=settings.forwarded_allow_ips is not None,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
     )
 
 
@@ -91,10 +98,13 @@ def dashboard_main(argv: Sequence[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     try:
-        DashboardSettings.from_env()
+        settings = DashboardSettings.from_env()
     except ConfigError as exc:
         raise SystemExit(f"configuration error: {exc}") from None
     apply_mlflow_client_defaults()
+    configure_logging(settings.log_level)  # the dashboard's own loggers; streamlit keeps its own
+    for warning in settings.warnings:
+        logging.getLogger("oci_mlops_app.config").warning(warning)
 
     from streamlit.web import cli as streamlit_cli
 
@@ -105,6 +115,8 @@ def dashboard_main(argv: Sequence[str] | None = None) -> None:
         "--server.headless=true",
         f"--server.address={args.host}",
         f"--server.port={args.port}",
+        # behind a reverse proxy at e.g. /dashboard (the proxy must not strip the prefix)
+        f"--server.baseUrlPath={settings.base_path.strip('/')}",
         "--server.fileWatcherType=none",
         "--browser.gatherUsageStats=false",
     ]

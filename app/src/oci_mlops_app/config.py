@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
-from collections.abc import Mapping, MutableMapping
+import re
+from collections.abc import Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import MappingProxyType
 from urllib.parse import urlparse
 
@@ -13,6 +16,11 @@ MAX_ALIAS_REFRESH_SECONDS = 30.0
 DEFAULT_STAGE_ALIASES = "Production=champion,Staging=challenger"
 DEFAULT_REF = "champion"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+MIN_API_KEY_LENGTH = 16
+API_KEY_NAME_RE = re.compile(r"^[a-z0-9-]{1,32}$")
+# A URL path prefix such as /api or /tools/dashboard: segments of unreserved characters.
+_PATH_PREFIX_RE = re.compile(r"^(/[A-Za-z0-9._~-]+)+$")
+DASHBOARD_AUTH_MODES = ("mlflow", "none")
 
 # Defaults this application gives MLflow's own client settings when the operator has not set
 # them: MLflow otherwise retries a failing HTTP call 7 times with exponential backoff (minutes),
@@ -43,6 +51,14 @@ class ModelRef:
 
 
 @dataclass(frozen=True)
+class ApiKey:
+    """One named API key. The name is what logs and metrics show; the key never is."""
+
+    name: str
+    key: str = field(repr=False)
+
+
+@dataclass(frozen=True)
 class MlflowSettings:
     """How to reach the MLflow tracking server / model registry."""
 
@@ -63,21 +79,21 @@ class ApiSettings:
     """Settings of the serving API."""
 
     mlflow: MlflowSettings
-    api_keys: tuple[str, ...] = field(repr=False)
+    api_keys: tuple[ApiKey, ...]
     preload_models: tuple[ModelRef, ...]
     alias_refresh_seconds: float
     stage_aliases: Mapping[str, str]
     max_rows: int
     log_level: str
+    root_path: str = ""
+    forwarded_allow_ips: str | None = None
+    # Deprecation notices found while reading the settings, for the caller to log.
+    warnings: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ApiSettings:
         env = os.environ if environ is None else environ
-        keys = tuple(k.strip() for k in env.get("OCI_MLOPS_API_KEYS", "").split(",") if k.strip())
-        if not keys:
-            raise ConfigError("OCI_MLOPS_API_KEYS must list at least one API key")
-        if any(len(k) < 16 for k in keys):
-            raise ConfigError("every key in OCI_MLOPS_API_KEYS must be at least 16 characters")
+        keys, warnings = api_keys_from_env(env)
         refresh = _float(env, "OCI_MLOPS_ALIAS_REFRESH_SECONDS", DEFAULT_ALIAS_REFRESH_SECONDS)
         if not 0 < refresh <= MAX_ALIAS_REFRESH_SECONDS:
             raise ConfigError(
@@ -96,6 +112,9 @@ class ApiSettings:
             ),
             max_rows=max_rows,
             log_level=log_level_from_env(env),
+            root_path=_path_prefix(env, "OCI_MLOPS_API_ROOT_PATH"),
+            forwarded_allow_ips=_forwarded_allow_ips(env),
+            warnings=warnings,
         )
 
 
@@ -107,6 +126,11 @@ class DashboardSettings:
     api_url: str
     api_key: str = field(repr=False)
     log_level: str
+    # "mlflow": every user signs in with their MLflow user and reads MLflow as that user;
+    # "none": no sign-in, MLflow is read as the dashboard's own user (local development only).
+    auth: str = "mlflow"
+    base_path: str = ""
+    warnings: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> DashboardSettings:
@@ -117,12 +141,111 @@ class DashboardSettings:
             raise ConfigError(
                 "OCI_MLOPS_API_KEY (the dashboard's key for the serving API) is empty"
             )
+        auth = env.get("OCI_MLOPS_DASHBOARD_AUTH", "mlflow").strip().lower() or "mlflow"
+        if auth not in DASHBOARD_AUTH_MODES:
+            raise ConfigError(
+                f"OCI_MLOPS_DASHBOARD_AUTH must be one of {', '.join(DASHBOARD_AUTH_MODES)}, "
+                f"got {auth!r}"
+            )
+        mlflow = mlflow_settings_from_env(env)
+        warnings: list[str] = []
+        if auth == "none":
+            warnings.append(
+                "OCI_MLOPS_DASHBOARD_AUTH=none: the dashboard has NO sign-in and reads MLflow as "
+                "its own user; use it for local development only"
+            )
+        elif mlflow.username is not None:
+            warnings.append(
+                "MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD are set but unused: with "
+                "OCI_MLOPS_DASHBOARD_AUTH=mlflow the dashboard reads MLflow as the signed-in user"
+            )
+        base_path = _path_prefix(env, "OCI_MLOPS_DASHBOARD_BASE_PATH")
         return cls(
-            mlflow=mlflow_settings_from_env(env),
+            mlflow=mlflow,
             api_url=api_url.rstrip("/"),
             api_key=api_key,
             log_level=log_level_from_env(env),
+            auth=auth,
+            base_path=base_path,
+            warnings=tuple(warnings),
         )
+
+
+def api_keys_from_env(env: Mapping[str, str]) -> tuple[tuple[ApiKey, ...], tuple[str, ...]]:
+    """The API keys from ``OCI_MLOPS_API_KEYS`` or ``OCI_MLOPS_API_KEYS_FILE``, and warnings.
+
+    ``OCI_MLOPS_API_KEYS``: comma-separated ``name=key`` entries (bare keys are still accepted
+    for one release and named ``key-1``, ``key-2``, ... with a deprecation warning).
+    ``OCI_MLOPS_API_KEYS_FILE``: a file with one ``name=key`` per line; ``#`` starts a comment.
+    """
+    inline = env.get("OCI_MLOPS_API_KEYS", "").strip()
+    path = env.get("OCI_MLOPS_API_KEYS_FILE", "").strip()
+    if inline and path:
+        raise ConfigError(
+            "set either OCI_MLOPS_API_KEYS or OCI_MLOPS_API_KEYS_FILE, not both "
+            "(the keys must come from one place)"
+        )
+    if path:
+        var = "OCI_MLOPS_API_KEYS_FILE"
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{var}: cannot read {path}: {exc}") from None
+        entries = [
+            (f"line {number}", line.split("#", 1)[0].strip())
+            for number, line in enumerate(text.splitlines(), start=1)
+        ]
+        keys = parse_api_keys(((where, item) for where, item in entries if item), var, bare=False)
+        return keys, ()
+    var = "OCI_MLOPS_API_KEYS"
+    items = [item.strip() for item in inline.split(",")]
+    keys = parse_api_keys(
+        ((f"entry {n}", item) for n, item in enumerate(items, start=1) if item), var, bare=True
+    )
+    # parse_api_keys names the entries without "name=" key-1, key-2, ... in order
+    bare = [f"key-{n}" for n in range(1, sum(1 for i in items if i and "=" not in i) + 1)]
+    if not bare:
+        return keys, ()
+    return keys, (
+        f"OCI_MLOPS_API_KEYS: {len(bare)} key(s) without a name, called {', '.join(bare)} in "
+        "logs and metrics; unnamed keys are deprecated and will be refused by the next release: "
+        "write each one as name=key (name: 1-32 of a-z, 0-9, -)",
+    )
+
+
+def parse_api_keys(
+    entries: Iterable[tuple[str, str]], var: str, *, bare: bool
+) -> tuple[ApiKey, ...]:
+    """Parse ``(where, "name=key")`` entries; with ``bare``, a lone key is named ``key-<n>``.
+
+    Error messages name the variable and the entry, never the key.
+    """
+    keys: list[ApiKey] = []
+    unnamed = 0
+    for where, item in entries:
+        name, sep, key = item.partition("=")
+        name, key = name.strip(), key.strip()
+        if not sep:
+            if not bare:
+                raise ConfigError(f"{var}: {where} is not name=key")
+            unnamed += 1
+            name, key = f"key-{unnamed}", item
+        elif not API_KEY_NAME_RE.match(name):
+            raise ConfigError(
+                f"{var}: {where}: the name before '=' must be 1-32 characters of a-z, 0-9 and -"
+            )
+        if len(key) < MIN_API_KEY_LENGTH:
+            raise ConfigError(
+                f"{var}: {where} ({name}): the key must be at least {MIN_API_KEY_LENGTH} characters"
+            )
+        if any(k.name == name for k in keys):
+            raise ConfigError(f"{var}: {where}: the name {name!r} is used twice")
+        if any(k.key == key for k in keys):
+            raise ConfigError(f"{var}: {where} ({name}): the same key is listed twice")
+        keys.append(ApiKey(name, key))
+    if not keys:
+        raise ConfigError(f"{var} must list at least one API key")
+    return tuple(keys)
 
 
 def mlflow_settings_from_env(env: Mapping[str, str]) -> MlflowSettings:
@@ -181,6 +304,40 @@ def apply_mlflow_client_defaults(environ: MutableMapping[str, str] | None = None
     env = os.environ if environ is None else environ
     for key, value in MLFLOW_CLIENT_DEFAULTS.items():
         env.setdefault(key, value)
+
+
+def _path_prefix(env: Mapping[str, str], name: str) -> str:
+    """A URL path prefix (``/api``; surrounding slashes optional), normalised to ``/api``, or
+    "" when unset."""
+    raw = env.get(name, "").strip().strip("/")
+    if not raw:
+        return ""
+    value = f"/{raw}"
+    if not _PATH_PREFIX_RE.match(value):
+        raise ConfigError(
+            f"{name} must be a URL path such as /api (letters, digits, . _ ~ - and /), "
+            f"got {env.get(name)!r}"
+        )
+    return value
+
+
+def _forwarded_allow_ips(env: Mapping[str, str]) -> str | None:
+    """``OCI_MLOPS_FORWARDED_ALLOW_IPS``: ``*`` or comma-separated addresses / networks whose
+    X-Forwarded-For/-Proto headers are trusted; None (trust no one) when unset."""
+    name = "OCI_MLOPS_FORWARDED_ALLOW_IPS"
+    items = [item.strip() for item in env.get(name, "").split(",") if item.strip()]
+    if not items:
+        return None
+    for item in items:
+        if item == "*":
+            continue
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ConfigError(
+                f"{name}: {item!r} is neither an IP address, a network (CIDR) nor *"
+            ) from None
+    return ",".join(items)
 
 
 def _http_url(env: Mapping[str, str], name: str) -> str:

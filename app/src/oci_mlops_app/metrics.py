@@ -22,8 +22,9 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 HTTP_REQUESTS = Counter(
     "oci_mlops_http_requests_total",
-    "HTTP requests, by method, route template and status code.",
-    ["method", "route", "status"],
+    "HTTP requests, by method, route template, status code and the name of the accepted API key "
+    '("" for open routes and refused keys).',
+    ["method", "route", "status", "api_key"],
 )
 HTTP_LATENCY = Histogram(
     "oci_mlops_http_request_duration_seconds",
@@ -44,8 +45,8 @@ MODEL_LOAD_FAILURES = Counter(
 )
 PREDICTION_REQUESTS = Counter(
     "oci_mlops_prediction_requests_total",
-    "Successful prediction requests, by model name and version.",
-    ["model", "version"],
+    "Successful prediction requests, by model name, version and API key name.",
+    ["model", "version", "api_key"],
 )
 PREDICTED_ROWS = Counter(
     "oci_mlops_predicted_rows_total",

@@ -82,12 +82,18 @@ class ModelInfo:
 class Registry:
     """Blocking calls to the MLflow registry (run them in a worker thread from async code).
 
-    Credentials come from MLflow's own ``MLFLOW_TRACKING_USERNAME``/``MLFLOW_TRACKING_PASSWORD``.
+    Credentials come from MLflow's own ``MLFLOW_TRACKING_USERNAME``/``MLFLOW_TRACKING_PASSWORD``,
+    unless ``client`` is given: an MLflow model-registry store (or client) with credentials of
+    its own (the dashboard's signed-in user).
     """
 
-    def __init__(self, tracking_uri: str) -> None:
+    def __init__(self, tracking_uri: str, client: Any = None) -> None:
         self.tracking_uri = tracking_uri
-        self._client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        self._client = (
+            client
+            if client is not None
+            else MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        )
 
     def list_models(self) -> list[ModelInfo]:
         models = _all_pages(self._client.search_registered_models)

@@ -1,4 +1,5 @@
-"""The dashboard runs under systemd, serves its page, and shows the real registry through the API."""
+"""The dashboard runs under systemd, serves its page, asks for an MLflow sign-in, and then shows the real
+registry (as the signed-in user) and predicts through the API (with its own key)."""
 
 import json
 import os
@@ -21,12 +22,17 @@ def test_unit_active_enabled_non_root(host):
     assert_runs_as(host, "oci-mlops-dashboard", "dashboard")
 
 
-def test_environment_file_is_0640_and_holds_read_only_credentials(host):
+def test_environment_file_is_0640_with_sign_in_and_the_dashboards_own_key(host):
     content = env_file(host, "/etc/oci-mlops-dashboard/dashboard.env", "dashboard")
-    assert "MLFLOW_TRACKING_USERNAME=mlflow-reader" in content
-    assert f"MLFLOW_TRACKING_PASSWORD={secret('mlflow_readonly_password')}" in content
+    assert "OCI_MLOPS_DASHBOARD_AUTH=mlflow" in content
+    # with sign-in, MLflow is read as the signed-in user: no shared MLflow user in the file
+    assert "MLFLOW_TRACKING_USERNAME" not in content
+    assert "MLFLOW_TRACKING_PASSWORD" not in content
+    assert secret("mlflow_readonly_password") not in content
     assert secret("mlflow_admin_password") not in content
-    assert f"OCI_MLOPS_API_KEY={secret('api_key')}" in content
+    # the API's key named dashboard, not the users' key (clients)
+    assert f"OCI_MLOPS_API_KEY={secret('dashboard_api_key')}" in content
+    assert secret("api_key") not in content
 
 
 def test_page_answers_200_headless(host):
@@ -44,15 +50,34 @@ def test_listens_on_private_address_only(host):
     assert sockets == [f"tcp://{ipv4(host)}:8501"], sockets
 
 
-def test_dashboard_shows_registry_and_predicts_through_the_api(host, model_version):
-    """The installed dashboard, as its user with its env file: models tab and a prediction."""
+def _render(host, user=None):
+    """The installed dashboard, as its user with its env file (AppTest), signed in as `user` (name, password)."""
     script = copy_to(host, SCENARIO / "files" / "render_dashboard.py")
+    sign_in = f"export DASHBOARD_TEST_USERNAME='{user[0]}' DASHBOARD_TEST_PASSWORD='{user[1]}' && " if user else ""
     result = host.run(
         "set -a && . /etc/oci-mlops-dashboard/dashboard.env && set +a && "
-        f"cd /tmp && runuser -u dashboard -- env HOME=/tmp {VENV}/bin/python {script} {MODEL}"
+        f"{sign_in}cd /tmp && runuser -u dashboard -- env HOME=/tmp {VENV}/bin/python {script} {MODEL}"
     )
     assert result.rc == 0, result.stderr
-    shown = json.loads(result.stdout.strip().splitlines()[-1])
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_without_sign_in_only_the_sign_in_form_is_shown(host, model_version):
+    shown = _render(host)
+    assert shown["exception"] == [], shown
+    assert shown["anonymous"] == {"inputs": ["Username", "Password"], "tabs": [], "tables": 0}, shown
+
+
+def test_a_wrong_password_is_refused(host, model_version):
+    shown = _render(host, ("data-scientist", "not-the-password"))
+    assert shown["exception"] == [], shown
+    assert shown["errors"] == ["Sign-in failed: unknown user or wrong password."], shown
+    assert shown["tabs"] == [], shown
+
+
+def test_signed_in_user_sees_the_registry_and_predicts_through_the_api(host, model_version):
+    """Signed in as the users' MLflow account (client.env's data-scientist: the default READ)."""
+    shown = _render(host, ("data-scientist", secret("mlflow_data_scientist_password")))
     assert shown["exception"] == [], shown
     assert shown["errors"] == [], shown
     assert shown["tabs"] == ["Registered models", "Predict", "Experiments"]

@@ -28,7 +28,9 @@ def _curl(host, path, *args):
 
 
 def _predict(host, ref, body, key=True):
-    headers = f"-H 'X-API-Key: {secret('api_key')}'" if key else ""
+    """POST a prediction with the users' key (clients), no key (False) or the given key (a str)."""
+    value = secret("api_key") if key is True else key
+    headers = f"-H 'X-API-Key: {value}'" if value else ""
     return _curl(
         host,
         f"/predict/{MODEL}/{ref}",
@@ -42,10 +44,40 @@ def test_unit_active_enabled_non_root(host):
     assert_runs_as(host, "oci-mlops-api", "model-api")
 
 
-def test_environment_file_is_0640_with_read_only_credentials(host):
+def test_environment_file_is_0640_with_read_only_credentials_and_the_keys_file(host):
     content = env_file(host, "/etc/oci-mlops-api/api.env", "model-api")
     assert "MLFLOW_TRACKING_USERNAME=mlflow-reader" in content
     assert secret("mlflow_admin_password") not in content
+    assert "OCI_MLOPS_API_KEYS_FILE=/etc/oci-mlops-api/api-keys" in content
+    assert "OCI_MLOPS_API_KEYS=" not in content
+    assert secret("api_key") not in content
+
+
+def test_keys_file_is_0640_root_model_api_with_the_named_keys(host):
+    # env_file checks 0640 root:model-api
+    content = env_file(host, "/etc/oci-mlops-api/api-keys", "model-api")
+    entries = [line for line in content.splitlines() if line.strip() and not line.startswith("#")]
+    assert sorted(entries) == sorted([f"clients={secret('api_key')}", f"dashboard={secret('dashboard_api_key')}"])
+
+
+@pytest.mark.parametrize("name", ["api_key", "dashboard_api_key"], ids=["clients", "dashboard"])
+def test_both_named_keys_are_accepted(host, model_version, name):
+    status, body = _curl(host, f"/models/{MODEL}", f"-H 'X-API-Key: {secret(name)}'")
+    assert status == 200, body
+
+
+def test_a_key_not_in_the_file_is_refused(host, model_version):
+    # long enough and well-formed, but not one of the keys
+    assert _curl(host, f"/models/{MODEL}", "-H 'X-API-Key: not-a-key-of-this-platform-0123456789'")[0] == 401
+    status, _ = _predict(host, "champion", {"data": [[5.1, 3.5, 1.4, 0.2]]}, key="not-a-key-of-this-platform-0123")
+    assert status == 401
+
+
+def test_the_access_log_names_the_key_never_the_key_itself(host, model_version):
+    _curl(host, f"/models/{MODEL}", f"-H 'X-API-Key: {secret('dashboard_api_key')}'")
+    log = host.check_output("journalctl -u oci-mlops-api --no-pager -n 200 -o cat")
+    assert '"api_key": "dashboard"' in log
+    assert secret("dashboard_api_key") not in log and secret("api_key") not in log
 
 
 def test_health_and_ready(host):

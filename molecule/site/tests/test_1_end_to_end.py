@@ -193,6 +193,10 @@ class _Frame(http.server.BaseHTTPRequestHandler):
 
 
 def test_dashboard_renders_and_is_screenshotted():
+    """The dashboard's first page renders: its sign-in form (a fresh browser is not signed in).
+
+    What a signed-in user sees is checked by tests/outside/test_5_dashboard.py (step 1b).
+    """
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser is None:
         pytest.fail("chromium is not installed on the control node (scripts/host-prereqs installs it)")
@@ -230,7 +234,7 @@ def test_dashboard_renders_and_is_screenshotted():
         colours[pixel] = colours.get(pixel, 0) + 1
     background = max(colours.values()) / len(pixels)
     sitekit.report(
-        f"dashboard screenshot {SCREENSHOT.relative_to(sitekit.PROJECT)}: {width}x{height}, "
+        f"dashboard screenshot (sign-in form) {SCREENSHOT.relative_to(sitekit.PROJECT)}: {width}x{height}, "
         f"{SCREENSHOT.stat().st_size} bytes, {len(colours)} colours (sampled), background {background:.0%}"
     )
     assert (width, height) == (1280, 1000)

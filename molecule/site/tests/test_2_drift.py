@@ -123,6 +123,14 @@ CASES = [
         '[ "$(stat -c %a /etc/oci-mlops-api/api.env)" = 640 ]',
     ),
     Case(
+        "hand-added key in the API keys file (api-keys)",
+        API,
+        "echo 'lab-drift=lab-drift-key-0123456789' >> /etc/oci-mlops-api/api-keys",
+        ("model_api : Write the API keys file",),
+        "! grep -q '^lab-drift=' /etc/oci-mlops-api/api-keys"
+        ' && [ "$(stat -c %a:%U:%G /etc/oci-mlops-api/api-keys)" = 640:root:model-api ]',
+    ),
+    Case(
         "stopped and disabled service (dashboard)",
         API,
         "systemctl disable -q --now oci-mlops-dashboard",

@@ -8,24 +8,31 @@ from __future__ import annotations
 import math
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlparse
 
 import httpx
 import mlflow.artifacts
 import pandas as pd
+import requests
+import yaml
+from mlflow.entities import ViewType
 from mlflow.exceptions import MlflowException
 from mlflow.models import Model
 from mlflow.models.model import MLMODEL_FILE_NAME
-from mlflow.tracking import MlflowClient
+from mlflow.store.model_registry.rest_store import RestStore as RegistryRestStore
+from mlflow.store.tracking.rest_store import RestStore as TrackingRestStore
 from mlflow.types import DataType
+from mlflow.utils.credentials import get_default_host_creds
+from mlflow.utils.rest_utils import MlflowHostCreds, http_request
 
 from ..registry import ModelInfo, Registry, first_line
 
 BATCH_ROWS = 1000
 PREDICTION_COLUMN = "prediction"
 MAX_RUNS = 500
+MAX_EXPERIMENTS = 1000
 
 
 @dataclass(frozen=True)
@@ -35,6 +42,98 @@ class InputColumn:
     name: str
     type: str
     required: bool
+
+
+@dataclass(frozen=True)
+class MlflowAccess:
+    """How the dashboard reads MLflow: the tracking server, and as whom.
+
+    With a ``username`` (the signed-in user) every call carries that user's basic-auth
+    credentials, so MLflow applies that user's permissions. Without, MLflow's own client settings
+    apply (``MLFLOW_TRACKING_USERNAME``/``_PASSWORD``: the dashboard's user, ``auth=none``).
+    """
+
+    tracking_uri: str
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+
+    def host_creds(self) -> MlflowHostCreds:
+        defaults = get_default_host_creds(self.tracking_uri)  # TLS settings, env credentials
+        if self.username is None:
+            return defaults
+        return MlflowHostCreds(
+            host=self.tracking_uri,
+            username=self.username,
+            password=self.password,
+            ignore_tls_verification=defaults.ignore_tls_verification,
+            client_cert_path=defaults.client_cert_path,
+            server_cert_path=defaults.server_cert_path,
+        )
+
+    def registry_store(self) -> RegistryRestStore:
+        return RegistryRestStore(self.host_creds)
+
+    def tracking_store(self) -> TrackingRestStore:
+        return TrackingRestStore(self.host_creds)
+
+    def registry(self) -> Registry:
+        return Registry(self.tracking_uri, client=self.registry_store())
+
+
+class SignInRefusedError(Exception):
+    """MLflow refused the username/password."""
+
+
+class SignInUnavailableError(Exception):
+    """The credentials could not be checked (MLflow unreachable, or without basic auth)."""
+
+
+# Endpoints of MLflow's basic-auth app that any user may call about themself: the first is
+# MLflow >= 3.x's "who am I"; the second (older servers) answers only for the sender's own name.
+_WHOAMI_ENDPOINTS = (
+    ("/api/2.0/mlflow/users/current", False),
+    ("/api/2.0/mlflow/users/get", True),
+)
+
+
+def verify_mlflow_user(
+    tracking_uri: str, username: str, password: str, timeout_seconds: float
+) -> str:
+    """Check a username/password with MLflow's basic auth (one call); the user's name."""
+    creds = MlflowAccess(tracking_uri, username, password).host_creds()
+    response = None
+    for endpoint, with_name in _WHOAMI_ENDPOINTS:
+        try:
+            response = http_request(
+                creds,
+                endpoint,
+                "GET",
+                max_retries=0,
+                timeout=timeout_seconds,
+                params={"username": username} if with_name else None,
+            )
+        except (requests.RequestException, MlflowException) as exc:
+            raise SignInUnavailableError("MLflow cannot be reached") from exc
+        if response.status_code != 404:  # 404: an older MLflow, try the next endpoint
+            break
+    assert response is not None
+    if response.status_code in (401, 403):
+        raise SignInRefusedError
+    if response.status_code == 404:
+        raise SignInUnavailableError(
+            "MLflow does not run its basic-auth app (--app-name basic-auth)"
+        )
+    if response.status_code != 200:
+        raise SignInUnavailableError(f"MLflow answered HTTP {response.status_code}")
+    try:
+        return str(response.json()["user"]["username"])
+    except (ValueError, KeyError, TypeError):
+        raise SignInUnavailableError("unexpected answer from MLflow") from None
+
+
+def is_unauthenticated(exc: BaseException) -> bool:
+    """Whether an MLflow error is a 401: the credentials are no longer accepted."""
+    return isinstance(exc, MlflowException) and exc.get_http_status_code() == 401
 
 
 class ApiError(Exception):
@@ -78,13 +177,13 @@ def _error_detail(response: httpx.Response) -> str:
     return str(detail)
 
 
-def list_models(tracking_uri: str) -> list[ModelInfo]:
-    return Registry(tracking_uri).list_models()
+def list_models(access: MlflowAccess) -> list[ModelInfo]:
+    return access.registry().list_models()
 
 
-def versions_table(tracking_uri: str, models: Sequence[ModelInfo]) -> pd.DataFrame:
+def versions_table(access: MlflowAccess, models: Sequence[ModelInfo]) -> pd.DataFrame:
     """One row per model version with its aliases and the metrics of the run that produced it."""
-    client = MlflowClient(tracking_uri=tracking_uri)
+    client = access.tracking_store()
     metrics_by_run: dict[str, dict[str, float]] = {}
     rows = []
     for model in models:
@@ -107,23 +206,18 @@ def versions_table(tracking_uri: str, models: Sequence[ModelInfo]) -> pd.DataFra
     return pd.DataFrame(rows)
 
 
-def _run_metrics(client: MlflowClient, run_id: str) -> dict[str, float]:
+def _run_metrics(client: TrackingRestStore, run_id: str) -> dict[str, float]:
     try:
         return dict(client.get_run(run_id).data.metrics)
-    except MlflowException:  # deleted run, or a run the read-only user may not read
+    except MlflowException as exc:  # deleted run, or a run this user may not read
+        if is_unauthenticated(exc):
+            raise
         return {}
 
 
-def input_columns(tracking_uri: str, name: str, version: str) -> list[InputColumn] | None:
+def input_columns(access: MlflowAccess, name: str, version: str) -> list[InputColumn] | None:
     """The named input columns of a model version's signature, or None if it has none."""
-    with tempfile.TemporaryDirectory(prefix="oci-mlops-mlmodel-") as destination:
-        mlmodel = mlflow.artifacts.download_artifacts(
-            artifact_uri=f"models:/{name}/{version}/{MLMODEL_FILE_NAME}",
-            dst_path=destination,
-            tracking_uri=tracking_uri,
-            registry_uri=tracking_uri,
-        )
-        signature = Model.load(mlmodel).signature
+    signature = _mlmodel(access, name, version).signature
     schema = signature.inputs if signature is not None else None
     if schema is None or schema.is_tensor_spec() or not schema.has_input_names():
         return None
@@ -135,6 +229,41 @@ def input_columns(tracking_uri: str, name: str, version: str) -> list[InputColum
         )
         for c in schema.inputs
     ]
+
+
+def _mlmodel(access: MlflowAccess, name: str, version: str) -> Model:
+    """A model version's MLmodel file, read with ``access``'s credentials.
+
+    Artifacts served by the tracking server (``mlflow-artifacts:``, the platform's
+    ``--serve-artifacts``) are read through its artifact proxy as the user; other artifact
+    stores only with MLflow's own client settings (``auth=none``).
+    """
+    location = access.registry_store().get_model_version_download_uri(name, version)
+    parsed = urlparse(location)
+    if parsed.scheme == "mlflow-artifacts":
+        path = f"{parsed.path.strip('/')}/{MLMODEL_FILE_NAME}"
+        response = http_request(
+            access.host_creds(), f"/api/2.0/mlflow-artifacts/artifacts/{quote(path)}", "GET"
+        )
+        if response.status_code != 200:
+            raise MlflowException(
+                f"cannot read {MLMODEL_FILE_NAME} of {name} version {version}: "
+                f"HTTP {response.status_code}"
+            )
+        return Model.from_dict(yaml.safe_load(response.text))
+    if access.username is not None:
+        raise MlflowException(
+            f"the artifacts of {name} version {version} are not served by the tracking server "
+            f"({parsed.scheme}:), so they cannot be read as the signed-in user"
+        )
+    with tempfile.TemporaryDirectory(prefix="oci-mlops-mlmodel-") as destination:
+        mlmodel = mlflow.artifacts.download_artifacts(
+            artifact_uri=f"models:/{name}/{version}/{MLMODEL_FILE_NAME}",
+            dst_path=destination,
+            tracking_uri=access.tracking_uri,
+            registry_uri=access.tracking_uri,
+        )
+        return Model.load(mlmodel)
 
 
 def score_frame(
@@ -167,20 +296,31 @@ def _json_value(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
-def experiments(tracking_uri: str) -> list[tuple[str, str]]:
-    """``(experiment_id, name)`` of the experiments the user can read, by name."""
-    client = MlflowClient(tracking_uri=tracking_uri)
-    return sorted(
-        ((e.experiment_id, e.name) for e in client.search_experiments()), key=lambda e: e[1]
-    )
+def experiments(access: MlflowAccess) -> list[tuple[str, str]]:
+    """``(experiment_id, name)`` of the active experiments the user can read, by name."""
+    client = access.tracking_store()
+    found: list[tuple[str, str]] = []
+    token: str | None = None
+    while True:
+        page = client.search_experiments(
+            view_type=ViewType.ACTIVE_ONLY, max_results=MAX_EXPERIMENTS, page_token=token
+        )
+        found.extend((e.experiment_id, e.name) for e in page)
+        token = page.token
+        if not token or len(found) >= MAX_EXPERIMENTS:
+            return sorted(found, key=lambda e: e[1])
 
 
-def runs_table(tracking_uri: str, experiment_id: str) -> pd.DataFrame:
+def runs_table(access: MlflowAccess, experiment_id: str) -> pd.DataFrame:
     """The most recent runs of an experiment: identity, status, start, metrics and params."""
-    client = MlflowClient(tracking_uri=tracking_uri)
+    client = access.tracking_store()
     rows = []
     for run in client.search_runs(
-        [experiment_id], max_results=MAX_RUNS, order_by=["start_time DESC"]
+        [experiment_id],
+        filter_string="",
+        run_view_type=ViewType.ACTIVE_ONLY,
+        max_results=MAX_RUNS,
+        order_by=["start_time DESC"],
     ):
         row: dict[str, Any] = {
             "run": f"{run.info.run_name or 'run'} ({run.info.run_id[:8]})",

@@ -6,7 +6,11 @@ Run with ``oci-mlops-dashboard`` (or ``streamlit run`` on this file). Settings: 
 from __future__ import annotations
 
 import io
+import logging
+import math
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -17,38 +21,68 @@ from oci_mlops_app.dashboard import data
 from oci_mlops_app.registry import ModelInfo
 
 CACHE_TTL_SECONDS = 30
+# Failed sign-ins in one browser session: wait 1 s after the first, then 2, 4, ... up to 30 s.
+BACKOFF_FIRST_SECONDS = 1.0
+BACKOFF_MAX_SECONDS = 30.0
+# st.session_state keys of the sign-in state (server-side memory of this browser session only)
+USER_KEY = "mlflow_user"
+FAILURES_KEY = "sign_in_failures"
+LOCKED_UNTIL_KEY = "sign_in_locked_until"
+
+logger = logging.getLogger("oci_mlops_app.dashboard")
+
+# The cached readers are keyed by the tracking URI and the user's name; the credentials
+# themselves (``_access``, not hashed) are not part of the key. One user's data is never shown
+# to another user, and a session reaches them only after its sign-in was verified.
 
 
 @st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False)
-def cached_models(tracking_uri: str) -> list[ModelInfo]:
-    return data.list_models(tracking_uri)
+def cached_models(tracking_uri: str, user: str, _access: data.MlflowAccess) -> list[ModelInfo]:
+    return data.list_models(_access)
 
 
 @st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False)
-def cached_versions_table(tracking_uri: str, models: list[ModelInfo]) -> pd.DataFrame:
-    return data.versions_table(tracking_uri, models)
+def cached_versions_table(
+    tracking_uri: str, user: str, _access: data.MlflowAccess, models: list[ModelInfo]
+) -> pd.DataFrame:
+    return data.versions_table(_access, models)
 
 
 @st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False)
 def cached_input_columns(
-    tracking_uri: str, name: str, version: str
+    tracking_uri: str, user: str, _access: data.MlflowAccess, name: str, version: str
 ) -> list[data.InputColumn] | None:
-    return data.input_columns(tracking_uri, name, version)
+    return data.input_columns(_access, name, version)
 
 
 @st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False)
-def cached_experiments(tracking_uri: str) -> list[tuple[str, str]]:
-    return data.experiments(tracking_uri)
+def cached_experiments(
+    tracking_uri: str, user: str, _access: data.MlflowAccess
+) -> list[tuple[str, str]]:
+    return data.experiments(_access)
 
 
 @st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False)
-def cached_runs(tracking_uri: str, experiment_id: str) -> pd.DataFrame:
-    return data.runs_table(tracking_uri, experiment_id)
+def cached_runs(
+    tracking_uri: str, user: str, _access: data.MlflowAccess, experiment_id: str
+) -> pd.DataFrame:
+    return data.runs_table(_access, experiment_id)
 
 
-def models_tab(settings: DashboardSettings, models: list[ModelInfo]) -> None:
+@dataclass(frozen=True)
+class Reader:
+    """Whose MLflow view this session shows: the arguments of the cached readers."""
+
+    access: data.MlflowAccess
+
+    @property
+    def key(self) -> tuple[str, str, data.MlflowAccess]:
+        return (self.access.tracking_uri, self.access.username or "", self.access)
+
+
+def models_tab(reader: Reader, models: list[ModelInfo]) -> None:
     if not models:
-        st.info("No registered model is visible to this dashboard's MLflow user.")
+        st.info("No registered model is visible to your MLflow user.")
         return
     st.dataframe(
         pd.DataFrame(
@@ -65,10 +99,10 @@ def models_tab(settings: DashboardSettings, models: list[ModelInfo]) -> None:
         hide_index=True,
     )
     st.subheader("Versions and the metrics of their runs")
-    st.dataframe(cached_versions_table(settings.mlflow.tracking_uri, models), hide_index=True)
+    st.dataframe(cached_versions_table(*reader.key, models), hide_index=True)
 
 
-def predict_tab(settings: DashboardSettings, models: list[ModelInfo]) -> None:
+def predict_tab(settings: DashboardSettings, reader: Reader, models: list[ModelInfo]) -> None:
     if not models:
         st.info("No registered model to score with.")
         return
@@ -84,7 +118,7 @@ def predict_tab(settings: DashboardSettings, models: list[ModelInfo]) -> None:
     api = data.ApiClient(settings.api_url, settings.api_key)
 
     st.subheader("Single prediction")
-    columns = cached_input_columns(settings.mlflow.tracking_uri, name, version)
+    columns = cached_input_columns(*reader.key, name, version)
     if columns is None:
         st.info("This version has no column signature: use batch scoring with a CSV.")
     else:
@@ -143,16 +177,16 @@ def _input_widget(column: data.InputColumn) -> float | int | bool | str:
     return str(st.text_input(label, key=key))
 
 
-def experiments_tab(settings: DashboardSettings) -> None:
-    experiments = cached_experiments(settings.mlflow.tracking_uri)
+def experiments_tab(reader: Reader) -> None:
+    experiments = cached_experiments(*reader.key)
     if not experiments:
-        st.info("No experiment is visible to this dashboard's MLflow user.")
+        st.info("No experiment is visible to your MLflow user.")
         return
     names = dict(experiments)
     experiment_id = st.selectbox(
         "Experiment", list(names), format_func=names.__getitem__, key="experiment"
     )
-    runs = cached_runs(settings.mlflow.tracking_uri, experiment_id)
+    runs = cached_runs(*reader.key, experiment_id)
     if runs.empty:
         st.info("This experiment has no run.")
         return
@@ -169,6 +203,72 @@ def experiments_tab(settings: DashboardSettings) -> None:
     st.bar_chart(runs.dropna(subset=[metric]), x="run", y=metric, horizontal=True)
 
 
+def sign_in(settings: DashboardSettings) -> Reader | None:
+    """The signed-in user's reader, or None after showing the sign-in form.
+
+    The password is checked once against MLflow and then kept, with the name, in this browser
+    session's server-side state only (never in a URL or a cookie) to read MLflow as that user.
+    """
+    if settings.auth == "none":
+        st.caption(
+            "Sign-in disabled (OCI_MLOPS_DASHBOARD_AUTH=none): MLflow is read as the "
+            "dashboard's own user."
+        )
+        return Reader(data.MlflowAccess(settings.mlflow.tracking_uri))
+    user: data.MlflowAccess | None = st.session_state.get(USER_KEY)
+    if user is not None:
+        with st.sidebar:
+            st.write(f"Signed in as **{user.username}**")
+            if st.button("Sign out", key="sign_out"):
+                logger.info("sign-out", extra={"user": user.username})
+                st.session_state.clear()
+                st.rerun()
+        return Reader(user)
+
+    st.subheader("Sign in")
+    st.caption("With your MLflow username and password.")
+    with st.form("sign_in"):
+        username = st.text_input("Username", key="sign_in_username", autocomplete="username")
+        password = st.text_input(
+            "Password", type="password", key="sign_in_password", autocomplete="current-password"
+        )
+        submitted = st.form_submit_button("Sign in")
+    if submitted:
+        _try_sign_in(settings, username.strip(), password)
+    return None
+
+
+def _try_sign_in(settings: DashboardSettings, username: str, password: str) -> None:
+    wait = st.session_state.get(LOCKED_UNTIL_KEY, 0.0) - time.monotonic()
+    if wait > 0:
+        st.error(f"Too many failed sign-ins: try again in {math.ceil(wait)} s.")
+        return
+    try:
+        if not username or not password:
+            raise data.SignInRefusedError
+        verified = data.verify_mlflow_user(
+            settings.mlflow.tracking_uri, username, password, settings.mlflow.timeout_seconds
+        )
+    except data.SignInRefusedError:
+        failures = st.session_state.get(FAILURES_KEY, 0) + 1
+        delay = min(BACKOFF_FIRST_SECONDS * 2 ** (failures - 1), BACKOFF_MAX_SECONDS)
+        st.session_state[FAILURES_KEY] = failures
+        st.session_state[LOCKED_UNTIL_KEY] = time.monotonic() + delay
+        logger.warning("sign-in refused", extra={"user": username, "failures": failures})
+        st.error("Sign-in failed: unknown user or wrong password.")
+        return
+    except data.SignInUnavailableError as exc:
+        cause = f": {data.describe_error(exc.__cause__)}" if exc.__cause__ else ""
+        logger.error("sign-in unavailable: %s%s", exc, cause, extra={"user": username})
+        st.error(f"Sign-in is not possible right now: {exc}.")
+        return
+    logger.info("sign-in", extra={"user": verified})
+    for key in (FAILURES_KEY, LOCKED_UNTIL_KEY, "sign_in_username", "sign_in_password"):
+        st.session_state.pop(key, None)
+    st.session_state[USER_KEY] = data.MlflowAccess(settings.mlflow.tracking_uri, verified, password)
+    st.rerun()
+
+
 def main() -> None:
     st.set_page_config(page_title="OCI MLOps dashboard", layout="wide")
     st.title("OCI MLOps dashboard")
@@ -177,6 +277,10 @@ def main() -> None:
     except ConfigError as exc:
         st.error(f"Configuration error: {exc}")
         st.stop()
+    reader = sign_in(settings)
+    if reader is None:
+        st.stop()
+    assert reader is not None
     st.caption(f"MLflow: {settings.mlflow.tracking_uri} · serving API: {settings.api_url}")
     if st.button("Reload from MLflow", key="reload"):
         st.cache_data.clear()
@@ -184,16 +288,26 @@ def main() -> None:
         ["Registered models", "Predict", "Experiments"]
     )
     try:
-        models = cached_models(settings.mlflow.tracking_uri)
+        models = cached_models(*reader.key)
     except Exception as exc:  # any MLflow failure is shown, not raised
+        _signed_out_if_refused(exc)
         st.error(f"Cannot read the model registry: {data.describe_error(exc)}")
         models = []
     with models_view:
-        _shown_errors("Cannot read the registered models", models_tab, settings, models)
+        _shown_errors("Cannot read the registered models", models_tab, reader, models)
     with predict_view:
-        _shown_errors("Cannot prepare the prediction form", predict_tab, settings, models)
+        _shown_errors("Cannot prepare the prediction form", predict_tab, settings, reader, models)
     with experiments_view:
-        _shown_errors("Cannot read the experiments", experiments_tab, settings)
+        _shown_errors("Cannot read the experiments", experiments_tab, reader)
+
+
+def _signed_out_if_refused(exc: Exception) -> None:
+    """MLflow no longer accepts the signed-in user's credentials: back to the sign-in form."""
+    if data.is_unauthenticated(exc) and USER_KEY in st.session_state:
+        st.session_state.clear()
+        st.warning("MLflow refused your credentials (changed password?): please sign in again.")
+        st.button("Sign in again", key="sign_in_again")
+        st.stop()
 
 
 def _shown_errors(what: str, render: Callable[..., None], *args: Any) -> None:
@@ -201,6 +315,7 @@ def _shown_errors(what: str, render: Callable[..., None], *args: Any) -> None:
     try:
         render(*args)
     except Exception as exc:
+        _signed_out_if_refused(exc)
         st.error(f"{what}: {data.describe_error(exc)}")
 
 
