@@ -156,7 +156,7 @@ def test_routes_are_rendered(site):
 def test_dropin_hardens_and_keeps_what_nginx_needs(site):
     dropin = (site["dir"] / "dropin.conf").read_text().splitlines()
     assert "ProtectSystem=strict" in dropin and "NoNewPrivileges=true" in dropin
-    assert "ReadWritePaths=/var/lib/nginx" in dropin and "ReadWritePaths=/var/log/nginx" in dropin
+    assert "ReadWritePaths=-/var/lib/nginx" in dropin and "ReadWritePaths=-/var/log/nginx" in dropin
     caps = next(line for line in dropin if line.startswith("CapabilityBoundingSet=")).split("=", 1)[1].split()
     assert set(caps) == {"CAP_NET_BIND_SERVICE", "CAP_SETUID", "CAP_SETGID", "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_KILL"}
     # The distribution's commands are reset before the role's.
@@ -224,6 +224,15 @@ def test_live_routes_keep_or_strip_the_prefix(live):
     stripped = json.loads(live.https("GET", "/api/docs").body)
     assert stripped["path"] == "/docs"
     assert {k.lower(): v for k, v in stripped["headers"].items()}["x-forwarded-prefix"] == "/api"
+
+
+def test_live_websocket_upgrade_on_its_route_only(live):
+    upgrade = {"Upgrade": "websocket", "Connection": "Upgrade"}
+    dashboard = json.loads(live.https("GET", "/dashboard/_stcore/stream", headers=upgrade).body)["headers"]
+    dashboard = {k.lower(): v for k, v in dashboard.items()}
+    assert dashboard.get("upgrade") == "websocket" and dashboard.get("connection") == "upgrade"
+    mlflow = json.loads(live.https("GET", "/mlflow/", headers=upgrade).body)["headers"]
+    assert "upgrade" not in {k.lower() for k in mlflow}
 
 
 def test_live_landing_unknown_and_headers(live):
