@@ -158,7 +158,14 @@ def test_dropin_hardens_and_keeps_what_nginx_needs(site):
     assert "ProtectSystem=strict" in dropin and "NoNewPrivileges=true" in dropin
     assert "ReadWritePaths=-/var/lib/nginx" in dropin and "ReadWritePaths=-/var/log/nginx" in dropin
     caps = next(line for line in dropin if line.startswith("CapabilityBoundingSet=")).split("=", 1)[1].split()
-    assert set(caps) == {"CAP_NET_BIND_SERVICE", "CAP_SETUID", "CAP_SETGID", "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_KILL"}
+    assert set(caps) == {
+        "CAP_NET_BIND_SERVICE",
+        "CAP_SETUID",
+        "CAP_SETGID",
+        "CAP_CHOWN",
+        "CAP_DAC_OVERRIDE",
+        "CAP_KILL",
+    }
     # The distribution's commands are reset before the role's.
     for key in ("ExecStartPre", "ExecStart", "ExecReload", "ExecStop"):
         assert f"{key}=" in dropin, key
@@ -282,7 +289,9 @@ def test_live_modern_tls_accepted(live, version):
     assert live.handshake(getattr(ssl.TLSVersion, version)) == version.replace("_", ".")
 
 
-@pytest.mark.parametrize("ciphers", ["AES128-SHA", "ECDHE-RSA-AES128-SHA:ECDHE-ECDSA-AES128-SHA", "DHE-RSA-AES128-GCM-SHA256"])
+@pytest.mark.parametrize(
+    "ciphers", ["AES128-SHA", "ECDHE-RSA-AES128-SHA:ECDHE-ECDSA-AES128-SHA", "DHE-RSA-AES128-GCM-SHA256"]
+)
 def test_live_weak_tls12_ciphers_refused(live, ciphers):
     """Without ECDHE or without AEAD: no shared cipher (a handshake failure alert from the server)."""
     with pytest.raises(ssl.SSLError) as refused:

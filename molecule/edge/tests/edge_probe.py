@@ -60,9 +60,7 @@ class Edge:
     name: str = "localhost"
     timeout: float = 10.0
 
-    def context(
-        self, minimum: ssl.TLSVersion | None = None, maximum: ssl.TLSVersion | None = None
-    ) -> ssl.SSLContext:
+    def context(self, minimum: ssl.TLSVersion | None = None, maximum: ssl.TLSVersion | None = None) -> ssl.SSLContext:
         ctx = ssl.create_default_context(cafile=self.ca_file)
         if minimum is not None or maximum is not None:
             # Let this client offer old protocols at all (OpenSSL 3's default
@@ -78,9 +76,7 @@ class Edge:
                 ctx.maximum_version = maximum
         return ctx
 
-    def https(
-        self, method: str, path: str, body: bytes | None = None, headers: dict | None = None
-    ) -> Response:
+    def https(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None) -> Response:
         conn = _Connection(self.address, self.name, self.https_port, self.context(), self.timeout)
         return _read(conn, method, path, body, {"Host": self.name, **(headers or {})})
 
