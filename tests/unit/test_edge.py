@@ -321,7 +321,8 @@ def test_bad_routes_fail_before_any_change_naming_the_variable(routes, tmp_path)
     run = _playbook(
         tmp_path,
         plays,
-        {"edge_routes": routes, "edge_tls_certificate": "x", "edge_tls_private_key": "x"},
+        # oci_mlops_client_cidrs: platform_defaults' (edge_client_cidrs' default)
+        {"edge_routes": routes, "edge_tls_certificate": "x", "edge_tls_private_key": "x", "oci_mlops_client_cidrs": []},
         check=False,
     )
     out = run.stdout + run.stderr
