@@ -31,10 +31,18 @@ def _inventory_groups(node: dict) -> set[str]:
     return groups
 
 
+# Roles written but not yet in the topology, with the declaration they make.
+# The edge role (issue #14) declares `edge`; wiring it adds an `edge` service
+# to the topology (and so to the retraction map), and this entry goes.
+NOT_YET_IN_THE_TOPOLOGY = {"edge": {"edge"}}
+
+
 def test_each_service_role_declares_its_port_under_the_service_name():
     declared = {role: names for role, names in _declared_by_role().items() if role != "firewalld"}
     assert declared, "found no firewalld_declare_name in the roles: the test reads the wrong place"
-    assert declared == {svc["role"]: {name} for name, svc in SERVICES.items()}
+    wanted = {svc["role"]: {name} for name, svc in SERVICES.items()}
+    pending = {role: names for role, names in NOT_YET_IN_THE_TOPOLOGY.items() if role not in wanted}
+    assert declared == wanted | pending
 
 
 def test_the_platform_keeps_each_declaration_on_its_service_group(tmp_path):
