@@ -115,7 +115,7 @@ def test_dashboard_entry_point_serves_under_a_base_path(tmp_path: Path) -> None:
         lab.stop_process(process)
     (warning,) = [e for e in log_entries(log_path) if e.get("logger") == "oci_mlops_app.config"]
     assert warning["level"] == "WARNING"
-    assert "NO sign-in" in warning["message"]
+    assert "NO sign-in" in str(warning["message"])
 
 
 def test_api_with_two_workers_aggregates_metrics(mlflow_lab: lab.MlflowLab, tmp_path: Path) -> None:

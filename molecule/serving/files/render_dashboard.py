@@ -10,6 +10,7 @@ Without them the script only reports what an anonymous visitor sees.
 import json
 import os
 import sys
+from typing import Any
 
 from oci_mlops_app.cli import DASHBOARD_SCRIPT
 from streamlit.testing.v1 import AppTest
@@ -19,7 +20,7 @@ username = os.environ.pop("DASHBOARD_TEST_USERNAME", "")
 password = os.environ.pop("DASHBOARD_TEST_PASSWORD", "")
 app = AppTest.from_file(str(DASHBOARD_SCRIPT), default_timeout=120)
 app.run()
-result = {
+result: dict[str, Any] = {
     "exception": [str(e.value) for e in app.exception],
     "anonymous": {
         "inputs": [t.label for t in app.text_input],

@@ -334,7 +334,7 @@ def runs_table(access: MlflowAccess, experiment_id: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def describe_error(exc: Exception) -> str:
+def describe_error(exc: BaseException) -> str:
     """A one-line, user-facing description of a dashboard data error."""
     if isinstance(exc, MlflowException):
         return first_line(exc.message)
