@@ -85,6 +85,43 @@ def ansible_debug(inventory: Path, host: str, arg: str, **env: str) -> dict:
     return report["plays"][0]["tasks"][-1]["hosts"][host]
 
 
+# What Terraform writes into inventory/oci for the managed services (a fake
+# OCI inventory's variables, for rendering the platform without a cloud).
+OCI_INFRA = {
+    "infra_region": "eu-frankfurt-1",
+    "infra_namespace": "nsx",
+    "infra_compartment_ocid": "ocid1.compartment.oc1..x",
+    "infra_artifacts_bucket": "mlops-artifacts",
+    "infra_dags_bucket": "mlops-dags",
+    "infra_db_endpoint": "10.0.2.5",
+    "infra_db_admin_user": "admin",
+}
+
+
+def run_local_play(
+    tmp: Path, plays: list, extra: dict | None = None, *, topology: bool = False, timeout: int = 120
+) -> subprocess.CompletedProcess:
+    """ansible-playbook of PLAYS (play dicts) on localhost, local connection and
+    this Python, with the repository's ansible.cfg and roles; EXTRA (and, with
+    TOPOLOGY, the platform's topology, which the service roles' port defaults
+    read) as extra variables. Returns the finished process; the caller asserts."""
+    (tmp / "play.yml").write_text(yaml.safe_dump(plays))
+    (tmp / "extra.json").write_text(json.dumps(extra or {}))
+    topology_args = ["-e", f"@{PLATFORM_DEFAULTS / 'topology.yml'}"] if topology else []
+    return subprocess.run(
+        ["ansible-playbook", "-i", "localhost,", "-c", "local", str(tmp / "play.yml"), *topology_args]
+        + ["-e", f"@{tmp / 'extra.json'}", "-e", f"ansible_python_interpreter={sys.executable}"],
+        capture_output=True,
+        text=True,
+        env=dict(
+            os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_ROLES_PATH=str(ROLES), ANSIBLE_NOCOLOR="1"
+        ),
+        cwd=ROOT,
+        timeout=timeout,
+        check=False,
+    )
+
+
 @pytest.fixture(scope="session")
 def root() -> Path:
     return ROOT

@@ -10,29 +10,18 @@ the variable and the bad entries, and never print a key.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-import yaml
-from conftest import ROLES, ROOT, ansible_debug
+from conftest import OCI_INFRA, ROLES, ansible_debug, run_local_play
 
 TEMPLATES = {
     "keys": ROLES / "model_api" / "templates" / "api-keys.j2",
     "api_env": ROLES / "model_api" / "templates" / "api.env.j2",
     "dashboard_env": ROLES / "dashboard" / "templates" / "dashboard.env.j2",
 }
-INFRA = {
-    "infra_region": "eu-frankfurt-1",
-    "infra_namespace": "nsx",
-    "infra_compartment_ocid": "ocid1.compartment.oc1..x",
-    "infra_artifacts_bucket": "mlops-artifacts",
-    "infra_dags_bucket": "mlops-dags",
-    "infra_db_endpoint": "10.0.2.5",
-    "infra_db_admin_user": "admin",
-}
+INFRA = OCI_INFRA
 KEY_A, KEY_B = "a" * 20 + "-first-key", "b" * 20 + "-second-key"
 
 
@@ -117,31 +106,7 @@ def _run_role(tmp_path: Path, extra: dict, tasks_from: str | None = None) -> sub
         "gather_facts": False,
         "tasks": [{"name": "The role", "ansible.builtin.include_role": include}],
     }
-    (tmp_path / "play.yml").write_text(yaml.safe_dump([play]))
-    (tmp_path / "extra.json").write_text(json.dumps(extra))
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_ROLES_PATH=str(ROLES), ANSIBLE_NOCOLOR="1")
-    return subprocess.run(
-        [
-            "ansible-playbook",
-            "-i",
-            "localhost,",
-            "-c",
-            "local",
-            str(tmp_path / "play.yml"),
-            "-e",
-            f"@{ROLES / 'platform_defaults' / 'defaults' / 'main' / 'topology.yml'}",
-            "-e",
-            f"@{tmp_path / 'extra.json'}",
-            "-e",
-            f"ansible_python_interpreter={sys.executable}",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=120,
-        check=False,
-    )
+    return run_local_play(tmp_path, [play], extra, topology=True)
 
 
 def test_good_keys_pass_the_check(tmp_path):

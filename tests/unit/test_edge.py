@@ -19,8 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
-from conftest import ROLES, ROOT, load_plugin
+from conftest import ROLES, ROOT, load_plugin, run_local_play
 
 ROLE = ROLES / "edge"
 NGINX = shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if Path(p).exists()), None)
@@ -35,19 +34,7 @@ def _free_port() -> int:
 
 
 def _playbook(tmp: Path, plays: list, extra: dict, check: bool = True) -> subprocess.CompletedProcess:
-    (tmp / "play.yml").write_text(yaml.safe_dump(plays))
-    (tmp / "extra.json").write_text(json.dumps(extra))
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_ROLES_PATH=str(ROLES), ANSIBLE_NOCOLOR="1")
-    run = subprocess.run(
-        ["ansible-playbook", "-i", "localhost,", "-c", "local", str(tmp / "play.yml"), "-e", f"@{tmp / 'extra.json'}"]
-        + ["-e", f"ansible_python_interpreter={sys.executable}"],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=180,
-        check=False,
-    )
+    run = run_local_play(tmp, plays, extra, timeout=180)
     if check:
         assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     return run

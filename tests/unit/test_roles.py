@@ -1,14 +1,10 @@
 """Every role documents its inputs, and bad input fails before any change."""
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROLES, ROOT
+from conftest import ROLES, run_local_play
 
 ROLE_DIRS = sorted(p for p in ROLES.iterdir() if (p / "tasks" / "main.yml").exists())
 
@@ -83,34 +79,10 @@ def test_bad_input_fails_before_any_task_naming_the_variable(role, tmp_path):
         for name, opt in options.items()
         if name not in bad and name not in defaults and opt.get("type", "str") == "str"
     }
-    (tmp_path / "bad.json").write_text(json.dumps({**given, **bad}))
-    (tmp_path / "play.yml").write_text(
-        yaml.safe_dump([{"name": "bad input", "hosts": "localhost", "gather_facts": True, "roles": [role.name]}])
-    )
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_ROLES_PATH=str(ROLES), ANSIBLE_NOCOLOR="1")
-    run = subprocess.run(
-        [
-            "ansible-playbook",
-            "-i",
-            "localhost,",
-            "-c",
-            "local",
-            str(tmp_path / "play.yml"),
-            # the topology, which the service roles' port defaults read (the
-            # rest of the platform's settings left out: the role alone)
-            "-e",
-            f"@{ROLES / 'platform_defaults' / 'defaults' / 'main' / 'topology.yml'}",
-            "-e",
-            f"@{tmp_path / 'bad.json'}",
-            "-e",
-            f"ansible_python_interpreter={sys.executable}",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=120,
-    )
+    play = {"name": "bad input", "hosts": "localhost", "gather_facts": True, "roles": [role.name]}
+    # the topology, which the service roles' port defaults read (the rest of
+    # the platform's settings left out: the role alone)
+    run = run_local_play(tmp_path, [play], {**given, **bad}, topology=True)
     out = run.stdout + run.stderr
     assert run.returncode != 0, out
     assert "Validating arguments against arg spec" in out

@@ -1,11 +1,7 @@
 """One service pattern: units come from the shared systemd_service role, whose template applies overrides."""
 
-import os
-import subprocess
-import sys
-
 import yaml
-from conftest import ROLES, ROOT
+from conftest import ROLES, run_local_play
 
 
 def test_no_service_role_writes_its_own_unit_template():
@@ -38,25 +34,7 @@ def _render(tmp_path, data: dict) -> str:
             ],
         }
     ]
-    (tmp_path / "play.yml").write_text(yaml.safe_dump(play))
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
-    run = subprocess.run(
-        [
-            "ansible-playbook",
-            "-i",
-            "localhost,",
-            "-c",
-            "local",
-            str(tmp_path / "play.yml"),
-            "-e",
-            f"ansible_python_interpreter={sys.executable}",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
+    run = run_local_play(tmp_path, play)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     return out.read_text()
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT, ansible_debug
+from conftest import OCI_INFRA, ROOT, ansible_debug
 
 # Ports come from the topology (the wiring must not restate them).
 SERVICES = yaml.safe_load(
@@ -33,15 +33,7 @@ HOSTS = {
     "203.0.113.11": ("airflow", "10.0.1.11"),
     "203.0.113.12": ("api", "10.0.1.12"),
 }
-INFRA = {
-    "infra_region": "eu-frankfurt-1",
-    "infra_namespace": "nsx",
-    "infra_compartment_ocid": "ocid1.compartment.oc1..x",
-    "infra_artifacts_bucket": "mlops-artifacts",
-    "infra_dags_bucket": "mlops-dags",
-    "infra_db_endpoint": "10.0.2.5",
-    "infra_db_admin_user": "admin",
-}
+INFRA = OCI_INFRA
 
 
 def _render(tmp_path: Path, host: str, names: list[str]) -> dict[str, str]:
