@@ -262,3 +262,41 @@ def test_the_firewall_read_parses_each_side_and_the_declarations():
 def test_a_truncated_firewall_read_is_an_error():
     with pytest.raises(AnsibleFilterError, match="declarations"):
         fw.firewalld_state(FIREWALL_READ.split("@@declarations")[0])
+
+
+DECL_DIR = "/etc/oci-mlops/firewalld.d"
+MLFLOW_DECLARED = {"mlflow": [{"port": 5000, "sources": ["172.28.52.0/24"]}]}
+
+
+def _with_meta(meta: str) -> str:
+    return FIREWALL_READ + "@@declarations-meta\n" + meta
+
+
+def test_a_declaration_equal_on_the_host_is_not_written_again():
+    state = fw.firewalld_state(_with_meta(f"{DECL_DIR}\t755 root root\n{DECL_DIR}/mlflow.json\t644 root root\n"))
+    assert state["meta"][f"{DECL_DIR}/mlflow.json"] == "644 root root"
+    assert fw.firewalld_declarations_to_write(MLFLOW_DECLARED, state, DECL_DIR) == []
+
+
+@pytest.mark.parametrize(
+    "declared, meta, why",
+    [
+        ({"mlflow": [{"port": 5001, "sources": ["172.28.52.0/24"]}]}, "644 root root", "other content"),
+        (MLFLOW_DECLARED, "666 root root", "other mode"),
+        (MLFLOW_DECLARED, "644 nobody root", "other owner"),
+        ({"api": [{"port": 8000}]}, "644 root root", "no file yet"),
+    ],
+)
+def test_a_declaration_that_differs_on_the_host_is_written(declared, meta, why):
+    state = fw.firewalld_state(_with_meta(f"{DECL_DIR}/mlflow.json\t{meta}\n"))
+    assert fw.firewalld_declarations_to_write(declared, state, DECL_DIR + "/") == [
+        {"key": name, "value": entries} for name, entries in declared.items()
+    ], why
+
+
+def test_a_read_without_meta_writes_every_declaration():
+    state = fw.firewalld_state(FIREWALL_READ)
+    assert state["meta"] == {}
+    assert fw.firewalld_declarations_to_write(MLFLOW_DECLARED, state, DECL_DIR) == [
+        {"key": "mlflow", "value": MLFLOW_DECLARED["mlflow"]}
+    ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 from pathlib import PurePosixPath
 
 from ansible.errors import AnsibleFilterError
@@ -103,8 +104,10 @@ def firewalld_state(stdout: str) -> dict:
       runtime       `firewall-cmd --zone=Z --list-all`
       permanent     `firewall-cmd --permanent --zone=Z --list-all`
       declarations  one line per declaration file: `<path>TAB<its JSON on one line>`
+      declarations-meta (optional) the declarations directory, then each file:
+                    `<path>TAB<mode owner group>` (stat -c '%a %U %G')
     Returns {default_zone, runtime: {services, ports, rich_rules}, permanent: {...},
-    declarations: {path: JSON text}}.
+    declarations: {path: JSON text}, meta: {path: "mode owner group"}}.
     """
     sections: dict[str, list[str]] = {}
     current = None
@@ -125,12 +128,42 @@ def firewalld_state(stdout: str) -> dict:
         if not sep:
             raise AnsibleFilterError(f"declaration line without a TAB: {line!r}")
         declarations[path] = text
+    meta = {}
+    for line in sections.get("declarations-meta", []):
+        if not line.strip():
+            continue
+        path, sep, text = line.partition("\t")
+        if not sep:
+            raise AnsibleFilterError(f"declaration meta line without a TAB: {line!r}")
+        meta[path] = text.strip()
     return {
         "default_zone": "".join(sections["default-zone"]).strip(),
         "runtime": _list_all(sections["runtime"]),
         "permanent": _list_all(sections["permanent"]),
         "declarations": declarations,
+        "meta": meta,
     }
+
+
+def firewalld_declarations_to_write(declared: dict, state: dict, directory: str) -> list:
+    """The declarations of this run whose file must be (re)written.
+
+    declared: {name: [{port, protocol, sources}, ...]} (the declare entry point);
+    state: firewalld_state's result. A file is kept when its JSON equals the
+    declaration and it is mode 644, owned by root:root. Returns
+    [{key: name, value: entries}, ...] in name order (a loop's items).
+    """
+    out = []
+    for name, entries in sorted(dict(declared or {}).items()):
+        path = f"{str(directory).rstrip('/')}/{name}.json"
+        text = state.get("declarations", {}).get(path)
+        try:
+            same = text is not None and json.loads(text) == json.loads(json.dumps(entries))
+        except ValueError:
+            same = False
+        if not same or state.get("meta", {}).get(path) != "644 root root":
+            out.append({"key": name, "value": entries})
+    return out
 
 
 class FilterModule:
@@ -141,4 +174,5 @@ class FilterModule:
             "firewalld_desired": firewalld_desired,
             "firewalld_declarations_kept": firewalld_declarations_kept,
             "firewalld_state": firewalld_state,
+            "firewalld_declarations_to_write": firewalld_declarations_to_write,
         }
