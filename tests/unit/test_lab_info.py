@@ -1,0 +1,44 @@
+"""`make lab`'s last step, ansible/playbooks/lab-info.yml, prints what is where.
+
+It ran only at the end of `make lab`, so nothing caught it failing: the
+topology it reads (lab_published_services) is a default of the
+platform_defaults role, which the play did not load. The play runs here for
+real against the lab inventory with its hosts renamed to containers that do
+not exist (docker_container_info asks the engine; .ci/run starts one)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+
+import pytest
+from conftest import ROOT, TOPOLOGY
+
+
+def test_lab_info_prints_every_published_url_and_every_host(tmp_path):
+    if subprocess.run(["docker", "info"], capture_output=True, check=False).returncode != 0:
+        pytest.skip("no Docker engine (scripts/host-prereqs starts one)")
+    inventory = tmp_path / "lab"
+    shutil.copytree(ROOT / "inventory" / "lab", inventory, ignore=shutil.ignore_patterns(".secrets"))
+    hosts = inventory / "hosts.yml"
+    hosts.write_text(re.sub(r"\blab-(\w+):", r"unit-labinfo-absent-\1:", hosts.read_text(encoding="utf-8")))
+    result = subprocess.run(
+        ["ansible-playbook", "-i", str(inventory), "ansible/playbooks/lab-info.yml"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1", LAB_PORT_OFFSET="0"),
+        timeout=120,
+        check=False,
+    )
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out[-4000:]
+    published = [svc for svc in TOPOLOGY["services"].values() if svc.get("published")]
+    assert published
+    for svc in published:
+        assert re.search(rf"UI https?://127\.0\.0\.1:{svc['port']}\b", out), (svc, out[-3000:])
+    for host in ("db", "mlflow", "airflow", "api"):
+        assert f"host unit-labinfo-absent-{host}: no container" in out, out[-3000:]
+    assert "client.env" in out
