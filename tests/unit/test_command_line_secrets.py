@@ -220,11 +220,7 @@ def leaks(task: dict, env: list, secret_vars: set[str]) -> list[str]:
     return found
 
 
-SITES = [
-    (source, task, env)
-    for source, task, env in all_tasks()
-    if exposed_values(task, env)
-]
+SITES = [(source, task, env) for source, task, env in all_tasks() if exposed_values(task, env)]
 
 
 def test_the_audit_knows_the_secrets():
@@ -258,9 +254,15 @@ def test_the_audit_finds_a_leak():
         ({"ansible.builtin.shell": "mysql -p{{ mlflow_db_password }}"}, []),
         ({"ansible.builtin.command": {"argv": ["a", "{{ item.password }}"]}, "loop": "{{ mlflow_users }}"}, []),
         ({"ansible.builtin.command": {"argv": ["a"]}}, [{"K": "{{ lookup('oci_mlops_secret', 'api_key') }}"}]),
-        ({"ansible.builtin.include_role": {"name": "systemd_service"}, "vars": {"systemd_service_exec_start": "x {{ oci_mlops_api_key }}"}}, []),
+        (
+            {
+                "ansible.builtin.include_role": {"name": "systemd_service"},
+                "vars": {"systemd_service_exec_start": "x {{ oci_mlops_api_key }}"},
+            },
+            [],
+        ),
         ({"ansible.builtin.command": {"argv": ["a", "{{ p }}"]}, "vars": {"p": "{{ mlflow_backend_store_uri }}"}}, []),
-    ]  # fmt: skip
+    ]
     for task, env in bad:
         assert leaks(task, env, SECRET_VARS), task
     good = {"ansible.builtin.command": {"argv": ["a"], "stdin": "{{ airflow_admin_password }}"}}
@@ -274,7 +276,9 @@ def test_the_audit_finds_a_leak():
 )
 def test_no_secret_reaches_a_command_line(source, task, env):
     found = leaks(task, env, SECRET_VARS)
-    assert not found, f"{source}: task '{task.get('name')}' puts a secret on a command line or in its environment: {found}"
+    assert not found, (
+        f"{source}: task '{task.get('name')}' puts a secret on a command line or in its environment: {found}"
+    )
 
 
 def test_systemd_run_commands_are_safe_to_expand():
@@ -540,7 +544,9 @@ def _fake_tree(tmp: Path) -> dict:
         exe.parent.mkdir(parents=True, exist_ok=True)
         exe.write_text(script)
         exe.chmod(0o755)
-    (tmp / "opt" / "mlflow" / "mlflow-schema.py").write_bytes((ROLES / "mlflow" / "files" / "mlflow-schema.py").read_bytes())
+    (tmp / "opt" / "mlflow" / "mlflow-schema.py").write_bytes(
+        (ROLES / "mlflow" / "files" / "mlflow-schema.py").read_bytes()
+    )
     for d in ("etc/mlflow", "etc/airflow", "airflow-home", "dags-dir", "dags-src"):
         (tmp / d).mkdir(parents=True, exist_ok=True)
     (tmp / "dags-src" / "x.py").write_text("# a DAG\n")
@@ -606,18 +612,31 @@ def test_the_commands_get_their_secrets_from_files_and_stdin_only(tmp_path, monk
             *[
                 {
                     "name": f"Write {dest}",
-                    "ansible.builtin.template": {"src": str(ROLES / role / "templates" / src), "dest": str(tmp_path / dest), "mode": "0600"},
+                    "ansible.builtin.template": {
+                        "src": str(ROLES / role / "templates" / src),
+                        "dest": str(tmp_path / dest),
+                        "mode": "0600",
+                    },
                 }
                 for role, src, dest in files
             ],
             {"name": "MLflow schema", "ansible.builtin.include_role": {"name": "mlflow", "tasks_from": "schema"}},
             {"name": "Airflow migration", "ansible.builtin.include_role": {"name": "airflow", "tasks_from": "migrate"}},
-            {"name": "Airflow admin (created)", "ansible.builtin.include_role": {"name": "airflow", "tasks_from": "admin"}},
-            {"name": "A changed password", "ansible.builtin.copy": {"content": wrong, "dest": str(tree["state"]), "mode": "0600"}},
-            {"name": "Airflow admin (reset)", "ansible.builtin.include_role": {"name": "airflow", "tasks_from": "admin"}},
+            {
+                "name": "Airflow admin (created)",
+                "ansible.builtin.include_role": {"name": "airflow", "tasks_from": "admin"},
+            },
+            {
+                "name": "A changed password",
+                "ansible.builtin.copy": {"content": wrong, "dest": str(tree["state"]), "mode": "0600"},
+            },
+            {
+                "name": "Airflow admin (reset)",
+                "ansible.builtin.include_role": {"name": "airflow", "tasks_from": "admin"},
+            },
             {"name": "Publish the DAGs", "ansible.builtin.include_role": {"name": "airflow", "tasks_from": "publish"}},
         ],
-    }  # fmt: skip
+    }
     try:
         run = run_local_play(tmp_path, [play], extra, timeout=300)
     finally:
@@ -645,3 +664,36 @@ def test_the_commands_get_their_secrets_from_files_and_stdin_only(tmp_path, monk
     assert all(c["name"] == "systemd-run" for c in calls if not c["service_side"] and c["name"] != "runuser"), [
         c["kind"] for c in calls if not c["service_side"]
     ]
+
+
+# ---------------------------------------------------------------- molecule/site's sampler
+
+
+def test_the_site_sampler_catches_short_commands(tmp_path):
+    """molecule/site's sampler (tests/cmdline_sampler.py) sees a 0.2 s process and one that execs late,
+    and findings() names the secret without printing it."""
+    import shlex
+    import subprocess
+    import time
+
+    sampler_mod = load_plugin(ROOT / "molecule" / "site" / "tests" / "cmdline_sampler.py")
+    marker, late = "Sampler-Marker-0123456789", "Exec-Late-Marker-9876543210"
+    nap = "import time; time.sleep(0.2)"
+    sampler = sampler_mod.Sampler([], interval=0.02).start()
+    try:
+        time.sleep(0.3)
+        subprocess.run([sys.executable, "-c", nap, marker], check=False)
+        # a process whose command line changes after 0.5 s (exec): the marker is built at run time
+        late_cmd = f"sleep 0.5; exec {shlex.quote(sys.executable)} -c '{nap}' \"Exec-Late-$(echo Marker)-9876543210\""
+        subprocess.run(["sh", "-c", late_cmd], check=False)
+        time.sleep(0.3)
+    finally:
+        result = sampler.stop()
+    assert result["passes"] > 10
+    (tmp_path / "marker").write_text(marker + "\n")
+    (tmp_path / "late").write_text(late + "\n")
+    secrets = sampler_mod.secret_values(tmp_path, ["marker", "late", "absent"], lambda s: s)
+    found = sampler_mod.findings(result, secrets)
+    assert any(f.startswith("controller: marker: ") for f in found), found
+    assert any(f.startswith("controller: late: ") and "time.sleep" in f for f in found), found
+    assert not any(marker in f or late in f for f in found), found
