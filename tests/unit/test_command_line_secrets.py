@@ -248,7 +248,7 @@ def test_the_audit_knows_the_secrets():
 
 def test_the_audit_finds_a_leak():
     """The checker fails the patterns of issue #15: environment:, argv, free form, loop item, unit lines."""
-    bad = [
+    bad: list[tuple[dict, list]] = [
         ({"ansible.builtin.command": {"argv": ["x"]}, "environment": {"U": "{{ airflow_database_url }}"}}, []),
         ({"ansible.builtin.command": {"argv": ["a", "--password", "{{ airflow_admin_password }}"]}}, []),
         ({"ansible.builtin.shell": "mysql -p{{ mlflow_db_password }}"}, []),
