@@ -377,13 +377,17 @@ if name == "systemd-run":
     cut = args.index("--")
     opts, cmd = args[:cut], args[cut + 1:]
     env = {"PATH": os.environ["PATH"], "FAKE_SERVICE_SIDE": "1"}
-    cwd = None
+    cwd = unset = None
     for opt in opts:
         prop = opt.split("=", 1)[1] if opt.startswith("--property=") else None
         if prop and prop.startswith("EnvironmentFile="):
             env.update(env_file(prop.split("=", 1)[1]))
         elif prop and prop.startswith("WorkingDirectory="):
             cwd = prop.split("=", 1)[1]
+        elif prop and prop.startswith("UnsetEnvironment="):
+            unset = prop.split("=", 1)[1]
+    for key in unset.split() if unset else []:
+        env.pop(key, None)
     missing = {"--pipe", "--wait", "--collect"} - set(opts)
     log(missing_flags=sorted(missing))
     if missing or any("$" in w for w in cmd):
