@@ -23,6 +23,8 @@ INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
 EPHEMERAL = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/tmp"))
 ARTIFACTS = PROJECT / "artifacts"
 REPORT = ARTIFACTS / "site-report.txt"
+# The scenario's controller-generated secrets (oci_mlops_secrets_dir of its inventory).
+SECRETS_DIR = Path(INVENTORY).parent / ".secrets"
 
 DB, MLFLOW, AIRFLOW, API = "mol-site-db", "mol-site-mlflow", "mol-site-airflow", "mol-site-api"
 HOSTS = (DB, MLFLOW, AIRFLOW, API)
@@ -40,11 +42,10 @@ def role_defaults(role: str) -> dict:
 
 def secret(*names: str) -> str:
     """A controller-generated secret of the scenario (first of the names that exists)."""
-    folder = Path(INVENTORY).parent / ".secrets"
     for name in names:
-        if (folder / name).exists():
-            return (folder / name).read_text().split()[0]
-    raise FileNotFoundError(f"none of {names} in {folder}")
+        if (SECRETS_DIR / name).exists():
+            return (SECRETS_DIR / name).read_text().split()[0]
+    raise FileNotFoundError(f"none of {names} in {SECRETS_DIR}")
 
 
 def api_key() -> str:

@@ -7,7 +7,15 @@
 
 MLflow has no "check" subcommand: the role compares the databases' alembic
 revisions with the installed package's heads and migrates only when they
-differ. URIs come from MLFLOW_BACKEND_STORE_URI and MLFLOW_AUTH_DATABASE_URI.
+differ.
+
+The URIs hold the database password, so they never come from a command line
+or from the caller: the role runs this helper as a transient systemd unit
+with the server's own environment file (`systemd-run --pipe --wait
+-p EnvironmentFile=/etc/mlflow/mlflow.env`), which gives the tracking URI
+(MLFLOW_BACKEND_STORE_URI) and the auth ini's path (MLFLOW_AUTH_CONFIG_PATH);
+the auth database URI is read from that ini (`database_uri`, as MLflow's
+basic-auth app reads it). No MLFLOW_AUTH_CONFIG_PATH: auth is off.
 
 upgrade-auth works around two upstream problems of the auth database on MySQL
 (mlflow/mlflow#9642, #10964): the first auth migration names two foreign keys
@@ -17,6 +25,7 @@ database it creates the first revision's tables with the second key renamed,
 stamps that revision, then runs MLflow's own migrations to head.
 """
 
+import configparser
 import importlib.util
 import json
 import os
@@ -31,12 +40,35 @@ from alembic.script import ScriptDirectory
 
 AUTH_INITIAL_REVISION = "8606fa83a998"
 AUTH_VERSION_TABLE = "alembic_version_auth"
-_MLFLOW_SPEC = importlib.util.find_spec("mlflow")  # located, not imported (importing mlflow is slow)
-if _MLFLOW_SPEC is None or _MLFLOW_SPEC.origin is None:
-    sys.exit("mlflow-schema: mlflow is not installed in this interpreter's environment")
-MLFLOW_DIR = Path(_MLFLOW_SPEC.origin).parent
-TRACKING_MIGRATIONS = MLFLOW_DIR / "store" / "db_migrations"
-AUTH_MIGRATIONS = MLFLOW_DIR / "server" / "auth" / "db" / "migrations"
+
+
+def _mlflow_dir() -> Path:
+    spec = importlib.util.find_spec("mlflow")  # located, not imported (importing mlflow is slow)
+    if spec is None or spec.origin is None:
+        sys.exit("mlflow-schema: mlflow is not installed in this interpreter's environment")
+    return Path(spec.origin).parent
+
+
+def tracking_uri(environ=os.environ) -> str:
+    """The backend store URI, from the server's environment file (systemd passes it)."""
+    uri = environ.get("MLFLOW_BACKEND_STORE_URI", "")
+    if not uri:
+        sys.exit("mlflow-schema: MLFLOW_BACKEND_STORE_URI is not set (run it with the server's environment file)")
+    return uri
+
+
+def auth_uri(environ=os.environ) -> str | None:
+    """The auth database URI from the basic-auth ini (MLFLOW_AUTH_CONFIG_PATH), None when auth is off."""
+    path = environ.get("MLFLOW_AUTH_CONFIG_PATH", "")
+    if not path:
+        return None
+    ini = configparser.ConfigParser()
+    if not ini.read(path):
+        sys.exit(f"mlflow-schema: cannot read the auth configuration {path}")
+    uri = ini.get("mlflow", "database_uri", fallback="")
+    if not uri:
+        sys.exit(f"mlflow-schema: {path} has no [mlflow] database_uri")
+    return uri
 
 
 def _config(migrations: Path, uri: str | None = None) -> Config:
@@ -86,27 +118,35 @@ def _current(uri: str, version_table: str) -> str | None:
         engine.dispose()
 
 
+def _tracking_migrations() -> Path:
+    return _mlflow_dir() / "store" / "db_migrations"
+
+
+def _auth_migrations() -> Path:
+    return _mlflow_dir() / "server" / "auth" / "db" / "migrations"
+
+
 def status() -> dict:
     result = {
         "tracking": {
-            "current": _current(os.environ["MLFLOW_BACKEND_STORE_URI"], "alembic_version"),
-            "head": _head(TRACKING_MIGRATIONS),
+            "current": _current(tracking_uri(), "alembic_version"),
+            "head": _head(_tracking_migrations()),
         }
     }
-    auth_uri = os.environ.get("MLFLOW_AUTH_DATABASE_URI")
-    if auth_uri:
-        result["auth"] = {"current": _current(auth_uri, AUTH_VERSION_TABLE), "head": _head(AUTH_MIGRATIONS)}
+    auth = auth_uri()
+    if auth:
+        result["auth"] = {"current": _current(auth, AUTH_VERSION_TABLE), "head": _head(_auth_migrations())}
     return result
 
 
 def upgrade_tracking() -> dict:
-    """`mlflow db upgrade <uri>`, with the URI from the environment instead of argv."""
+    """`mlflow db upgrade <uri>`, called in-process: the URI never reaches an argv."""
     from mlflow.db import commands
 
-    uri = os.environ["MLFLOW_BACKEND_STORE_URI"]
+    uri = tracking_uri()
     before = _current(uri, "alembic_version")
     commands.main(["upgrade", uri], prog_name="mlflow db", standalone_mode=False)
-    return {"before": before, "after": _current(uri, "alembic_version"), "head": _head(TRACKING_MIGRATIONS)}
+    return {"before": before, "after": _current(uri, "alembic_version"), "head": _head(_tracking_migrations())}
 
 
 def _create_initial_auth_schema(engine) -> None:
@@ -145,8 +185,10 @@ def _create_initial_auth_schema(engine) -> None:
 
 
 def upgrade_auth() -> dict:
-    uri = os.environ["MLFLOW_AUTH_DATABASE_URI"]
-    cfg = _config(AUTH_MIGRATIONS, uri)
+    uri = auth_uri()
+    if not uri:
+        sys.exit("mlflow-schema: auth is off (no MLFLOW_AUTH_CONFIG_PATH), nothing to migrate")
+    cfg = _config(_auth_migrations(), uri)
     before = _current(uri, AUTH_VERSION_TABLE)
     engine = sa.create_engine(uri, poolclass=sa.pool.NullPool)
     try:
@@ -160,7 +202,7 @@ def upgrade_auth() -> dict:
     finally:
         engine.dispose()
     command.upgrade(cfg, "head")
-    return {"before": before, "after": _current(uri, AUTH_VERSION_TABLE), "head": _head(AUTH_MIGRATIONS)}
+    return {"before": before, "after": _current(uri, AUTH_VERSION_TABLE), "head": _head(_auth_migrations())}
 
 
 def main() -> int:
