@@ -62,4 +62,5 @@ def test_a_response_that_never_finishes_is_still_logged_once(caplog):
     with caplog.at_level(logging.INFO, logger=ACCESS_LOGGER), pytest.raises(RuntimeError):
         asyncio.run(ObservabilityMiddleware(app)(_scope("/broken"), _receive, send))
     records = [r for r in caplog.records if r.name == ACCESS_LOGGER]
-    assert len(records) == 1 and records[0].status == 200
+    assert len(records) == 1
+    assert records[0].status == 200
