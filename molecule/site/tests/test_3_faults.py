@@ -10,7 +10,7 @@ import time
 
 import pytest
 import sitekit
-from sitekit import AIRFLOW, API, DB, EDGE, HOSTS, MLFLOW
+from sitekit import AIRFLOW, API, DB, HOSTS, MLFLOW
 
 RECOVERY_TARGET = 30  # seconds, kill -9 -> healthy again (every service)
 MLFLOW_VENV = "/opt/mlflow/venv"
@@ -55,7 +55,6 @@ SERVICES = [
     (AIRFLOW, "airflow-triggerer", lambda t: _heartbeat_after("triggerer", t)),
     (API, "oci-mlops-api", lambda t: sitekit.api_ready),
     (API, "oci-mlops-dashboard", lambda t: sitekit.dashboard_ok),
-    (EDGE, "nginx", lambda t: sitekit.edge_ok),
     (DB, "mysql", lambda t: sitekit.mysql_ok),
 ]
 
