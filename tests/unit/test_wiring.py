@@ -147,11 +147,16 @@ def test_the_backends_listen_privately_and_trust_the_edge(tmp_path):
     assert api["model_api_root_path"] == "/api" and api["dashboard_base_path"] == "/dashboard"
     assert api["model_api_forwarded_allow_ips"] == ["10.0.1.13"]
     assert sorted(api["model_api_client_cidrs"]) == ["10.0.1.12/32", "10.0.1.13/32"]
-    airflow = _render(tmp_path, "203.0.113.11", ["airflow_api_host", "airflow_base_url", "airflow_client_cidrs"])
+    airflow = _render(
+        tmp_path,
+        "203.0.113.11",
+        ["airflow_api_host", "airflow_base_url", "airflow_client_cidrs", "airflow_forwarded_allow_ips"],
+    )
     assert airflow == {
         "airflow_api_host": "10.0.1.11",
         "airflow_base_url": "https://203.0.113.13/airflow",
         "airflow_client_cidrs": ["10.0.1.13/32"],
+        "airflow_forwarded_allow_ips": ["10.0.1.13"],
     }
     mlflow = _render(tmp_path, "203.0.113.10", ["mlflow_host", "mlflow_allowed_hosts"])
     assert mlflow == {"mlflow_host": "10.0.1.10", "mlflow_allowed_hosts": ["203.0.113.13"]}
@@ -164,12 +169,19 @@ def test_without_an_edge_host_the_services_stay_as_they_were(tmp_path):
     got = _render(
         tmp_path,
         "203.0.113.11",
-        ["airflow_api_host", "airflow_base_url", "airflow_client_cidrs", "oci_mlops_service_client_cidrs"],
+        [
+            "airflow_api_host",
+            "airflow_base_url",
+            "airflow_forwarded_allow_ips",
+            "airflow_client_cidrs",
+            "oci_mlops_service_client_cidrs",
+        ],
         hosts=hosts,
     )
     assert got == {
         "airflow_api_host": "0.0.0.0",
         "airflow_base_url": "",
+        "airflow_forwarded_allow_ips": [],
         "airflow_client_cidrs": ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"],
         "oci_mlops_service_client_cidrs": {},
     }
