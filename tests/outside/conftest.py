@@ -5,7 +5,10 @@ users, `<inventory>/.secrets/client.env` (the same one docs/quickstart.md
 tells a data scientist to source), and talks only to the URLs in it, with the
 clients users have: MLflow's Python client with its default settings,
 Airflow's REST API v2, curl, the serving API's documented calls and a
-headless Chromium.
+headless Chromium; every URL is https:// through the edge, trusted with the
+CA bundle client.env names (the lab CA). In-process `requests` calls pass
+verify= per request: this machine's REQUESTS_CA_BUNDLE would override a
+Session's verify.
 
     OCI_MLOPS_INVENTORY   the inventory directory (default inventory/lab)
 
@@ -106,8 +109,14 @@ def client_env() -> dict[str, str]:
         "OCI_MLOPS_API_URL",
         "OCI_MLOPS_API_KEY",
         "OCI_MLOPS_DASHBOARD_URL",
+        "OCI_MLOPS_CA_BUNDLE",
     ):
         assert values.get(name), f"client.env does not set {name}"
+    for name in ("MLFLOW_TRACKING_URI", "AIRFLOW_URL", "OCI_MLOPS_API_URL", "OCI_MLOPS_DASHBOARD_URL"):
+        assert values[name].startswith("https://"), f"{name} is not through the edge: {values[name]}"
+    assert Path(values["OCI_MLOPS_CA_BUNDLE"]).is_file(), "client.env names a CA bundle that does not exist"
+    for name in ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "MLFLOW_TRACKING_SERVER_CERT_PATH"):
+        assert values.get(name) == values["OCI_MLOPS_CA_BUNDLE"], f"client.env does not point {name} at the CA bundle"
     assert not [k for k in values if k.startswith("MLFLOW_ENABLE_PROXY_MULTIPART")], (
         "client.env changes MLflow's defaults"
     )

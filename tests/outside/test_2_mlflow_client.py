@@ -88,6 +88,7 @@ def test_server_advertises_presigned_downloads(user_env):
     info = requests.get(
         f"{user_env['MLFLOW_TRACKING_URI']}/api/3.0/mlflow/server-info",
         timeout=30,
+        verify=user_env["OCI_MLOPS_CA_BUNDLE"],
         auth=(user_env["MLFLOW_TRACKING_USERNAME"], user_env["MLFLOW_TRACKING_PASSWORD"]),
     )
     assert info.status_code == 200, info.text
@@ -99,7 +100,10 @@ def test_server_advertises_presigned_downloads(user_env):
 
 def test_anonymous_access_is_refused(user_env):
     resp = requests.get(
-        f"{user_env['MLFLOW_TRACKING_URI']}/api/2.0/mlflow/experiments/search", params={"max_results": 1}, timeout=30
+        f"{user_env['MLFLOW_TRACKING_URI']}/api/2.0/mlflow/experiments/search",
+        params={"max_results": 1},
+        timeout=30,
+        verify=user_env["OCI_MLOPS_CA_BUNDLE"],
     )
     assert resp.status_code == 401
 

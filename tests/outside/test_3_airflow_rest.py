@@ -20,13 +20,15 @@ class Airflow:
     def __init__(self, env):
         self.url = env["AIRFLOW_URL"]
         self.credentials = {"username": env["AIRFLOW_USERNAME"], "password": env["AIRFLOW_PASSWORD"]}
+        # The lab CA, per request: REQUESTS_CA_BUNDLE (this machine's) would override Session.verify.
+        self.verify = env["OCI_MLOPS_CA_BUNDLE"]
         self.session = requests.Session()
-        token = requests.post(f"{self.url}/auth/token", json=self.credentials, timeout=30)
+        token = requests.post(f"{self.url}/auth/token", json=self.credentials, timeout=30, verify=self.verify)
         assert token.status_code == 201, f"POST /auth/token: {token.status_code} {token.text[:300]}"
         self.session.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
 
     def get(self, path, **params):
-        resp = self.session.get(f"{self.url}{path}", params=params, timeout=30)
+        resp = self.session.get(f"{self.url}{path}", params=params, timeout=30, verify=self.verify)
         assert resp.status_code == 200, f"GET {path}: {resp.status_code} {resp.text[:300]}"
         return resp.json()
 
@@ -37,20 +39,24 @@ def airflow(user_env):
 
 
 def test_the_api_refuses_anonymous_calls(user_env):
-    assert requests.get(f"{user_env['AIRFLOW_URL']}/api/v2/dags", timeout=30).status_code == 401
+    resp = requests.get(f"{user_env['AIRFLOW_URL']}/api/v2/dags", timeout=30, verify=user_env["OCI_MLOPS_CA_BUNDLE"])
+    assert resp.status_code == 401
 
 
 def test_a_wrong_password_gets_no_token(user_env):
     resp = requests.post(
         f"{user_env['AIRFLOW_URL']}/auth/token",
         timeout=30,
+        verify=user_env["OCI_MLOPS_CA_BUNDLE"],
         json={"username": user_env["AIRFLOW_USERNAME"], "password": "not-the-password"},
     )
     assert resp.status_code in (401, 403), resp.status_code
 
 
 def test_health_reports_every_component_healthy(user_env):
-    health = requests.get(f"{user_env['AIRFLOW_URL']}/api/v2/monitor/health", timeout=30).json()
+    health = requests.get(
+        f"{user_env['AIRFLOW_URL']}/api/v2/monitor/health", timeout=30, verify=user_env["OCI_MLOPS_CA_BUNDLE"]
+    ).json()
     unhealthy = {name: part.get("status") for name, part in health.items() if part.get("status") != "healthy"}
     assert not unhealthy, health
 
@@ -62,10 +68,14 @@ def test_the_pipelines_are_listed_without_import_errors(airflow):
 
 
 def test_trigger_poll_and_read_the_task_logs(airflow):
-    resp = airflow.session.patch(f"{airflow.url}/api/v2/dags/{DAG}", json={"is_paused": False}, timeout=30)
+    resp = airflow.session.patch(
+        f"{airflow.url}/api/v2/dags/{DAG}", json={"is_paused": False}, timeout=30, verify=airflow.verify
+    )
     assert resp.status_code == 200 and resp.json()["is_paused"] is False, resp.text[:300]
     start = time.monotonic()
-    resp = airflow.session.post(f"{airflow.url}/api/v2/dags/{DAG}/dagRuns", json={"logical_date": None}, timeout=30)
+    resp = airflow.session.post(
+        f"{airflow.url}/api/v2/dags/{DAG}/dagRuns", json={"logical_date": None}, timeout=30, verify=airflow.verify
+    )
     assert resp.status_code == 200, resp.text[:300]
     run_id = resp.json()["dag_run_id"]
     state = {}

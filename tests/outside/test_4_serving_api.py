@@ -1,4 +1,4 @@
-"""The serving API's documented calls (app/README.md), through the published URL with the user's key."""
+"""The serving API's documented calls (app/README.md), through the edge (HTTPS, the lab CA) with the user's key."""
 
 from __future__ import annotations
 
@@ -11,12 +11,17 @@ MODEL = "iris-classifier"  # registered by the iris_training pipeline (the quick
 
 def _post(env, path, body, key=True):
     headers = {"X-API-Key": env["OCI_MLOPS_API_KEY"]} if key else {}
-    return requests.post(f"{env['OCI_MLOPS_API_URL']}{path}", json=body, headers=headers, timeout=120)
+    return requests.post(
+        f"{env['OCI_MLOPS_API_URL']}{path}", json=body, headers=headers, timeout=120, verify=env["OCI_MLOPS_CA_BUNDLE"]
+    )
 
 
 def test_health_and_readiness(user_env):
     for path in ("/health", "/ready"):
-        assert requests.get(f"{user_env['OCI_MLOPS_API_URL']}{path}", timeout=30).status_code == 200, path
+        resp = requests.get(
+            f"{user_env['OCI_MLOPS_API_URL']}{path}", timeout=30, verify=user_env["OCI_MLOPS_CA_BUNDLE"]
+        )
+        assert resp.status_code == 200, path
 
 
 @pytest.mark.parametrize("ref", ["Production", "champion"])
@@ -38,12 +43,16 @@ def test_production_and_champion_are_the_same_version(user_env):
 
 def test_no_key_no_prediction(user_env):
     assert _post(user_env, f"/predict/{MODEL}/champion", ROW, key=False).status_code == 401
-    assert requests.get(f"{user_env['OCI_MLOPS_API_URL']}/models", timeout=30).status_code == 401
+    resp = requests.get(f"{user_env['OCI_MLOPS_API_URL']}/models", timeout=30, verify=user_env["OCI_MLOPS_CA_BUNDLE"])
+    assert resp.status_code == 401
 
 
 def test_models_lists_what_the_users_registered(user_env):
     resp = requests.get(
-        f"{user_env['OCI_MLOPS_API_URL']}/models", headers={"X-API-Key": user_env["OCI_MLOPS_API_KEY"]}, timeout=30
+        f"{user_env['OCI_MLOPS_API_URL']}/models",
+        headers={"X-API-Key": user_env["OCI_MLOPS_API_KEY"]},
+        timeout=30,
+        verify=user_env["OCI_MLOPS_CA_BUNDLE"],
     )
     assert resp.status_code == 200, resp.text[:300]
     names = str(resp.json())

@@ -153,6 +153,8 @@ def test_bad_keys_stop_the_role_before_any_change(tmp_path):
         "model_api_mlflow_password": "x" * 20,
         "model_api_bind_address": "127.0.0.1",
         "model_api_client_cidrs": [],
+        "model_api_root_path": "",
+        "model_api_forwarded_allow_ips": [],
     }
     run = _run_role(tmp_path, {**required, "model_api_keys": {"clients": "short"}})
     out = run.stdout + run.stderr

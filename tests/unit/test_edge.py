@@ -34,7 +34,8 @@ def _free_port() -> int:
 
 
 def _playbook(tmp: Path, plays: list, extra: dict, check: bool = True) -> subprocess.CompletedProcess:
-    run = run_local_play(tmp, plays, extra, timeout=180)
+    # The topology: the role's ports default to the edge service's.
+    run = run_local_play(tmp, plays, extra, topology=True, timeout=180)
     if check:
         assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     return run
@@ -66,6 +67,7 @@ def site(tmp_path_factory):
         "edge_lab_ca_dir": str(tmp / "tls"),
         "edge_routes": routes,
         "edge_landing_route": "mlflow",
+        "edge_server_names": ["localhost"],
         "edge_https_port": _free_port(),
         "edge_http_port": _free_port(),
         "edge_tls_dir": str(tmp / "tls"),
@@ -309,7 +311,14 @@ def test_bad_routes_fail_before_any_change_naming_the_variable(routes, tmp_path)
         tmp_path,
         plays,
         # oci_mlops_client_cidrs: platform_defaults' (edge_client_cidrs' default)
-        {"edge_routes": routes, "edge_tls_certificate": "x", "edge_tls_private_key": "x", "oci_mlops_client_cidrs": []},
+        {
+            "edge_routes": routes,
+            "edge_server_names": ["localhost"],
+            "edge_landing_route": "",
+            "edge_tls_certificate": "x",
+            "edge_tls_private_key": "x",
+            "oci_mlops_client_cidrs": [],
+        },
         check=False,
     )
     out = run.stdout + run.stderr

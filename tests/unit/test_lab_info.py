@@ -35,10 +35,15 @@ def test_lab_info_prints_every_published_url_and_every_host(tmp_path):
     )
     out = result.stdout + result.stderr
     assert result.returncode == 0, out[-4000:]
-    published = [svc for svc in TOPOLOGY["services"].values() if svc.get("published")]
-    assert published
-    for svc in published:
-        assert re.search(rf"UI https?://127\.0\.0\.1:{svc['port']}\b", out), (svc, out[-3000:])
-    for host in ("db", "mlflow", "airflow", "api"):
+    routed = [svc for svc in TOPOLOGY["services"].values() if svc.get("route")]
+    assert routed
+    for svc in routed:
+        # Users reach every UI and API through the edge, over HTTPS only.
+        assert re.search(rf"UI https://[^ /]+{re.escape(svc['route'])}", out), (svc, out[-3000:])
+    assert not re.search(r"UI http://", out), out[-3000:]
+    assert "lab-ca/lab-ca.crt" in out
+    for host in TOPOLOGY["groups"]:
+        if host == "objectstore":
+            continue
         assert f"host unit-labinfo-absent-{host}: no container" in out, out[-3000:]
     assert "client.env" in out

@@ -85,15 +85,39 @@ def test_the_platform_defaults_do_not_shadow_a_role_default():
 
 
 def test_every_service_role_uses_the_client_cidrs_rule_with_one_posture():
-    for svc in SERVICES.values():
+    """Every role's default is the platform-wide posture; a routed service
+    (behind the edge) first takes its clients' /32s (wiring.yml), which exist
+    only when the inventory has an edge host."""
+    for name, svc in SERVICES.items():
         role, var = svc["role"], _client_cidrs_var(svc)
-        assert _yaml(ROLES / role / "defaults" / "main.yml").get(var) == "{{ oci_mlops_client_cidrs }}", (
-            f"{role}: {var}"
+        want = (
+            f"{{{{ oci_mlops_service_client_cidrs.{name} | default(oci_mlops_client_cidrs) }}}}"
+            if "route" in svc
+            else "{{ oci_mlops_client_cidrs }}"
         )
+        assert _yaml(ROLES / role / "defaults" / "main.yml").get(var) == want, f"{role}: {var}"
         spec = _yaml(ROLES / role / "meta" / "argument_specs.yml")["argument_specs"]["main"]["options"][var]
         assert spec["default"] == PRIVATE_RANGES and not spec.get("required"), f"{role}: {var}"
         tasks = (ROLES / role / "tasks" / "main.yml").read_text(encoding="utf-8")
         assert f"'sources': {var}}}] if {var} else []" in tasks, f"{role} does not declare its port to {var}"
+
+
+def test_the_edge_is_the_only_published_service_and_fronts_the_routed_ones():
+    published = [name for name, svc in SERVICES.items() if svc["published"]]
+    assert published == ["edge"]
+    edge = SERVICES["edge"]
+    assert edge["group"] == "edge" and edge["role"] == "edge" and TOPOLOGY["groups"]["edge"]["oci"] == "instances"
+    assert (edge["port"], edge["http_port"]) == (443, 80)
+    routed = {name: svc for name, svc in SERVICES.items() if "route" in svc}
+    assert set(routed) == {"mlflow", "airflow", "api", "dashboard"}
+    routes = [svc["route"] for svc in routed.values()]
+    assert len(set(routes)) == len(routes)
+    for name, svc in routed.items():
+        assert re.fullmatch(r"/[a-z0-9-]+/", svc["route"]), name
+        assert not svc["published"], name
+        assert "edge" in svc["clients"], f"{name}: the edge does not reach it"
+    # the peers that call a service are its clients
+    assert {"airflow", "api"} <= set(SERVICES["mlflow"]["clients"])
 
 
 def test_no_other_client_cidr_name_is_used():
@@ -155,11 +179,15 @@ def _lab_published_services(tmp_path: Path) -> list[dict]:
 
 
 def test_the_lab_publishes_exactly_the_published_services(tmp_path):
+    """The edge, alone: its HTTPS port and its redirect port, shifted by LAB_PORT_OFFSET."""
     published = _lab_published_services(tmp_path)
     want = {name: svc for name, svc in SERVICES.items() if svc["published"]}
-    assert want, "the topology publishes nothing"
-    assert {s["name"] for s in published} == set(want)
-    for entry in published:
-        svc = want[entry["name"]]
-        assert (entry["group"], entry["port"]) == (svc["group"], svc["port"])
-        assert entry["url"] == f"http://127.0.0.1:{svc['port'] + 10000}"
+    assert set(want) == {"edge"}, "the topology publishes more than the edge"
+    got = sorted((s["name"], s["group"], s["port"], s["url"]) for s in published)
+    edge = SERVICES["edge"]
+    assert got == sorted(
+        [
+            ("edge", "edge", edge["port"], f"https://127.0.0.1:{edge['port'] + 10000}"),
+            ("edge", "edge", edge["http_port"], f"http://127.0.0.1:{edge['http_port'] + 10000}"),
+        ]
+    )

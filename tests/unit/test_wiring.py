@@ -32,17 +32,18 @@ HOSTS = {
     "203.0.113.10": ("mlflow", "10.0.1.10"),
     "203.0.113.11": ("airflow", "10.0.1.11"),
     "203.0.113.12": ("api", "10.0.1.12"),
+    "203.0.113.13": ("edge", "10.0.1.13"),
 }
 INFRA = OCI_INFRA
 
 
-def _render(tmp_path: Path, host: str, names: list[str]) -> dict[str, str]:
+def _render(tmp_path: Path, host: str, names: list[str], hosts: dict | None = None) -> dict:
     inventory = {
         "all": {
             "vars": {"ansible_connection": "local", **INFRA},
             "children": {
                 group: {"hosts": {public: {"private_ip": private, "public_ip": public}}}
-                for public, (group, private) in HOSTS.items()
+                for public, (group, private) in (HOSTS if hosts is None else hosts).items()
             },
         },
     }
@@ -88,9 +89,108 @@ def test_no_public_address_is_wired(api_host):
     assert not [v for v in api_host.values() if "203.0.113." in v], api_host
 
 
-def test_client_env_on_oci_gives_users_each_published_service_at_the_topology_port(tmp_path):
-    """Users are outside the VCN: client.env names the hosts as the inventory
-    reaches them (here their public IPs) with the topology's ports."""
+ROUTED = ["mlflow", "airflow", "api", "dashboard"]
+
+
+@pytest.fixture(scope="module")
+def edge_wiring(tmp_path_factory):
+    """The front door's wiring as the edge host sees it, on the OCI inventory
+    whose hostnames are public IPs."""
+    return _render(
+        tmp_path_factory.mktemp("edge"),
+        "203.0.113.13",
+        ["edge_routes", "oci_mlops_service_client_cidrs", "edge_landing_route", "oci_mlops_user_urls"],
+    )
+
+
+def test_the_edge_routes_each_service_to_its_private_address(edge_wiring):
+    routes = {r["name"]: r for r in edge_wiring["edge_routes"]}
+    assert list(routes) == ROUTED
+    private = {group: ip for _, (group, ip) in HOSTS.items()}
+    for name, route in routes.items():
+        svc = SERVICES[name]
+        assert route["path"] == svc["route"], name
+        assert route["upstream"] == f"http://{private[svc['group']]}:{svc['port']}", name
+        assert "203.0.113." not in json.dumps(route), name
+    # MLflow's REST API is at its root (only its UI moves with --static-prefix): stripped.
+    assert routes["mlflow"]["strip_prefix"] is True
+    assert routes["api"]["strip_prefix"] is True
+    assert not routes["airflow"].get("strip_prefix") and not routes["dashboard"].get("strip_prefix")
+    assert routes["dashboard"]["websocket"] is True
+    assert set(routes["airflow"]["rate_limited_paths"]) == {"/airflow/auth/login", "/airflow/auth/token"}
+    assert all(r.get("body_max") for r in routes.values())
+    assert edge_wiring["edge_landing_route"] in routes
+
+
+def test_routed_services_admit_only_their_clients_private_addresses(edge_wiring):
+    cidrs = edge_wiring["oci_mlops_service_client_cidrs"]
+    assert sorted(cidrs) == sorted(ROUTED)
+    private = {group: ip for _, (group, ip) in HOSTS.items()}
+    for name in ROUTED:
+        want = sorted(f"{private[group]}/32" for group in SERVICES[name]["clients"] if group in private)
+        assert sorted(cidrs[name]) == want, name
+        assert f"{private['edge']}/32" in cidrs[name], name
+
+
+def test_users_reach_every_routed_service_over_https_through_the_edge(edge_wiring):
+    assert edge_wiring["oci_mlops_user_urls"] == {
+        name: f"https://203.0.113.13{SERVICES[name]['route']}" for name in ROUTED
+    }
+
+
+def test_the_backends_listen_privately_and_trust_the_edge(tmp_path):
+    api = _render(
+        tmp_path,
+        "203.0.113.12",
+        ["model_api_root_path", "model_api_forwarded_allow_ips", "dashboard_base_path", "model_api_client_cidrs"],
+    )
+    assert api["model_api_root_path"] == "/api" and api["dashboard_base_path"] == "/dashboard"
+    assert api["model_api_forwarded_allow_ips"] == ["10.0.1.13"]
+    assert sorted(api["model_api_client_cidrs"]) == ["10.0.1.12/32", "10.0.1.13/32"]
+    airflow = _render(
+        tmp_path,
+        "203.0.113.11",
+        ["airflow_api_host", "airflow_base_url", "airflow_client_cidrs", "airflow_forwarded_allow_ips"],
+    )
+    assert airflow == {
+        "airflow_api_host": "10.0.1.11",
+        "airflow_base_url": "https://203.0.113.13/airflow",
+        "airflow_client_cidrs": ["10.0.1.13/32"],
+        "airflow_forwarded_allow_ips": ["10.0.1.13"],
+    }
+    mlflow = _render(tmp_path, "203.0.113.10", ["mlflow_host", "mlflow_allowed_hosts"])
+    assert mlflow == {"mlflow_host": "10.0.1.10", "mlflow_allowed_hosts": ["203.0.113.13"]}
+
+
+def test_without_an_edge_host_the_services_stay_as_they_were(tmp_path):
+    """An inventory without an edge (the airflow molecule scenario): every
+    address, the platform-wide client CIDRs, no base URL or prefix."""
+    hosts = {public: spec for public, spec in HOSTS.items() if spec[0] != "edge"}
+    got = _render(
+        tmp_path,
+        "203.0.113.11",
+        [
+            "airflow_api_host",
+            "airflow_base_url",
+            "airflow_forwarded_allow_ips",
+            "airflow_client_cidrs",
+            "oci_mlops_service_client_cidrs",
+        ],
+        hosts=hosts,
+    )
+    assert got == {
+        "airflow_api_host": "0.0.0.0",
+        "airflow_base_url": "",
+        "airflow_forwarded_allow_ips": [],
+        "airflow_client_cidrs": ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"],
+        "oci_mlops_service_client_cidrs": {},
+    }
+
+
+def test_client_env_on_oci_gives_users_each_service_over_https_through_the_edge(tmp_path):
+    """Users are outside the VCN: client.env names the edge as the inventory
+    reaches it (here its public IP), each service under its route, and the CA
+    bundle next to it."""
     inventory = {
         "all": {
             "vars": {"ansible_connection": "local", **INFRA},
@@ -124,16 +224,20 @@ def test_client_env_on_oci_gives_users_each_published_service_at_the_topology_po
         for line in (secrets / "client.env").read_text().splitlines()
         if line.startswith("export ")
     )
-    public = {group: ip for ip, (group, _) in HOSTS.items()}
     expect = {
-        "MLFLOW_TRACKING_URI": "mlflow",
-        "AIRFLOW_URL": "airflow",
-        "OCI_MLOPS_API_URL": "api",
-        "OCI_MLOPS_DASHBOARD_URL": "dashboard",
+        "MLFLOW_TRACKING_URI": "https://203.0.113.13/mlflow",
+        "AIRFLOW_URL": "https://203.0.113.13/airflow",
+        "OCI_MLOPS_API_URL": "https://203.0.113.13/api",
+        "OCI_MLOPS_DASHBOARD_URL": "https://203.0.113.13/dashboard/",
     }
-    for var, service in expect.items():
-        svc = SERVICES[service]
-        assert lines[var] == f"http://{public[svc['group']]}:{svc['port']}", var
+    for var, url in expect.items():
+        assert lines[var] == url, var
+    assert not [line for line in lines.values() if line.startswith("http:")]
+    bundle = secrets / "ca-bundle.pem"
+    assert lines["OCI_MLOPS_CA_BUNDLE"] == str(bundle)
+    for var in ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "MLFLOW_TRACKING_SERVER_CERT_PATH"):
+        assert lines[var] == '"$OCI_MLOPS_CA_BUNDLE"', var
+    assert "BEGIN CERTIFICATE" in bundle.read_text()
 
 
 def test_the_inventory_wins_over_the_platform_defaults(tmp_path):
@@ -166,3 +270,16 @@ def test_the_inventory_wins_over_the_platform_defaults(tmp_path):
     )["msg"]
     # the overridden ones, one derived from the override, one left to the defaults
     assert got == ["from-the-inventory", "from-the-inventory", "s3", INFRA["infra_dags_bucket"]]
+
+
+def test_the_lab_certificate_lookup_does_not_fail_before_the_lab_ca_exists(tmp_path):
+    """Check mode on a never-converged lab: no lab CA yet, the certificate is
+    empty (the edge role skips what needs it in check mode) rather than a
+    failed lookup."""
+    got = ansible_debug(
+        ROOT / "inventory" / "lab",
+        "localhost",
+        "msg={{ [edge_tls_certificate, edge_tls_private_key, oci_mlops_lab_ca_dir] }}",
+        OCI_MLOPS_SECRETS_DIR=str(tmp_path),
+    )["msg"]
+    assert got == ["", "", f"{tmp_path}/lab-ca"]

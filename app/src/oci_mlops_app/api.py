@@ -104,26 +104,15 @@ class ObservabilityMiddleware:
         auth_token = request_auth_var.set(auth)
         status = 500
         started_response = False
+        logged = False
 
-        async def send_with_request_id(message: Message) -> None:
-            nonlocal status, started_response
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                started_response = True
-                MutableHeaders(scope=message).append(REQUEST_ID_HEADER, request_id)
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_request_id)
-        except Exception:
-            logger.exception("unhandled error")
-            if started_response:
-                raise
-            await JSONResponse(
-                {"detail": "internal server error; see the server log", "request_id": request_id},
-                status_code=500,
-            )(scope, receive, send_with_request_id)
-        finally:
+        def log_access() -> None:
+            # Once per request, and BEFORE the response's last body message goes out: a client
+            # that has the whole response finds its access log line and its metrics already there.
+            nonlocal logged
+            if logged:
+                return
+            logged = True
             elapsed = time.perf_counter() - started
             route = getattr(scope.get("route"), "path", None) or "<unmatched>"
             labels = {"method": scope["method"], "route": route, "status": str(status)}
@@ -143,6 +132,30 @@ class ObservabilityMiddleware:
                     "api_key": key_name,
                 },
             )
+
+        async def send_with_request_id(message: Message) -> None:
+            nonlocal status, started_response
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                started_response = True
+                MutableHeaders(scope=message).append(REQUEST_ID_HEADER, request_id)
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                log_access()
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_request_id)
+        except Exception:
+            logger.exception("unhandled error")
+            if started_response:
+                raise
+            await JSONResponse(
+                {"detail": "internal server error; see the server log", "request_id": request_id},
+                status_code=500,
+            )(scope, receive, send_with_request_id)
+        finally:
+            # A response that never finished (client gone, error mid-body) is logged here.
+            log_access()
             request_auth_var.reset(auth_token)
             request_id_var.reset(token)
 

@@ -35,14 +35,22 @@ def test_environment_file_is_0640_with_sign_in_and_the_dashboards_own_key(host):
     assert secret("api_key") not in content
 
 
+def _base_path(host) -> str:
+    """The dashboard's base path (OCI_MLOPS_DASHBOARD_BASE_PATH: the edge's route; empty here, no edge)."""
+    line = host.check_output("grep '^OCI_MLOPS_DASHBOARD_BASE_PATH=' /etc/oci-mlops-dashboard/dashboard.env")
+    return line.partition("=")[2].strip().rstrip("/")
+
+
 def test_page_answers_200_headless(host):
     address = ipv4(host)
-    status, _, body = host.check_output(f"curl -sS -w '\\n%{{http_code}}' http://{address}:8501/").rpartition("\n")[
-        ::-1
-    ]
+    base = _base_path(host)
+    # No edge host in this scenario: the dashboard serves at the root.
+    assert base == ""
+    url = f"http://{address}:8501{base}"
+    status, _, body = host.check_output(f"curl -sS -w '\\n%{{http_code}}' {url}/").rpartition("\n")[::-1]
     assert status == "200"
     assert "<title>Streamlit</title>" in body or "streamlit" in body.lower()
-    assert host.check_output(f"curl -sS http://{address}:8501/_stcore/health") == "ok"
+    assert host.check_output(f"curl -sS {url}/_stcore/health") == "ok"
 
 
 def test_listens_on_private_address_only(host):

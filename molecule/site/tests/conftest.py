@@ -34,22 +34,24 @@ class Airflow:
 
     @property
     def url(self):
-        return f"http://{sitekit.ip(sitekit.AIRFLOW)}:8080"
+        # Through the edge, like every user (the api-server admits only the edge).
+        return f"{sitekit.EDGE_URL}/airflow"
 
     def _login(self):
         resp = requests.post(
             f"{self.url}/auth/token",
             json={"username": "admin", "password": sitekit.secret("airflow_admin_password")},
             timeout=30,
+            verify=sitekit.CA,
         )
         assert resp.status_code == 201, resp.text
         self.session.headers["Authorization"] = f"Bearer {resp.json()['access_token']}"
 
     def request(self, method, path, **kwargs):
-        resp = self.session.request(method, f"{self.url}{path}", timeout=30, **kwargs)
+        resp = self.session.request(method, f"{self.url}{path}", timeout=30, verify=sitekit.CA, **kwargs)
         if resp.status_code == 401:  # token of an api-server before a restart: log in again
             self._login()
-            resp = self.session.request(method, f"{self.url}{path}", timeout=30, **kwargs)
+            resp = self.session.request(method, f"{self.url}{path}", timeout=30, verify=sitekit.CA, **kwargs)
         return resp
 
     def dag_ids(self):

@@ -1,7 +1,9 @@
 """Helpers shared by the site scenario's suites (end-to-end, drift, faults).
 
 Hosts are reached with `docker exec` (the lab's transport), services from the
-control node over the scenario's Docker network, and Ansible is run exactly
+control node through the edge (https://localhost:<443 + LAB_PORT_OFFSET>, the
+scenario's lab CA; the backends admit only their clients' addresses, so a
+service is checked directly only from its own host), and Ansible is run exactly
 as an operator runs it: `ansible-playbook` from the repository root against
 molecule's inventory. Measured figures are appended to the site report.
 """
@@ -26,8 +28,15 @@ REPORT = ARTIFACTS / "site-report.txt"
 # The scenario's controller-generated secrets (oci_mlops_secrets_dir of its inventory).
 SECRETS_DIR = Path(INVENTORY).parent / ".secrets"
 
-DB, MLFLOW, AIRFLOW, API = "mol-site-db", "mol-site-mlflow", "mol-site-airflow", "mol-site-api"
-HOSTS = (DB, MLFLOW, AIRFLOW, API)
+DB, MLFLOW, AIRFLOW, API, EDGE = "mol-site-db", "mol-site-mlflow", "mol-site-airflow", "mol-site-api", "mol-site-edge"
+HOSTS = (DB, MLFLOW, AIRFLOW, API, EDGE)
+
+# The front door as published on the control node (molecule.yml's LAB_PORT_OFFSET), and the
+# lab CA site.yml created with the scenario's secrets. Pass verify=CA per request: the
+# control node's REQUESTS_CA_BUNDLE would override a Session's verify.
+_SCENARIO_ENV = yaml.safe_load((PROJECT / "molecule" / "site" / "molecule.yml").read_text())["provisioner"]["env"]
+EDGE_URL = f"https://localhost:{443 + int(_SCENARIO_ENV['LAB_PORT_OFFSET'])}"
+CA = str(Path(INVENTORY).parent / ".secrets" / "lab-ca" / "lab-ca.crt")
 
 MODEL = "iris-classifier"
 ALIAS = "champion"
@@ -180,20 +189,22 @@ def object_store_ok() -> bool:
 
 
 def mlflow_ok() -> bool:
-    return _http_code(MLFLOW, "http://127.0.0.1:5000/health") == "200"
+    # Behind the edge MLflow listens on its private address only.
+    return _http_code(MLFLOW, f"http://{ip(MLFLOW)}:5000/health") == "200"
 
 
 def mlflow_db_ok() -> bool:
     """MLflow answers an authenticated query that reads the database."""
     cmd = (
         f"curl -s -m 10 -o /dev/null -w '%{{http_code}}' -u admin:{secret('mlflow_admin_password')} "
-        f"'http://127.0.0.1:5000/api/2.0/mlflow/registered-models/search?max_results=1'"
+        f"'http://{ip(MLFLOW)}:5000/api/2.0/mlflow/registered-models/search?max_results=1'"
     )
     return sh(MLFLOW, cmd, timeout=30).stdout.strip() == "200"
 
 
 def airflow_health() -> dict:
-    return requests.get(f"http://{ip(AIRFLOW)}:8080/api/v2/monitor/health", timeout=10).json()
+    # Through the edge (the api-server admits only the edge's address): /airflow is its base_url.
+    return requests.get(f"{EDGE_URL}/airflow/api/v2/monitor/health", timeout=10, verify=CA).json()
 
 
 def api_ok() -> bool:
@@ -205,7 +216,16 @@ def api_ready() -> bool:
 
 
 def dashboard_ok() -> bool:
-    return sh(API, f"curl -s -m 5 http://{ip(API)}:8501/_stcore/health", timeout=30).stdout.strip() == "ok"
+    # Streamlit under its base path (the edge's route).
+    return sh(API, f"curl -s -m 5 http://{ip(API)}:8501/dashboard/_stcore/health", timeout=30).stdout.strip() == "ok"
+
+
+def edge_ok() -> bool:
+    """The edge answers HTTPS with the lab CA's certificate (its landing redirect)."""
+    try:
+        return requests.get(f"{EDGE_URL}/", timeout=10, verify=CA, allow_redirects=False).status_code == 302
+    except requests.RequestException:
+        return False
 
 
 def main_pid(host: str, unit: str) -> int:

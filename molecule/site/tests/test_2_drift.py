@@ -7,13 +7,12 @@ every case is verified repaired on its host. Check mode must also be truthful:
 a check run on the clean, converged platform reports nothing.
 """
 
-import os
 import re
 from dataclasses import dataclass
 
 import pytest
 import sitekit
-from sitekit import AIRFLOW, API, DB, MLFLOW
+from sitekit import AIRFLOW, API, DB, EDGE, MLFLOW
 
 _PYMYSQL = re.search(r"pymysql==(\S+)", (sitekit.PROJECT / "ansible/roles/mlflow/defaults/main.yml").read_text())
 assert _PYMYSQL, "the mlflow role's defaults pin no pymysql"
@@ -21,10 +20,10 @@ PYMYSQL_PIN = _PYMYSQL.group(1)
 MLFLOW_UNIT = "/etc/systemd/system/mlflow.service"
 API_DROPIN_DIR = "/etc/systemd/system/oci-mlops-api.service.d"
 GRANTS = "mysql -Nse \"SHOW GRANTS FOR 'mlflow'@'%'\""
-# MLflow's port admits the lab network only (mlflow_client_cidrs, inventory/lab/group_vars/all/lab.yml).
-MLFLOW_RULE = (
-    f'rule family="ipv4" source address="{os.environ["LAB_NETWORK_CIDR"]}" port port="5000" protocol="tcp" accept'
-)
+# Behind the edge MLflow's port admits its clients' hosts only, the edge first
+# (mlflow_client_cidrs: oci_mlops_service_client_cidrs, platform_defaults wiring.yml).
+MLFLOW_RULE = f'rule family="ipv4" source address="{sitekit.ip(EDGE)}/32" port port="5000" protocol="tcp" accept'
+EDGE_CONF = "/etc/nginx/nginx.conf"
 
 
 @dataclass(frozen=True)
@@ -75,7 +74,7 @@ CASES = [
         " && systemctl is-active --quiet mlflow",
     ),
     Case(
-        "closed declared port 5000/tcp (its rich rule for the lab network)",
+        "closed declared port 5000/tcp (its rich rule for the edge's address)",
         MLFLOW,
         f"firewall-cmd -q --remove-rich-rule='{MLFLOW_RULE}'"
         f" && firewall-cmd -q --permanent --remove-rich-rule='{MLFLOW_RULE}'",
@@ -176,6 +175,16 @@ CASES = [
         " && grep -q '^SystemMaxUse=8G' /etc/systemd/journald.conf.d/50-oci-mlops.conf",
         ("common : Configure persistent, size-capped journald",),
         "! grep -q '^SystemMaxUse=8G' /etc/systemd/journald.conf.d/50-oci-mlops.conf",
+    ),
+    Case(
+        # A TLS setting weakened by hand (and applied): the role's one nginx.conf
+        # is rewritten and nginx reloaded.
+        "TLS 1.0 and 1.1 added to the edge's ssl_protocols",
+        EDGE,
+        f"sed -i 's/ssl_protocols TLSv1.2 TLSv1.3;/ssl_protocols TLSv1 TLSv1.1 TLSv1.2 TLSv1.3;/' {EDGE_CONF}"
+        f" && grep -q 'ssl_protocols TLSv1 TLSv1.1 TLSv1.2 TLSv1.3;' {EDGE_CONF} && systemctl reload nginx",
+        ("edge : Install the nginx configuration (checked with nginx -t first)",),
+        f"grep -q 'ssl_protocols TLSv1.2 TLSv1.3;' {EDGE_CONF} && ! grep -q 'TLSv1.1' {EDGE_CONF}",
     ),
 ]
 RUNS: dict[str, dict] = {}

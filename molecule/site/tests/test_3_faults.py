@@ -29,9 +29,9 @@ def _heartbeat_after(component, since):
 
 
 def _airflow_api_ok():
-    return (
-        sitekit.requests.get(f"http://{sitekit.ip(AIRFLOW)}:8080/api/v2/monitor/health", timeout=5).status_code == 200
-    )
+    # Through the edge: the api-server admits only the edge's address.
+    url = f"{sitekit.EDGE_URL}/airflow/api/v2/monitor/health"
+    return sitekit.requests.get(url, timeout=5, verify=sitekit.CA).status_code == 200
 
 
 def _airflow_all_healthy(since=0.0):
@@ -67,6 +67,7 @@ def _everything_healthy(since=0.0):
         "airflow": _airflow_all_healthy(since),
         "api": sitekit.api_ready,
         "dashboard": sitekit.dashboard_ok,
+        "edge": sitekit.edge_ok,
     }
     return checks
 
@@ -148,10 +149,11 @@ def test_db_host_restart_recovers_without_ansible(airflow):
     assert all(v is not None for v in recovered.values()), recovered
     assert sitekit.ip(DB) == address, "the db host changed address"
     resp = sitekit.requests.post(
-        f"http://{sitekit.ip(API)}:8000/predict/{sitekit.MODEL}/{sitekit.ALIAS}",
+        f"{sitekit.EDGE_URL}/api/predict/{sitekit.MODEL}/{sitekit.ALIAS}",
         json={"data": [[5.1, 3.5, 1.4, 0.2]]},
         headers={"X-API-Key": sitekit.api_key()},
         timeout=120,
+        verify=sitekit.CA,
     )
     assert resp.status_code == 200, resp.text
     assert sitekit.TRAINING_DAG in airflow.dag_ids()
