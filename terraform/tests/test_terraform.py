@@ -33,7 +33,12 @@ NSG_GROUPS = INSTANCE_GROUPS | {SERVICES["mysql"]["group"]}
 # {group: the ports it publishes (port and http_port)}.
 PUBLISHED_PORTS = {
     g: sorted(
-        {p for svc in SERVICES.values() if svc["group"] == g and svc["published"] for p in (svc["port"], svc.get("http_port"))}
+        {
+            p
+            for svc in SERVICES.values()
+            if svc["group"] == g and svc["published"]
+            for p in (svc["port"], svc.get("http_port"))
+        }
         - {None}
     )
     for g in INSTANCE_GROUPS
@@ -151,7 +156,9 @@ def test_ingress_rules_are_one_resource_over_published_client_and_ssh_rules(tf):
     rng = rule["tcp_options"][0]["destination_port_range"][0]
     assert (rng["min"], rng["max"]) == ("${each.value.port}", "${each.value.port}")
     nsg_ids = _code(tf.locals()["group_nsg_ids"])
-    assert "for group in local.instance_group_names : group => oci_core_network_security_group.service[group].id" in nsg_ids
+    instance_nsgs = "for group in local.instance_group_names : group => "
+    instance_nsgs += "oci_core_network_security_group.service[group].id"
+    assert instance_nsgs in nsg_ids
 
     published = _code(tf.locals()["published_rules"])
     assert "for group, ports in local.published_ports" in published

@@ -128,15 +128,16 @@ def _render(tokens: list[tuple], scope: dict) -> str:
             if kind is None:
                 raise TemplateError(f"unsupported directive: %{{{tok[1]}}}")
             j, other = _block(tokens, i, kind)
+            m = (FOR if kind == "for" else IF).match(tok[1])
+            assert m is not None  # _opening matched it
             if kind == "for":
-                m = FOR.match(tok[1])
                 items = _lookup(m[2].strip(), scope)
                 if not isinstance(items, list):
                     raise TemplateError(f"for over a non-list: {m[2]!r}")
                 for item in items:
                     out.append(_render(tokens[i + 1 : j], {**scope, m[1]: item}))
             else:
-                cond = _lookup(IF.match(tok[1])[1].strip(), scope)
+                cond = _lookup(m[1].strip(), scope)
                 if not isinstance(cond, bool):
                     raise TemplateError(f"if on a non-bool: {tok[1]!r}")
                 then_end = other if other is not None else j

@@ -3,7 +3,8 @@
 Whatever the oracle.oci inventory names an instance by (Terraform's inventory
 uses private IPs, an inventory with hostname_format public_ip the public
 ones), it sets `private_ip` on it. The wiring must use the private addresses:
-the NSGs open the service ports between hosts inside the VCN only. The platform's variables are rendered with Ansible itself (a play
+the NSGs open the service ports between hosts inside the VCN only. The
+platform's variables are rendered with Ansible itself (a play
 loading platform_defaults, conftest.ansible_debug) on a fake inventory of that shape.
 """
 
