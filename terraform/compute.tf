@@ -1,5 +1,6 @@
 # Service hosts: one instance per entry of local.instances (var.instance_groups),
-# in the public subnet, each in its group's NSG. Bare OS only: no user_data,
+# each in its group's NSG: the public groups' (the edge) in the public subnet
+# with a public IP, every other group's in the private subnet without one. Bare OS only: no user_data,
 # no cloud-init software installation (Ansible installs everything).
 
 # Newest image of the chosen OS and version compatible with each shape used.
@@ -35,8 +36,8 @@ resource "oci_core_instance" "this" {
   }
 
   create_vnic_details {
-    subnet_id        = oci_core_subnet.public.id
-    assign_public_ip = var.assign_public_ip
+    subnet_id        = each.value.public ? oci_core_subnet.public.id : oci_core_subnet.private.id
+    assign_public_ip = each.value.public && var.assign_public_ip
     nsg_ids          = [oci_core_network_security_group.service[each.value.group].id]
     hostname_label   = replace(each.key, "-", "")
     display_name     = "${local.name}-${each.key}-vnic"

@@ -3,7 +3,9 @@
 #       the project's instances, grouped by their ansible_group freeform tag
 #       (group names are exactly the playbooks' groups)
 #   inventory/oci/group_vars/all/infra.yml   the infra_* variables the
-#       playbooks read (DB endpoint, buckets, namespace, region...)
+#       playbooks read (DB endpoint, buckets, namespace, region...), the
+#       host firewalls' client CIDRs, the edge's server names, and how SSH
+#       reaches the private hosts (inventory_ssh_jump)
 # Secrets are never written here: see docs/deploy-oci.md (Ansible Vault).
 
 resource "local_file" "inventory" {
@@ -14,17 +16,35 @@ resource "local_file" "inventory" {
     config_profile   = var.oci_config_profile
     regions          = [var.region]
     compartment_ocid = var.compartment_ocid
-    hostname_format  = var.inventory_hostname_format
     project          = var.project
     environment      = var.environment
   })
 
   lifecycle {
     precondition {
-      condition     = var.inventory_hostname_format != "public_ip" || var.assign_public_ip
-      error_message = "inventory_hostname_format = public_ip needs assign_public_ip = true."
+      condition     = !var.inventory_ssh_jump || (var.assign_public_ip && length(local.public_hosts) > 0)
+      error_message = "inventory_ssh_jump = true needs a public host to jump through: assign_public_ip = true and a published service's group on instances (the edge)."
     }
   }
+}
+
+locals {
+  # The hosts with a public IP (the public groups'), first one first.
+  public_hosts = sort([for key, inst in local.instances : key if inst.public])
+
+  # What users type: public_hostnames, or else the public hosts' addresses.
+  front_door_names = length(var.public_hostnames) > 0 ? var.public_hostnames : [
+    for key in local.public_hosts : coalesce(oci_core_instance.this[key].public_ip, oci_core_instance.this[key].private_ip)
+  ]
+
+  # SSH to the hosts' private IPs through the first public host: a
+  # ProxyCommand (not ProxyJump, whose jump connection ignores the options
+  # Ansible passes on the command line), accepting the jump host's key on
+  # first use, with the user's ssh defaults (agent, ~/.ssh/config) for the key.
+  ssh_common_args = var.inventory_ssh_jump && length(local.public_hosts) > 0 ? format(
+    "-o ProxyCommand=\"ssh -W %%h:%%p -o BatchMode=yes -o StrictHostKeyChecking=accept-new %s@%s\"",
+    var.ansible_user, oci_core_instance.this[local.public_hosts[0]].public_ip,
+  ) : ""
 }
 
 resource "local_file" "infra_vars" {
@@ -40,9 +60,11 @@ resource "local_file" "infra_vars" {
     db_admin_user    = var.db_admin_username
     vcn_cidr         = var.vcn_cidr
     ssh_sources      = distinct([var.vcn_cidr, var.admin_ssh_cidr])
-    service_sources  = local.service_sources
-    # The roles' client-CIDR variables of the published ports (topology).
+    # The roles' client-CIDR variables, [{name, cidrs}] (topology).
     service_firewall_vars = local.service_client_cidr_vars
+    front_door_names      = local.front_door_names
+    ssh_jump              = var.inventory_ssh_jump
+    ssh_common_args       = local.ssh_common_args
     ansible_user          = var.ansible_user
   })
 }

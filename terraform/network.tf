@@ -1,6 +1,9 @@
-# VCN: a public subnet for the service hosts, a private one for the MySQL DB
-# System. Access is granted by network security groups, one per service
-# (security.tf); the VCN's default security list has no ingress rule at all.
+# VCN: a public subnet for the front door (the hosts of the topology's
+# published services: the edge, with public IPs), a private one for every
+# other instance group and the MySQL DB System (no public IPs; outbound
+# through the NAT gateway, Oracle services through the service gateway).
+# Access is granted by network security groups, one per instance group and the
+# DB's (security.tf); the VCN's default security list has no rule at all.
 
 resource "oci_core_vcn" "this" {
   compartment_id = var.compartment_ocid
@@ -45,8 +48,8 @@ resource "oci_core_service_gateway" "this" {
   }
 }
 
-# Public subnet: default route to the internet gateway (instances with a
-# public IP).
+# Public subnet (the edge): default route to the internet gateway (instances
+# with a public IP).
 resource "oci_core_route_table" "public" {
   compartment_id = var.compartment_ocid
   vcn_id         = oci_core_vcn.this.id
@@ -61,8 +64,9 @@ resource "oci_core_route_table" "public" {
   }
 }
 
-# Private subnet: internet through NAT (outbound only), Oracle services
-# (Object Storage, the MySQL backups) through the service gateway.
+# Private subnet (the backends, the DB System): internet through NAT
+# (outbound only: packages, PyPI), Oracle services (Object Storage, the OCI
+# APIs, the MySQL backups) through the service gateway.
 resource "oci_core_route_table" "private" {
   compartment_id = var.compartment_ocid
   vcn_id         = oci_core_vcn.this.id

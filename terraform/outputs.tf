@@ -1,5 +1,5 @@
 output "instances" {
-  description = "Service hosts per inventory group: name, private and public IP."
+  description = "Hosts per inventory group: name, private IP, public IP (the edge's only; the others are in the private subnet)."
   value = {
     for group in local.instance_group_names : group => [
       for key, inst in oci_core_instance.this : {
@@ -11,14 +11,27 @@ output "instances" {
   }
 }
 
+locals {
+  # The front door: the published service on the instances (the edge), which
+  # routes each service with a route (the topology) under its path.
+  front_door_port = one([
+    for name, svc in local.topology.services : svc.port
+    if svc.published && contains(local.instance_group_names, svc.group)
+  ])
+}
+
 output "endpoints" {
-  description = "Service URLs on the first host of each group (private IPs; reachable from the VCN and admin_ssh_cidr)."
+  description = "What users open: each routed service's URL on the front door (public_hostnames or the first edge host's address)."
   value = {
-    mlflow    = "http://${oci_core_instance.this["mlflow-1"].private_ip}:${local.service_ports.mlflow[0]}"
-    airflow   = "http://${oci_core_instance.this["airflow-1"].private_ip}:${local.service_ports.airflow[0]}"
-    api       = "http://${oci_core_instance.this["api-1"].private_ip}:${local.service_ports.api[0]}"
-    dashboard = "http://${oci_core_instance.this["api-1"].private_ip}:${local.service_ports.api[1]}"
+    for name, svc in local.topology.services :
+    name => "https://${local.front_door_names[0]}:${local.front_door_port}${svc.route}"
+    if try(svc.route, null) != null
   }
+}
+
+output "ssh_jump" {
+  description = "How the controller reaches the private hosts (inventory_ssh_jump): the ssh arguments written to inventory/oci as ansible_ssh_common_args, empty when the controller reaches the VCN itself."
+  value       = local.ssh_common_args
 }
 
 output "db_endpoint" {

@@ -1,7 +1,11 @@
-# Network security groups: one per instance group, opening only what its
-# hosts serve (the topology's published ports, local.service_ports), plus SSH from the
-# VCN and admin_ssh_cidr on every host, and MySQL only from the hosts that use
-# it. Egress: the VCN, and HTTP(S) out.
+# Network security groups: one per instance group, and the DB System's. The
+# ingress rules, all in one resource (ingress), follow the topology:
+# - a published service's ports (the edge's port and http_port) from the VCN,
+#   admin_ssh_cidr and service_client_cidrs (local.published_ports);
+# - a private service's port only from the NSGs of its client groups
+#   (local.private_services; the DB System's MySQL the same way);
+# - SSH (22) on every instance from the VCN and admin_ssh_cidr.
+# Egress: the VCN, and HTTP(S) out (through NAT from the private subnet).
 
 resource "oci_core_network_security_group" "service" {
   for_each = toset(local.instance_group_names)
@@ -16,37 +20,83 @@ resource "oci_core_network_security_group" "service" {
       condition     = sort(keys(var.instance_groups)) == local.instance_group_names
       error_message = "instance_groups must have exactly the topology's instance groups: ${join(", ", local.instance_group_names)} (ansible/roles/platform_defaults/defaults/main/topology.yml)."
     }
+    precondition {
+      condition     = alltrue(flatten([for name, svc in local.private_services : [for client in try(svc.clients, []) : contains(local.instance_group_names, client)]]))
+      error_message = "Every client group of a private service must be an instance group (its NSG is the rule's source): see the services' clients in the topology."
+    }
   }
 }
 
+# The MySQL DB System's NSG (its rules: the private-service rules below).
+resource "oci_core_network_security_group" "db" {
+  compartment_id = var.compartment_ocid
+  vcn_id         = oci_core_vcn.this.id
+  display_name   = "${local.name}-db-nsg"
+  freeform_tags  = local.common_tags
+}
+
 locals {
-  # One rule per (group, port, source).
-  service_rules = merge([
-    for group, ports in local.service_ports : {
+  # The NSG of each group in local.nsg_groups.
+  group_nsg_ids = merge(
+    { for group in local.instance_group_names : group => oci_core_network_security_group.service[group].id },
+    { (local.db_service.group) = oci_core_network_security_group.db.id },
+  )
+
+  # One rule per (group, published port, CIDR source).
+  published_rules = merge([
+    for group, ports in local.published_ports : {
       for pair in setproduct(ports, local.service_sources) :
-      "${group}-${pair[0]}-${pair[1]}" => { group = group, port = pair[0], source = pair[1] }
+      "${group}-${pair[0]}-${pair[1]}" => {
+        group       = group
+        port        = pair[0]
+        source_type = "CIDR_BLOCK"
+        source      = pair[1]
+        description = "${group} serves ${pair[0]}/tcp to ${pair[1]}"
+      }
+    }
+  ]...)
+
+  # One rule per (private service, client group): the client's NSG as source.
+  client_rules = merge([
+    for name, svc in local.private_services : {
+      for client in try(svc.clients, []) :
+      "${svc.group}-${svc.port}-${client}" => {
+        group       = svc.group
+        port        = svc.port
+        source_type = "NETWORK_SECURITY_GROUP"
+        source      = local.group_nsg_ids[client]
+        description = "${name} (${svc.port}/tcp) from the ${client} hosts"
+      }
     }
   ]...)
 
   ssh_rules = merge([
     for group in local.instance_group_names : {
       for source in distinct([var.vcn_cidr, var.admin_ssh_cidr]) :
-      "${group}-22-${source}" => { group = group, source = source }
+      "${group}-22-${source}" => {
+        group       = group
+        port        = 22
+        source_type = "CIDR_BLOCK"
+        source      = source
+        description = "SSH from ${source}"
+      }
     }
   ]...)
+
+  ingress_rules = merge(local.published_rules, local.client_rules, local.ssh_rules)
 }
 
-resource "oci_core_network_security_group_security_rule" "service" {
+resource "oci_core_network_security_group_security_rule" "ingress" {
   #checkov:skip=CKV_OCI_21:Stateful on purpose: a stateless ingress rule needs a matching stateless egress rule for the replies (ephemeral ports 1024-65535 to the same sources), which opens more than this rule.
-  for_each = local.service_rules
+  for_each = local.ingress_rules
 
-  network_security_group_id = oci_core_network_security_group.service[each.value.group].id
+  network_security_group_id = local.group_nsg_ids[each.value.group]
   direction                 = "INGRESS"
   protocol                  = "6"
-  source_type               = "CIDR_BLOCK"
+  source_type               = each.value.source_type
   source                    = each.value.source
   stateless                 = false
-  description               = "${each.value.group} serves ${each.value.port}/tcp"
+  description               = each.value.description
 
   tcp_options {
     destination_port_range {
@@ -56,28 +106,9 @@ resource "oci_core_network_security_group_security_rule" "service" {
   }
 }
 
-resource "oci_core_network_security_group_security_rule" "ssh" {
-  #checkov:skip=CKV_OCI_21:Stateful on purpose: a stateless ingress rule needs a matching stateless egress rule for the replies (ephemeral ports 1024-65535 to the same sources), which opens more than this rule.
-  for_each = local.ssh_rules
-
-  network_security_group_id = oci_core_network_security_group.service[each.value.group].id
-  direction                 = "INGRESS"
-  protocol                  = "6"
-  source_type               = "CIDR_BLOCK"
-  source                    = each.value.source
-  stateless                 = false
-  description               = "SSH from ${each.value.source}"
-
-  tcp_options {
-    destination_port_range {
-      min = 22
-      max = 22
-    }
-  }
-}
-
 # Egress: anything inside the VCN (the DB System, the other services), and
-# HTTPS/HTTP out (packages, PyPI, Object Storage, OCI APIs). DNS and NTP use
+# HTTPS/HTTP out (packages, PyPI, Object Storage, OCI APIs: through the NAT
+# and service gateways from the private subnet). DNS and NTP use
 # 169.254.169.254, which security rules do not govern.
 locals {
   egress_rules = merge([
@@ -107,35 +138,6 @@ resource "oci_core_network_security_group_security_rule" "egress" {
         min = tcp_options.value
         max = tcp_options.value
       }
-    }
-  }
-}
-
-# The MySQL DB System: its port only from the NSGs of its client groups
-# (local.db_client_groups, from the topology).
-resource "oci_core_network_security_group" "db" {
-  compartment_id = var.compartment_ocid
-  vcn_id         = oci_core_vcn.this.id
-  display_name   = "${local.name}-db-nsg"
-  freeform_tags  = local.common_tags
-}
-
-resource "oci_core_network_security_group_security_rule" "db_mysql" {
-  #checkov:skip=CKV_OCI_21:Stateful on purpose: a stateless ingress rule needs a matching stateless egress rule for the replies (ephemeral ports 1024-65535 to the same sources), which opens more than this rule.
-  for_each = toset(local.db_client_groups)
-
-  network_security_group_id = oci_core_network_security_group.db.id
-  direction                 = "INGRESS"
-  protocol                  = "6"
-  source_type               = "NETWORK_SECURITY_GROUP"
-  source                    = oci_core_network_security_group.service[each.key].id
-  stateless                 = false
-  description               = "MySQL from the ${each.key} hosts"
-
-  tcp_options {
-    destination_port_range {
-      min = local.db_port
-      max = local.db_port
     }
   }
 }

@@ -105,7 +105,7 @@ variable "vcn_cidr" {
 }
 
 variable "public_subnet_cidr" {
-  description = "CIDR of the public subnet (service hosts), inside vcn_cidr."
+  description = "CIDR of the public subnet (the hosts of the topology's published services: the edge), inside vcn_cidr."
   type        = string
   default     = "10.0.1.0/24"
 
@@ -116,7 +116,7 @@ variable "public_subnet_cidr" {
 }
 
 variable "private_subnet_cidr" {
-  description = "CIDR of the private subnet (MySQL DB System), inside vcn_cidr."
+  description = "CIDR of the private subnet (every other instance group's hosts, and the MySQL DB System), inside vcn_cidr."
   type        = string
   default     = "10.0.2.0/24"
 
@@ -127,7 +127,7 @@ variable "private_subnet_cidr" {
 }
 
 variable "admin_ssh_cidr" {
-  description = "The only CIDR (besides the VCN) allowed to reach SSH (22) on the hosts: your office, VPN or bastion. Never 0.0.0.0/0."
+  description = "The only CIDR (besides the VCN) allowed to reach SSH (22) on the hosts (the edge's public IP, the private hosts' through a VPN) and the edge's ports: your office, VPN or bastion. Never 0.0.0.0/0."
   type        = string
 
   validation {
@@ -137,7 +137,7 @@ variable "admin_ssh_cidr" {
 }
 
 variable "service_client_cidrs" {
-  description = "Extra CIDRs allowed to reach the published service ports (the topology's published services: MLflow, Airflow, API, dashboard). The VCN and admin_ssh_cidr always are."
+  description = "Extra CIDRs allowed to reach the published service ports (the topology's published services: the edge's HTTPS and HTTP ports), e.g. your users' networks; [\"0.0.0.0/0\"] for a platform on the internet. The VCN and admin_ssh_cidr always are."
   type        = list(string)
   default     = []
 
@@ -147,8 +147,19 @@ variable "service_client_cidrs" {
   }
 }
 
+variable "public_hostnames" {
+  description = "DNS names users reach the front door by (records you create for the edge hosts' public IPs): the edge's server names and certificate names (edge_server_names in the inventory), the first one canonical. Empty: the edge hosts' public IPs (private IPs without assign_public_ip)."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for n in var.public_hostnames : can(regex("^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)+[a-z]{2,63}$", n))])
+    error_message = "public_hostnames must be lower-case DNS names (e.g. mlops.example.com)."
+  }
+}
+
 variable "assign_public_ip" {
-  description = "Give the service hosts a public IP (they sit in the public subnet). Needed for inventory_hostname_format = public_ip."
+  description = "Give the hosts of the public subnet (the edge) a public IP. false: the front door is reachable only from inside the VCN or through a VPN/FastConnect (and inventory_ssh_jump must be false). The other hosts never get one (private subnet)."
   type        = bool
   default     = true
 }
@@ -184,7 +195,8 @@ variable "instance_groups" {
     and boot volume size. The keys must be exactly the topology's instance
     groups (oci: instances in ansible/roles/platform_defaults/defaults/main/topology.yml;
     checked by a precondition on the NSGs); its managed groups (db,
-    objectstore) are OCI services, not instances.
+    objectstore) are OCI services, not instances. The edge (the front door,
+    the only hosts with a public IP) needs little: nginx.
   EOT
   type = map(object({
     count           = number
@@ -197,6 +209,7 @@ variable "instance_groups" {
     mlflow  = { count = 1, ocpus = 1, memory_gbs = 8 }
     airflow = { count = 1, ocpus = 2, memory_gbs = 16 }
     api     = { count = 1, ocpus = 1, memory_gbs = 8 }
+    edge    = { count = 1, ocpus = 1, memory_gbs = 4 }
   }
 
   validation {
@@ -350,15 +363,10 @@ variable "inventory_name" {
   }
 }
 
-variable "inventory_hostname_format" {
-  description = "How the inventory names hosts: private_ip (default; the controller reaches the VCN through a bastion, VPN or runs inside it) or public_ip (operators without a bastion; needs assign_public_ip)."
-  type        = string
-  default     = "private_ip"
-
-  validation {
-    condition     = contains(["private_ip", "public_ip"], var.inventory_hostname_format)
-    error_message = "inventory_hostname_format must be private_ip or public_ip."
-  }
+variable "inventory_ssh_jump" {
+  description = "How Ansible reaches the hosts, which the inventory names by their private IPs: true (default) through an SSH jump over the first edge host's public IP (ProxyCommand in inventory/oci/group_vars/all/infra.yml; needs assign_public_ip and the controller in admin_ssh_cidr); false: the controller reaches the VCN itself (VPN/FastConnect, an OCI Bastion session, or it runs inside the VCN)."
+  type        = bool
+  default     = true
 }
 
 variable "inventory_auth_type" {

@@ -23,6 +23,32 @@ MANAGED = {
 }
 SSH = 22
 WORLD = "0.0.0.0/0"
+SERVICES = TOPOLOGY["services"]
+INSTANCE_GROUPS = {g for g, spec in TOPOLOGY["groups"].items() if spec["oci"] == "instances"}
+# What the locals compute from the topology, computed here independently.
+# The groups users reach (published services on instances): public subnet, public IPs.
+PUBLIC_GROUPS = {svc["group"] for svc in SERVICES.values() if svc["published"] and svc["group"] in INSTANCE_GROUPS}
+# Groups with an NSG: the instance groups' and the managed DB System's.
+NSG_GROUPS = INSTANCE_GROUPS | {SERVICES["mysql"]["group"]}
+# {group: the ports it publishes (port and http_port)}.
+PUBLISHED_PORTS = {
+    g: sorted(
+        {
+            p
+            for svc in SERVICES.values()
+            if svc["group"] == g and svc["published"]
+            for p in (svc["port"], svc.get("http_port"))
+        }
+        - {None}
+    )
+    for g in INSTANCE_GROUPS
+}
+# {(group, port): client groups} of the private services behind an NSG.
+PRIVATE_PORTS = {
+    (svc["group"], svc["port"]): set(svc.get("clients", []))
+    for svc in SERVICES.values()
+    if not svc["published"] and svc["group"] in NSG_GROUPS
+}
 
 
 def _code(text: str) -> str:
@@ -43,9 +69,12 @@ def test_terraform_reads_the_topology_file(tf):
 
 def test_no_group_name_or_port_is_restated(tf):
     """Group names and service ports appear in the .tf code only through the topology."""
-    ports = {str(s["port"]) for s in TOPOLOGY["services"].values()}
+    ports = {str(p) for s in SERVICES.values() for p in (s["port"], s.get("http_port")) if p}
     for path in tf.files:
         code = re.sub(r"#.*", "", path.read_text(encoding="utf-8"))
+        # Not restatements either: the egress rules' outbound HTTPS/HTTP to the
+        # internet (packages, PyPI, OCI APIs), whatever the edge listens on.
+        code = re.sub(r"egress_rules = merge\(\[.*?\]\.\.\.\)", "", code, flags=re.S)
         # Not restatements: resource labels, and the IAM grants' look-ups of one
         # group's dynamic group (what each group may do with each bucket is policy).
         code = re.sub(r'resource "\w+" "\w+"', "", code)
@@ -69,8 +98,8 @@ def test_every_topology_group_is_instances_or_a_managed_service(tf):
     assert set(var["default"]) == want
     nsg = tf.resources("oci_core_network_security_group")[("oci_core_network_security_group", "service")]
     assert nsg["for_each"] == "${toset(local.instance_group_names)}"
-    (pre,) = nsg["lifecycle"][0]["precondition"]
-    assert "sort(keys(var.instance_groups)) == local.instance_group_names" in pre["condition"]
+    conditions = [p["condition"] for p in nsg["lifecycle"][0]["precondition"]]
+    assert any("sort(keys(var.instance_groups)) == local.instance_group_names" in c for c in conditions)
 
 
 def test_instances_are_tagged_with_their_group(tf):
@@ -87,21 +116,23 @@ def test_instances_are_tagged_with_their_group(tf):
 
 
 def test_nsg_ports_are_the_topology_published_ports(tf):
-    expr = _code(tf.locals()["service_ports"])
+    expr = _code(tf.locals()["published_ports"])
     assert "for group in local.instance_group_names" in expr
-    assert "for name, svc in local.topology.services : svc.port if svc.group == group && svc.published" in expr
+    assert "for port in [svc.port, try(svc.http_port, null)] : port if port != null" in expr
+    assert "if svc.group == group && svc.published" in expr
 
 
 def test_managed_db_port_and_clients_come_from_the_topology(tf):
     assert tf.locals()["db_service"] == "${local.topology.services.mysql}"
     assert tf.locals()["db_port"] == "${local.db_service.port}"
-    assert tf.locals()["db_client_groups"] == "${local.db_service.clients}"
     (db,) = tf.resources("oci_mysql_mysql_db_system").values()
     assert db["port"] == "${local.db_port}"
-    mysql = TOPOLOGY["services"]["mysql"]
+    mysql = SERVICES["mysql"]
     assert TOPOLOGY["groups"][mysql["group"]]["oci"] == "managed"
-    instance_groups = {g for g, spec in TOPOLOGY["groups"].items() if spec["oci"] == "instances"}
-    assert set(mysql["clients"]) <= instance_groups
+    assert set(mysql["clients"]) <= INSTANCE_GROUPS
+    # The DB System's NSG is its group's in the NSG map the private-service rules use.
+    assert tf.locals()["nsg_groups"] == "${concat(local.instance_group_names, [local.db_service.group])}"
+    assert "(local.db_service.group) = oci_core_network_security_group.db.id" in _code(tf.locals()["group_nsg_ids"])
 
 
 def _ingress_rules(tf):
@@ -112,33 +143,72 @@ def _ingress_rules(tf):
     }
 
 
-def test_ingress_rules_are_only_the_service_ssh_and_mysql_rules(tf):
+def test_ingress_rules_are_one_resource_over_published_client_and_ssh_rules(tf):
     rules = _ingress_rules(tf)
-    assert set(rules) == {"service", "ssh", "db_mysql"}, sorted(rules)
+    assert set(rules) == {"ingress"}, sorted(rules)
+    rule = rules["ingress"]
+    assert rule["for_each"] == "${local.ingress_rules}"
+    assert tf.locals()["ingress_rules"] == "${merge(local.published_rules, local.client_rules, local.ssh_rules)}"
+    assert rule["network_security_group_id"] == "${local.group_nsg_ids[each.value.group]}"
+    assert rule["source_type"] == "${each.value.source_type}"
+    assert rule["source"] == "${each.value.source}"
+    assert unquote(rule["protocol"]) == "6" and rule["stateless"] is False
+    rng = rule["tcp_options"][0]["destination_port_range"][0]
+    assert (rng["min"], rng["max"]) == ("${each.value.port}", "${each.value.port}")
+    nsg_ids = _code(tf.locals()["group_nsg_ids"])
+    instance_nsgs = "for group in local.instance_group_names : group => "
+    instance_nsgs += "oci_core_network_security_group.service[group].id"
+    assert instance_nsgs in nsg_ids
 
-    svc = rules["service"]
-    assert svc["for_each"] == "${local.service_rules}"
-    assert "local.service_ports" in tf.locals()["service_rules"]
-    assert "local.service_sources" in tf.locals()["service_rules"]
-    assert svc["network_security_group_id"] == "${oci_core_network_security_group.service[each.value.group].id}"
-    rng = svc["tcp_options"][0]["destination_port_range"][0]
-    assert rng == {"min": "${each.value.port}", "max": "${each.value.port}", "__is_block__": True}
+    published = _code(tf.locals()["published_rules"])
+    assert "for group, ports in local.published_ports" in published
+    assert "setproduct(ports, local.service_sources)" in published
+    assert 'source_type = "CIDR_BLOCK", source = pair[1]' in published
 
-    ssh = rules["ssh"]
-    assert ssh["for_each"] == "${local.ssh_rules}"
-    assert "local.instance_group_names" in tf.locals()["ssh_rules"]
-    rng = ssh["tcp_options"][0]["destination_port_range"][0]
-    assert (rng["min"], rng["max"]) == (SSH, SSH)
-    assert ssh["source"] == "${each.value.source}"
-    assert re.search(r"distinct\(\[var\.vcn_cidr, var\.admin_ssh_cidr\]\)", tf.locals()["ssh_rules"])
+    ssh = _code(tf.locals()["ssh_rules"])
+    assert "for group in local.instance_group_names" in ssh
+    assert re.search(r"distinct\(\[var\.vcn_cidr, var\.admin_ssh_cidr\]\)", ssh)
+    assert f'port = {SSH}, source_type = "CIDR_BLOCK", source = source' in ssh
 
-    db = rules["db_mysql"]
-    assert db["network_security_group_id"] == "${oci_core_network_security_group.db.id}"
-    assert unquote(db["source_type"]) == "NETWORK_SECURITY_GROUP"
-    assert db["source"] == "${oci_core_network_security_group.service[each.key].id}"
-    rng = db["tcp_options"][0]["destination_port_range"][0]
-    assert (rng["min"], rng["max"]) == ("${local.db_port}", "${local.db_port}")
-    assert db["for_each"] == "${toset(local.db_client_groups)}"
+
+def test_each_private_service_admits_exactly_its_clients_nsgs(tf):
+    """Private ports: one rule per client group, sourced from that group's NSG,
+    on the service group's NSG; no CIDR rule ever opens them."""
+    private = _code(tf.locals()["private_services"])
+    assert "for name, svc in local.topology.services : name => svc" in private
+    assert "if !svc.published && contains(local.nsg_groups, svc.group)" in private
+    clients = _code(tf.locals()["client_rules"])
+    assert "for name, svc in local.private_services" in clients
+    assert "for client in try(svc.clients, [])" in clients
+    assert "group = svc.group, port = svc.port," in clients
+    assert 'source_type = "NETWORK_SECURITY_GROUP", source = local.group_nsg_ids[client],' in clients
+    # The CIDR-sourced rules are the published ports' and SSH's only.
+    assert "local.private_services" not in _code(tf.locals()["published_rules"])
+    # Every client has an NSG (precondition on the service NSGs).
+    nsg = tf.resources("oci_core_network_security_group")[("oci_core_network_security_group", "service")]
+    conditions = " ".join(_code(p["condition"]) for p in nsg["lifecycle"][0]["precondition"])
+    assert "contains(local.instance_group_names, client)" in conditions
+    # What that is today: each private port, from exactly its clients; no
+    # published port shares a (group, port) with a private one.
+    assert PRIVATE_PORTS, "no private service behind an NSG"
+    for (group, port), groups in PRIVATE_PORTS.items():
+        assert groups, f"{group}:{port} is private with no client: closed to everyone"
+        assert groups <= INSTANCE_GROUPS, (group, port, groups)
+        assert port not in PUBLISHED_PORTS.get(group, []), (group, port)
+
+
+def test_web_ports_only_on_the_public_groups(tf):
+    """The published (web) ports are opened on the public groups' NSGs only,
+    and the public groups are the front door alone."""
+    assert PUBLIC_GROUPS == {"edge"}, PUBLIC_GROUPS
+    assert {g for g, ports in PUBLISHED_PORTS.items() if ports} == PUBLIC_GROUPS
+    edge = SERVICES["edge"]
+    assert edge["published"] and PUBLISHED_PORTS["edge"] == sorted({edge["port"], edge["http_port"]})
+    # No other service is published: they are reached through the edge's routes.
+    for name, svc in SERVICES.items():
+        if name != "edge":
+            assert svc["published"] is False, name
+            assert "http_port" not in svc, name
 
 
 def test_no_world_open_ssh_or_mysql_anywhere(tf):
@@ -155,8 +225,8 @@ def test_no_world_open_ssh_or_mysql_anywhere(tf):
     assert "default" not in admin
     assert any('!endswith(var.admin_ssh_cidr, "/0")' in v["condition"] for v in admin["validation"])
     assert unquote(tf.variables()["vcn_cidr"]["default"]) != WORLD
-    # MySQL only from NSGs (no CIDR source at all).
-    assert unquote(_ingress_rules(tf)["db_mysql"]["source_type"]) == "NETWORK_SECURITY_GROUP"
+    # MySQL only from NSGs (no CIDR source at all): it is a private service.
+    assert (SERVICES["mysql"]["group"], SERVICES["mysql"]["port"]) in PRIVATE_PORTS
     # Nothing in the configuration uses 0.0.0.0/0 as an ingress source.
     for fname in tf.parsed:
         text = (TF_DIR / fname).read_text(encoding="utf-8")
@@ -180,7 +250,6 @@ def test_instances_are_hardened_and_bare(tf):
     assert body["shape_config"][0]["ocpus"] == "${each.value.ocpus}"
     assert body["shape_config"][0]["memory_in_gbs"] == "${each.value.memory_gbs}"
     vnic = body["create_vnic_details"][0]
-    assert vnic["subnet_id"] == "${oci_core_subnet.public.id}"
     assert vnic["nsg_ids"] == ["${oci_core_network_security_group.service[each.value.group].id}"]
     assert "data.oci_core_images.os" in body["source_details"][0]["source_id"]
     for path in tf.files:
@@ -189,6 +258,33 @@ def test_instances_are_hardened_and_bare(tf):
     images = tf.data("oci_core_images")["os"]
     assert images["operating_system"] == "${var.instance_os}"
     assert unquote(tf.variables()["instance_os"]["default"]) == "Oracle Linux"
+
+
+def test_only_the_public_groups_get_a_public_ip_and_the_public_subnet(tf):
+    expr = _code(tf.locals()["public_groups"])
+    assert "for name, svc in local.topology.services : svc.group" in expr
+    assert "if svc.published && contains(local.instance_group_names, svc.group)" in expr
+    assert "public = contains(local.public_groups, group)" in _code(tf.locals()["instances"])
+    body = tf.resources("oci_core_instance")[("oci_core_instance", "this")]
+    vnic = body["create_vnic_details"][0]
+    assert vnic["subnet_id"] == "${each.value.public ? oci_core_subnet.public.id : oci_core_subnet.private.id}"
+    assert vnic["assign_public_ip"] == "${each.value.public && var.assign_public_ip}"
+    subnets = tf.resources("oci_core_subnet")
+    assert subnets[("oci_core_subnet", "private")]["prohibit_public_ip_on_vnic"] is True
+    assert subnets[("oci_core_subnet", "public")]["prohibit_public_ip_on_vnic"] is False
+    # Nothing else lands in the public subnet.
+    for path in tf.files:
+        code = path.read_text(encoding="utf-8")
+        uses = len(re.findall(r"oci_core_subnet\.public\.id", code))
+        assert uses == (1 if path.name == "compute.tf" else 0), path.name
+    # The private subnet reaches out through NAT and to Oracle services through the service gateway.
+    rt = tf.resources("oci_core_route_table")[("oci_core_route_table", "private")]
+    targets = {r["network_entity_id"] for r in rt["route_rules"]}
+    assert targets == {"${oci_core_nat_gateway.this.id}", "${oci_core_service_gateway.this.id}"}
+    assert subnets[("oci_core_subnet", "private")]["route_table_id"] == "${oci_core_route_table.private.id}"
+    # Today: the edge alone; every other instance group is private.
+    assert PUBLIC_GROUPS == {"edge"}
+    assert INSTANCE_GROUPS - PUBLIC_GROUPS == {"mlflow", "airflow", "api"}
 
 
 def test_db_is_private_with_backups(tf):
@@ -292,7 +388,6 @@ INVENTORY_VARS = dict(
     config_profile="DEFAULT",
     regions=["eu-frankfurt-1"],
     compartment_ocid="ocid1.compartment.oc1..aaaatest",
-    hostname_format="private_ip",
     project="oci-mlops",
     environment="prod",
 )
@@ -306,16 +401,29 @@ INFRA_VARS = dict(
     db_admin_user="mlopsadmin",
     vcn_cidr="10.0.0.0/16",
     ssh_sources=["10.0.0.0/16", "203.0.113.10/32"],
-    service_sources=["10.0.0.0/16", "203.0.113.10/32"],
     ansible_user="opc",
-    # What local.service_client_cidr_vars evaluates to: the topology's naming
-    # rule applied to the published services on instances.
-    service_firewall_vars=sorted(
-        TOPOLOGY["client_cidrs_variable"] % svc["role"]
-        for svc in TOPOLOGY["services"].values()
-        if svc["published"] and TOPOLOGY["groups"][svc["group"]]["oci"] == "instances"
+    front_door_names=["203.0.113.80"],
+    ssh_jump=True,
+    ssh_common_args=(
+        '-o ProxyCommand="ssh -W %h:%p -o BatchMode=yes -o StrictHostKeyChecking=accept-new opc@203.0.113.80"'
     ),
 )
+SUBNETS = {"public": "10.0.1.0/24", "private": "10.0.2.0/24"}
+SERVICE_SOURCES = ["10.0.0.0/16", "203.0.113.10/32"]
+# What local.service_client_cidr_vars evaluates to: the topology's naming rule
+# applied to the services on instances; a published one admits the NSGs'
+# sources, a private one its clients' subnets.
+CLIENT_CIDR_VARS = [
+    {
+        "name": TOPOLOGY["client_cidrs_variable"] % svc["role"],
+        "cidrs": SERVICE_SOURCES
+        if svc["published"]
+        else sorted({SUBNETS["public" if c in PUBLIC_GROUPS else "private"] for c in svc.get("clients", [])}),
+    }
+    for svc in SERVICES.values()
+    if svc["group"] in INSTANCE_GROUPS
+]
+INFRA_VARS["service_firewall_vars"] = CLIENT_CIDR_VARS
 
 
 def _local_file(tf, name):
@@ -327,14 +435,13 @@ def _templatefile_args(body):
     return set(re.findall(r"\b([a-z_]+)\s*=", body["content"].split("{", 1)[1]))
 
 
-@pytest.mark.parametrize("hostname_format", ["private_ip", "public_ip"])
-def test_inventory_renders_to_a_valid_plugin_config(tf, hostname_format):
+def test_inventory_renders_to_a_valid_plugin_config(tf):
     body = _local_file(tf, "inventory")
     assert re.search(r'\.oci\.yml"?$', unquote(body["filename"])), body["filename"]
     assert "templates/inventory.oci.yml.tftpl" in body["content"]
     text = (TF_DIR / "templates" / "inventory.oci.yml.tftpl").read_text(encoding="utf-8")
     assert tftpl.referenced_names(text) <= _templatefile_args(body)
-    cfg = yaml.safe_load(tftpl.render(text, {**INVENTORY_VARS, "hostname_format": hostname_format}))
+    cfg = yaml.safe_load(tftpl.render(text, INVENTORY_VARS))
 
     assert set(cfg) <= PLUGIN_OPTIONS, set(cfg) - PLUGIN_OPTIONS
     assert cfg["plugin"] == "oracle.oci.oci"
@@ -343,7 +450,8 @@ def test_inventory_renders_to_a_valid_plugin_config(tf, hostname_format):
     assert cfg["compartments"] == [
         {"compartment_ocid": INVENTORY_VARS["compartment_ocid"], "fetch_hosts_from_subcompartments": False}
     ]
-    assert cfg["hostname_format"] == hostname_format
+    # Every host has a private IP; only the edge has a public one.
+    assert cfg["hostname_format"] == "private_ip"
     assert isinstance(cfg["filters"], list) and cfg["filters"]
     for f in cfg["filters"]:
         assert isinstance(f, dict) and len(f) == 1, f
@@ -353,10 +461,26 @@ def test_inventory_renders_to_a_valid_plugin_config(tf, hostname_format):
 
 def test_inventory_variables_match_the_terraform_choices(tf):
     var = tf.variables()
-    assert unquote(var["inventory_hostname_format"]["default"]) == "private_ip"
-    assert '["private_ip", "public_ip"]' in var["inventory_hostname_format"]["validation"][0]["condition"]
+    assert "inventory_hostname_format" not in var, "hosts are always named by private IP"
+    assert unquote(var["inventory_ssh_jump"]["type"]) in ("bool", "${bool}")
+    assert var["inventory_ssh_jump"]["default"] is True
     auth = re.findall(r'"([a-z_]+)"', var["inventory_auth_type"]["validation"][0]["condition"])
     assert set(auth) <= AUTH_TYPES
+
+
+def test_ssh_reaches_the_private_hosts_through_the_first_public_host(tf):
+    expr = _code(tf.locals()["ssh_common_args"])
+    assert "var.inventory_ssh_jump" in expr
+    assert "ProxyCommand" in expr and "ssh -W %%h:%%p" in expr
+    # The jump host's key is accepted on first use (Ansible's options do not reach the jump connection).
+    assert "StrictHostKeyChecking=accept-new" in expr and "BatchMode=yes" in expr
+    assert "var.ansible_user, oci_core_instance.this[local.public_hosts[0]].public_ip" in expr
+    assert "for key, inst in local.instances : key if inst.public" in _code(tf.locals()["public_hosts"])
+    (pre,) = _local_file(tf, "inventory")["lifecycle"][0]["precondition"]
+    assert "!var.inventory_ssh_jump || (var.assign_public_ip && length(local.public_hosts) > 0)" in pre["condition"]
+    # The front door's names: public_hostnames or the public hosts' addresses.
+    names = _code(tf.locals()["front_door_names"])
+    assert "var.public_hostnames" in names and "for key in local.public_hosts" in names
 
 
 def test_infra_vars_render_with_everything_the_playbooks_read(tf):
@@ -383,14 +507,53 @@ def test_infra_vars_render_with_everything_the_playbooks_read(tf):
         used |= set(re.findall(r"\binfra_[a-z_]+", path.read_text(encoding="utf-8")))
     assert used <= set(data), used - set(data)
     assert data["firewalld_ssh_sources"] == ["10.0.0.0/16", "203.0.113.10/32"]
-    # The published services' client CIDRs, named by the topology's rule, are the NSGs' sources.
+    # The services' client CIDRs, named by the topology's rule: a published
+    # service admits the NSGs' sources, a private one its clients' subnets.
     assert body["content"].count("service_firewall_vars = local.service_client_cidr_vars") == 1
     expr = _code(tf.locals()["service_client_cidr_vars"])
-    assert "format(local.topology.client_cidrs_variable, svc.role)" in expr and "svc.published" in expr
-    assert INFRA_VARS["service_firewall_vars"], "no published service on instances"
-    for name in INFRA_VARS["service_firewall_vars"]:
-        assert data[name] == INFRA_VARS["service_sources"], name
+    assert "format(local.topology.client_cidrs_variable, svc.role)" in expr
+    assert "svc.published ? local.service_sources" in expr
+    assert "for client in try(svc.clients, []) : local.group_subnet_cidrs[client]" in expr
+    assert "if contains(local.instance_group_names, svc.group)" in expr
+    subnets = _code(tf.locals()["group_subnet_cidrs"])
+    assert "contains(local.public_groups, group) ? var.public_subnet_cidr : var.private_subnet_cidr" in subnets
+    assert CLIENT_CIDR_VARS, "no service on instances"
+    for entry in CLIENT_CIDR_VARS:
+        assert data[entry["name"]] == entry["cidrs"], entry["name"]
+        role = entry["name"].removesuffix("_client_cidrs")
+        specs = yaml.safe_load((ROOT / "ansible" / "roles" / role / "meta" / "argument_specs.yml").read_text())
+        assert entry["name"] in specs["argument_specs"]["main"]["options"], f"{entry['name']} is no input of {role}"
+    # Today: the edge open to the NSGs' sources, the backends to the subnets of
+    # their clients only (mlflow: the edge's and the private one's).
+    by_name = {e["name"]: e["cidrs"] for e in CLIENT_CIDR_VARS}
+    assert by_name["edge_client_cidrs"] == SERVICE_SOURCES
+    assert by_name["mlflow_client_cidrs"] == sorted(SUBNETS.values())
+    assert by_name["airflow_client_cidrs"] == [SUBNETS["public"]]
+    # The edge role's server names.
+    assert data["edge_server_names"] == INFRA_VARS["front_door_names"]
+    specs = yaml.safe_load((ROOT / "ansible" / "roles" / "edge" / "meta" / "argument_specs.yml").read_text())
+    assert "edge_server_names" in specs["argument_specs"]["main"]["options"]
+    assert body["content"].count("front_door_names = local.front_door_names") == 1
     assert data["common_ntp_servers"] == ["169.254.169.254"]
     assert WORLD not in data["firewalld_ssh_sources"]
     # No secret is written.
     assert not [k for k in data if re.search(r"password|secret|vault_|access_key", k)]
+
+
+@pytest.mark.parametrize("jump", [True, False])
+def test_infra_vars_ssh_through_the_edge_only_when_asked(tf, jump):
+    text = (TF_DIR / "templates" / "infra.yml.tftpl").read_text(encoding="utf-8")
+    data = yaml.safe_load(tftpl.render(text, {**INFRA_VARS, "ssh_jump": jump}))
+    if jump:
+        args = data["ansible_ssh_common_args"]
+        assert args == INFRA_VARS["ssh_common_args"]
+        # What Ansible's ssh plugin does with it (shlex): one ProxyCommand option.
+        import shlex
+
+        assert shlex.split(args) == [
+            "-o",
+            "ProxyCommand=ssh -W %h:%p -o BatchMode=yes -o StrictHostKeyChecking=accept-new opc@203.0.113.80",
+        ]
+    else:
+        assert "ansible_ssh_common_args" not in data
+    assert "ssh_jump = var.inventory_ssh_jump" in _local_file(tf, "infra_vars")["content"]

@@ -3,7 +3,8 @@
 them without a terraform binary:
 
 - interpolations ``${name}``, ``${name.attr}`` and ``${jsonencode(<one of those>)}``;
-- ``%{ for x in <name> }`` ... ``%{ endfor }`` (nestable);
+- ``%{ for x in <name> }`` ... ``%{ endfor }`` and
+  ``%{ if <name> }`` ... [``%{ else }`` ...] ``%{ endif }`` on a bool (nestable);
 - strip markers ``~``: ``~}`` removes the whitespace after the tag up to and
   including the next newline, ``%{~`` / ``${~`` the whitespace before it back
   to and including the previous newline (HCL's rule).
@@ -19,6 +20,8 @@ import re
 
 TAG = re.compile(r"(?P<kind>[$%])\{(?P<ltrim>~?)(?P<body>.*?)(?P<rtrim>~?)\}", re.S)
 FOR = re.compile(r"^for\s+([A-Za-z_]\w*)\s+in\s+(.+)$")
+IF = re.compile(r"^if\s+(.+)$")
+END = {"for": "endfor", "if": "endif"}
 NAME = re.compile(r"^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*$")
 CALL = re.compile(r"^jsonencode\((.+)\)$")
 
@@ -80,6 +83,37 @@ def _eval(expr: str, scope: dict) -> str:
     raise TemplateError(f"cannot interpolate a {type(value).__name__}: {expr!r}")
 
 
+def _opening(body: str) -> str | None:
+    """'for' or 'if' when a directive opens a block, else None."""
+    if FOR.match(body):
+        return "for"
+    if IF.match(body):
+        return "if"
+    return None
+
+
+def _block(tokens: list[tuple], i: int, kind: str) -> tuple[int, int | None]:
+    """(index of the block's end tag, index of its own `else` or None)."""
+    depth, j, other = 1, i + 1, None
+    while j < len(tokens):
+        if tokens[j][0] == "%":
+            body = tokens[j][1]
+            if _opening(body):
+                depth += 1
+            elif body in END.values():
+                depth -= 1
+                if depth == 0:
+                    if body != END[kind]:
+                        raise TemplateError(f"{kind} closed by {body}")
+                    return j, other
+            elif body == "else" and depth == 1 and kind == "if" and other is None:
+                other = j
+            elif body != "else":
+                raise TemplateError(f"unsupported directive: %{{{body}}}")
+        j += 1
+    raise TemplateError(f"{kind} without {END[kind]}")
+
+
 def _render(tokens: list[tuple], scope: dict) -> str:
     out: list[str] = []
     i = 0
@@ -90,28 +124,27 @@ def _render(tokens: list[tuple], scope: dict) -> str:
         elif tok[0] == "$":
             out.append(_eval(tok[1], scope))
         else:
-            m = FOR.match(tok[1])
-            if not m:
+            kind = _opening(tok[1])
+            if kind is None:
                 raise TemplateError(f"unsupported directive: %{{{tok[1]}}}")
-            depth, j = 1, i + 1
-            while j < len(tokens):
-                if tokens[j][0] == "%":
-                    if FOR.match(tokens[j][1]):
-                        depth += 1
-                    elif tokens[j][1] == "endfor":
-                        depth -= 1
-                        if depth == 0:
-                            break
-                    else:
-                        raise TemplateError(f"unsupported directive: %{{{tokens[j][1]}}}")
-                j += 1
+            j, other = _block(tokens, i, kind)
+            m = (FOR if kind == "for" else IF).match(tok[1])
+            assert m is not None  # _opening matched it
+            if kind == "for":
+                items = _lookup(m[2].strip(), scope)
+                if not isinstance(items, list):
+                    raise TemplateError(f"for over a non-list: {m[2]!r}")
+                for item in items:
+                    out.append(_render(tokens[i + 1 : j], {**scope, m[1]: item}))
             else:
-                raise TemplateError("for without endfor")
-            items = _lookup(m[2].strip(), scope)
-            if not isinstance(items, list):
-                raise TemplateError(f"for over a non-list: {m[2]!r}")
-            for item in items:
-                out.append(_render(tokens[i + 1 : j], {**scope, m[1]: item}))
+                cond = _lookup(m[1].strip(), scope)
+                if not isinstance(cond, bool):
+                    raise TemplateError(f"if on a non-bool: {tok[1]!r}")
+                then_end = other if other is not None else j
+                if cond:
+                    out.append(_render(tokens[i + 1 : then_end], scope))
+                elif other is not None:
+                    out.append(_render(tokens[other + 1 : j], scope))
             i = j
         i += 1
     return "".join(out)
@@ -134,4 +167,7 @@ def referenced_names(text: str) -> set[str]:
             if m:
                 loops.add(m[1])
                 names.add(m[2].strip().split(".")[0])
+            m = IF.match(tok[1])
+            if m:
+                names.add(m[1].strip().split(".")[0])
     return names - loops

@@ -1,10 +1,10 @@
 """Services reach each other by private address, whatever the inventory calls the hosts.
 
-With Terraform's public-IP hostname mode (inventory_hostname_format =
-public_ip, the no-bastion option) the oracle.oci inventory names every
-instance by its public IP and sets `private_ip` on it. The wiring must use the
-private addresses: the NSGs open the service ports between hosts inside the
-VCN only. The platform's variables are rendered with Ansible itself (a play
+Whatever the oracle.oci inventory names an instance by (Terraform's inventory
+uses private IPs, an inventory with hostname_format public_ip the public
+ones), it sets `private_ip` on it. The wiring must use the private addresses:
+the NSGs open the service ports between hosts inside the VCN only. The
+platform's variables are rendered with Ansible itself (a play
 loading platform_defaults, conftest.ansible_debug) on a fake inventory of that shape.
 """
 
