@@ -59,7 +59,9 @@ def _cert(ca_dir: Path, name: str) -> x509.Certificate:
 
 def _names(cert: x509.Certificate) -> tuple[list, list]:
     san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    return sorted(san.get_values_for_type(x509.DNSName)), sorted(str(a) for a in san.get_values_for_type(x509.IPAddress))
+    return sorted(san.get_values_for_type(x509.DNSName)), sorted(
+        str(a) for a in san.get_values_for_type(x509.IPAddress)
+    )
 
 
 def _mode(path: Path) -> int:
@@ -149,10 +151,10 @@ def test_near_expiry_is_reissued(issued):
     # Every leaf has < 400 days left: re-issued, for 20 days (due again at renew_days 30).
     _run(tmp, ca_dir, LEAVES, common_lab_ca_leaf_valid_days=20, common_lab_ca_renew_days=400)
     short = _cert(ca_dir, "mysql").not_valid_after_utc
-    assert short < dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=21)
+    assert short < dt.datetime.now(dt.UTC) + dt.timedelta(days=21)
     run = _run(tmp, ca_dir, LEAVES)
     assert "Issue the leaf certificates from the CA" in run["changed"]
-    assert _cert(ca_dir, "mysql").not_valid_after_utc > dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=390)
+    assert _cert(ca_dir, "mysql").not_valid_after_utc > dt.datetime.now(dt.UTC) + dt.timedelta(days=390)
     assert _run(tmp, ca_dir, LEAVES)["ran"] == CONVERGED
 
 
@@ -208,4 +210,3 @@ def test_bad_leaves_fail_naming_the_variable(tmp_path, leaves):
     assert run.returncode != 0
     assert "common_lab_ca_certificates" in run.stdout + run.stderr
     assert not (tmp_path / "ca").exists()
-
