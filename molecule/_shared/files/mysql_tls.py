@@ -18,7 +18,7 @@ def probe(host, mode: str, user: str, env_file: str, python: str, workdir: str =
     )
     run = host.run(cmd)
     assert run.rc == 0, run.stderr[-3000:]
-    found = {}
+    found: dict[tuple[str, ...], str] = {}
     for line in run.stdout.splitlines():
         words = line.split()
         if words[:1] == ["SESSION"] and len(words) in (2, 3):

@@ -55,7 +55,8 @@ class FakeServer:
     plaintext, over TLS, or never (the client gave up)."""
 
     def __init__(self, offer_tls: bool, context: ssl.SSLContext | None = None):
-        self.offer_tls, self.context, self.events = offer_tls, context, []
+        self.offer_tls, self.context = offer_tls, context
+        self.events: list[str] = []
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(8)

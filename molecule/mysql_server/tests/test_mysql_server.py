@@ -150,7 +150,8 @@ def test_tls_verified_with_the_lab_ca_from_another_host(host, probe_user):
     try:
         with conn.cursor() as cur:
             cur.execute("SHOW SESSION STATUS LIKE 'Ssl_version'")
-            assert cur.fetchone()[1] in ("TLSv1.2", "TLSv1.3")
+            row = cur.fetchone()
+            assert row is not None and row[1] in ("TLSv1.2", "TLSv1.3"), row
     finally:
         conn.close()
 
