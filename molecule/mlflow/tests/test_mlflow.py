@@ -313,7 +313,9 @@ def test_the_uris_refuse_a_server_without_tls_or_with_another_ca(tls_probe, engi
 
 
 def test_every_mlflow_connection_on_the_db_is_tls(host, db):
-    assert _http(f"http://{_ipv4(host)}:{PORT}/health")[0] == 200
+    # An authenticated request: the server reads its auth and tracking tables (its pool keeps the connections).
+    url = f"http://{_ipv4(host)}:{PORT}/api/2.0/mlflow/experiments/search?max_results=1"
+    assert _http(url, "admin", _secret("mlflow_admin_password"))[0] == 200
     connections = MYSQL_TLS.connection_types(db, ["mlflow"])
     assert connections, "the MLflow server holds no connection to MySQL"
     assert {kind for _, kind in connections} == {"SSL/TLS"}, connections
