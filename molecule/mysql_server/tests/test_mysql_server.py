@@ -4,7 +4,6 @@ import datetime as dt
 import ipaddress
 import os
 import secrets
-import ssl
 from pathlib import Path
 
 import pymysql
@@ -168,12 +167,3 @@ def test_tls_with_another_ca_fails(host, probe_user, tmp_path):
             connect_timeout=5,
         )
     assert "CERTIFICATE_VERIFY_FAILED" in str(err.value), err.value
-
-
-def test_tls_below_1_2_is_refused(host, probe_user):
-    context = ssl.create_default_context(cafile=str(LAB_CA))
-    context.minimum_version = ssl.TLSVersion.TLSv1
-    context.maximum_version = ssl.TLSVersion.TLSv1_1
-    context.set_ciphers("ALL:@SECLEVEL=0")
-    with pytest.raises(pymysql.err.OperationalError):
-        pymysql.connect(host=_ipv4(host), user=probe_user[0], password=probe_user[1], ssl=context, connect_timeout=5)
