@@ -99,18 +99,25 @@ OCI_INFRA = {
 
 
 def run_local_play(
-    tmp: Path, plays: list, extra: dict | None = None, *, topology: bool = False, timeout: int = 120
+    tmp: Path,
+    plays: list,
+    extra: dict | None = None,
+    *,
+    topology: bool = False,
+    timeout: int = 120,
+    args: tuple[str, ...] = (),
 ) -> subprocess.CompletedProcess:
     """ansible-playbook of PLAYS (play dicts) on localhost, local connection and
     this Python, with the repository's ansible.cfg and roles; EXTRA (and, with
     TOPOLOGY, the platform's topology, which the service roles' port defaults
-    read) as extra variables. Returns the finished process; the caller asserts."""
+    read) as extra variables, and ARGS (e.g. --check). Returns the finished
+    process; the caller asserts."""
     (tmp / "play.yml").write_text(yaml.safe_dump(plays))
     (tmp / "extra.json").write_text(json.dumps(extra or {}))
     topology_args = ["-e", f"@{PLATFORM_DEFAULTS / 'topology.yml'}"] if topology else []
     return subprocess.run(
         ["ansible-playbook", "-i", "localhost,", "-c", "local", str(tmp / "play.yml"), *topology_args]
-        + ["-e", f"@{tmp / 'extra.json'}", "-e", f"ansible_python_interpreter={sys.executable}"],
+        + ["-e", f"@{tmp / 'extra.json'}", "-e", f"ansible_python_interpreter={sys.executable}", *args],
         capture_output=True,
         text=True,
         env=dict(

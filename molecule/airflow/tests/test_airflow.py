@@ -3,6 +3,7 @@
 The tests run in file order: the DAG sync tests change the bucket.
 """
 
+import importlib.util
 import ipaddress
 import os
 import time
@@ -222,3 +223,48 @@ def test_unreachable_source_fails_visibly_and_keeps_the_dags(host, objectstore):
         objectstore.check_output("systemctl start object-store")
     assert _wait(lambda: host.run("systemctl start airflow-dag-sync.service").rc == 0, 60) is not None
     assert host.run("systemctl is-failed airflow-dag-sync.service").stdout.strip() != "failed"
+
+
+# --- TLS to MySQL (issue #14 point 5, #15 point 8) ---------------------------
+def _mysql_tls():
+    spec = importlib.util.spec_from_file_location(
+        "mysql_tls", Path(__file__).resolve().parents[2] / "_shared/files/mysql_tls.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+MYSQL_TLS = _mysql_tls()
+
+
+@pytest.fixture(scope="module")
+def tls_probe(host):
+    return MYSQL_TLS.probe(
+        host, "airflow", "airflow", "/etc/airflow/airflow.env", "/opt/airflow/venv/bin/python", "/var/lib/airflow"
+    )
+
+
+@pytest.mark.parametrize("engine", ["sync", "async"])
+def test_both_airflow_engines_connect_with_verified_tls(tls_probe, engine):
+    """airflow.settings' two engines (sync mysqlclient, async aiomysql), with
+    the service's own configuration, open TLS 1.2+ sessions."""
+    assert tls_probe[("SESSION", engine)] in ("TLSv1.2", "TLSv1.3"), tls_probe
+
+
+@pytest.mark.parametrize("case", ["no-tls", "wrong-ca"])
+@pytest.mark.parametrize("engine", ["sync", "async"])
+def test_both_engines_refuse_a_server_without_tls_or_with_another_ca(tls_probe, engine, case):
+    """Each engine's configuration pointed at a fake server: no login reaches
+    one that offers no TLS (aiomysql alone would fall back to plaintext) or
+    presents another CA's certificate."""
+    assert tls_probe[("REFUSED", engine, case)] == "yes", tls_probe
+
+
+def test_every_airflow_connection_on_the_db_is_tls(objectstore, session, api):
+    # objectstore is the db host too (molecule.yml); a request makes the api-server use its pool.
+    assert session.get(f"{api}/api/v2/dags", timeout=30).status_code == 200
+    connections = MYSQL_TLS.connection_types(objectstore, ["airflow"])
+    assert connections, "Airflow holds no connection to MySQL"
+    assert {kind for _, kind in connections} == {"SSL/TLS"}, connections

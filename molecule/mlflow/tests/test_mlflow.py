@@ -1,6 +1,7 @@
 """The MLflow server, driven with the real MLflow client (the server's virtualenv)."""
 
 import base64
+import importlib.util
 import ipaddress
 import json
 import os
@@ -270,3 +271,60 @@ def test_kill_9_is_restarted_and_healthy_again(host):
     _record(kill_9_to_healthy_seconds=seconds)
     assert int(host.check_output("systemctl show -p NRestarts --value mlflow")) == restarts + 1
     assert seconds < 60
+
+
+# --- TLS to MySQL (issue #14 point 5, #15 point 8) ---------------------------
+def _mysql_tls():
+    spec = importlib.util.spec_from_file_location(
+        "mysql_tls", Path(__file__).resolve().parents[2] / "_shared/files/mysql_tls.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+MYSQL_TLS = _mysql_tls()
+
+
+@pytest.fixture(scope="module")
+def db():
+    return testinfra.get_host("ansible://mol-mlflow-db", ansible_inventory=os.environ["MOLECULE_INVENTORY_FILE"])
+
+
+@pytest.fixture(scope="module")
+def tls_probe(host):
+    return MYSQL_TLS.probe(host, "mlflow", "mlflow", "/etc/mlflow/mlflow.env", VENV_PYTHON, "/var/lib/mlflow")
+
+
+@pytest.mark.parametrize("engine", ["backend", "auth"])
+def test_the_servers_own_uris_connect_with_verified_tls(tls_probe, engine):
+    """The backend store and the basic-auth database URIs, exactly as the
+    service has them, open TLS 1.2+ sessions (verified against the CA file)."""
+    assert tls_probe[("SESSION", engine)] in ("TLSv1.2", "TLSv1.3"), tls_probe
+
+
+@pytest.mark.parametrize("case", ["no-tls", "wrong-ca"])
+@pytest.mark.parametrize("engine", ["backend", "auth"])
+def test_the_uris_refuse_a_server_without_tls_or_with_another_ca(tls_probe, engine, case):
+    """The same URIs pointed at a fake server: no login reaches one that offers
+    no TLS (no plaintext fallback) or presents another CA's certificate."""
+    assert tls_probe[("REFUSED", engine, case)] == "yes", tls_probe
+
+
+def test_every_mlflow_connection_on_the_db_is_tls(host, db):
+    # An authenticated request: the server reads its auth and tracking tables (its pool keeps the connections).
+    url = f"http://{_ipv4(host)}:{PORT}/api/2.0/mlflow/experiments/search?max_results=1"
+    assert _http(url, "admin", _secret("mlflow_admin_password"))[0] == 200
+    connections = MYSQL_TLS.connection_types(db, ["mlflow"])
+    assert connections, "the MLflow server holds no connection to MySQL"
+    assert {kind for _, kind in connections} == {"SSL/TLS"}, connections
+
+
+def test_the_ca_file_is_the_platforms(host):
+    ca = host.file("/etc/mlflow/mysql-ca.pem")
+    assert ca.exists and ca.user == "root" and ca.mode == 0o644
+    assert "-----BEGIN CERTIFICATE-----" in ca.content_string
+    env = host.file("/etc/mlflow/mlflow.env").content_string
+    uri = next(line for line in env.splitlines() if line.startswith("MLFLOW_BACKEND_STORE_URI="))
+    assert "ssl_ca=/etc/mlflow/mysql-ca.pem" in uri and "ssl_check_hostname=true" in uri

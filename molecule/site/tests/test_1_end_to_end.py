@@ -213,3 +213,22 @@ def test_dashboard_renders_and_is_screenshotted():
     assert (width, height) == (1280, 1000)
     assert len(colours) >= 50, "the screenshot is (nearly) uniform"
     assert background < 0.97, "the screenshot is (nearly) blank"
+
+
+def test_every_client_connection_to_mysql_is_tls():
+    """After the runs above MLflow and Airflow hold pooled connections: every
+    one of them (performance_schema.threads.CONNECTION_TYPE, on the db host)
+    is TLS; the server requires it and refuses plaintext TCP."""
+    assert sitekit.out(sitekit.DB, "mysql -NBe 'SELECT @@require_secure_transport, @@tls_version'").split() == [
+        "1",
+        "TLSv1.2,TLSv1.3",
+    ]
+    rows = sitekit.out(
+        sitekit.DB,
+        "mysql -NBe \"SELECT PROCESSLIST_USER, IFNULL(CONNECTION_TYPE, '-') FROM performance_schema.threads "
+        "WHERE TYPE = 'FOREGROUND' AND PROCESSLIST_USER IN ('mlflow', 'airflow')\"",
+    ).splitlines()
+    connections = [tuple(row.split("\t")) for row in rows if row.strip()]
+    assert {user for user, _ in connections} == {"mlflow", "airflow"}, connections
+    assert {kind for _, kind in connections} == {"SSL/TLS"}, connections
+    sitekit.report(f"MySQL client connections: {len(connections)}, all SSL/TLS")
