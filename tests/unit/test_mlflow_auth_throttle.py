@@ -235,6 +235,44 @@ def test_a_signed_in_user_keeps_working_through_a_flood_from_the_same_address(se
     assert auth.hashes == hashes
 
 
+def test_a_signed_in_user_whose_cache_entry_expired_pays_one_hash_not_a_429(server):
+    _, _, auth = server
+    assert isinstance(_call(server, "the-right-password"), Credentials)
+    for i in range(20):
+        _call(server, f"guess-{i}")
+    auth._USER_AUTH_CACHE.clear()  # MLflow's TTL ran out
+    hashes = auth.hashes
+    assert isinstance(_call(server, "the-right-password"), Credentials)
+    assert isinstance(_call(server, "the-right-password"), Credentials)
+    assert auth.hashes == hashes + 1
+
+
+def test_a_revoked_credential_is_forgotten(server):
+    _, _, auth = server
+    assert isinstance(_call(server, "the-right-password"), Credentials)
+    for i in range(20):
+        _call(server, f"guess-{i}")
+    auth._USER_AUTH_CACHE.clear()
+    auth.password = "a-new-password"  # the admin changed it
+    assert _call(server, "the-right-password").status_code == 401
+    hashes = auth.hashes
+    assert _call(server, "the-right-password").status_code == 429
+    assert auth.hashes == hashes
+
+
+def test_a_good_credential_is_remembered_per_user_and_password_only(monkeypatch):
+    mod = _load(monkeypatch)
+    clock = Clock()
+    good = mod.GoodCredentials(3600, clock=clock)
+    good.add("data-scientist", "the-right-password")
+    assert ("data-scientist", "the-right-password") in good
+    assert ("data-scientist", "the-right-password ") not in good
+    assert ("admin", "the-right-password") not in good
+    assert not [d for d in good._seen if b"the-right-password" in d], "stored as an HMAC only"
+    clock.now += 3600
+    assert ("data-scientist", "the-right-password") not in good
+
+
 def test_an_unverified_credential_from_a_blocked_address_waits(server):
     for i in range(10):
         _call(server, f"guess-{i}")
@@ -276,3 +314,19 @@ def test_requests_without_credentials_are_mlflows_401_and_do_not_count(server):
         assert mod.authenticate_request_basic_auth_throttled().status_code == 401
     assert _call(server, "one-guess").status_code == 401
     assert auth.hashes == 1
+
+
+@pytest.mark.parametrize("peer", ["127.0.0.1", "::1"])
+def test_the_hosts_own_processes_are_not_limited(server, peer):
+    _, _, auth = server
+    for i in range(20):
+        assert _call(server, f"guess-{i}", remote=peer, forwarded=None).status_code == 401
+    assert auth.hashes == 20
+
+
+def test_a_loopback_address_claimed_through_the_edge_is_not_exempt(server):
+    _, _, auth = server
+    for i in range(20):
+        _call(server, f"guess-{i}", forwarded="127.0.0.1")
+    # the edge replaces X-Forwarded-For: 127.0.0.1 there is a client on the edge host, limited like any other
+    assert auth.hashes == 5

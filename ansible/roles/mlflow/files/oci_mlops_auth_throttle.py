@@ -12,18 +12,26 @@ verifications that failed in the last `OCI_MLOPS_AUTH_FAILED_WINDOW` seconds
 (verifications still running count too, so concurrent guesses cannot overrun
 it). Once `OCI_MLOPS_AUTH_FAILED_LIMIT` is reached, a request from that
 address is answered 429 with Retry-After **without hashing**, unless its
-credential is already in MLflow's credential cache (verified within the TTL,
-so it costs nothing and is let through): users who were signed in keep
-working through a flood coming from their own address (a shared NAT, the
-edge). A credential not yet cached from a blocked address waits for the
-window like a guess would (MLflow's Python client retries 429 by itself).
+credential verified successfully in this worker within the last
+GOOD_SECONDS: that one goes on to MLflow (free while in MLflow's cache, one
+hash when the cache entry expired), so users who were signed in keep working
+through a flood coming from their own address (a shared NAT, the edge). A
+guess cannot pass for such a credential: they are remembered as an HMAC of
+user and password under a random per-process key (as MLflow's cache does). A
+credential never verified from a blocked address waits for the window like a
+guess would (MLflow's Python client retries 429 by itself).
 
 The client address is the TCP peer, or, when the peer is one of
 `OCI_MLOPS_AUTH_TRUSTED_PROXIES` (comma-separated addresses: the edge, which
 replaces X-Forwarded-For with the address it saw), the last X-Forwarded-For
-entry. The state lives in each worker (bounded: at most MAX_CLIENTS
-addresses, oldest dropped), so with N workers an address gets at most N x
-the limit per window.
+entry. Loopback peers are not limited: the host's own processes (the mlflow
+role checks its users' passwords from there; a co-located edge must be a
+trusted proxy, or everything it forwards would be exempt). MLflow runs
+this function for its FastAPI routes (jobs, gateway, traces) in a synthetic
+request with no peer address: those share one "unknown" address. The state
+lives in each worker (bounded: at most MAX_CLIENTS addresses, oldest
+dropped), so with N workers an address gets at most N x the limit per
+window.
 
 Configured in /etc/mlflow/basic_auth.ini as
 `authorization_function = oci_mlops_auth_throttle:authenticate_request_basic_auth_throttled`
@@ -32,9 +40,11 @@ Configured in /etc/mlflow/basic_auth.ini as
 
 from __future__ import annotations
 
+import hmac
 import ipaddress
 import math
 import os
+import secrets
 import threading
 import time
 from collections import OrderedDict, deque
@@ -42,6 +52,8 @@ from collections.abc import Callable
 from typing import Any
 
 MAX_CLIENTS = 10_000
+# How long a credential that verified successfully passes a blocked address.
+GOOD_SECONDS = 3600
 
 
 class FailedLoginLimiter:
@@ -109,7 +121,7 @@ def _trusted_proxies() -> frozenset[str]:
 
 
 LIMITER = FailedLoginLimiter(
-    limit=_int_env("OCI_MLOPS_AUTH_FAILED_LIMIT", 10),
+    limit=_int_env("OCI_MLOPS_AUTH_FAILED_LIMIT", 3),
     window=_int_env("OCI_MLOPS_AUTH_FAILED_WINDOW", 60),
 )
 TRUSTED_PROXIES = _trusted_proxies()
@@ -127,14 +139,46 @@ def client_address(remote_addr: str | None, forwarded_for: str | None, trusted: 
     return peer
 
 
-def _cached(auth: Any, username: str, password: str) -> bool:
-    """Whether MLflow's credential cache holds this credential (verified within the TTL)."""
-    cache = getattr(auth, "_USER_AUTH_CACHE", None)
-    if cache is None:
+class GoodCredentials:
+    """Credentials that verified successfully within `seconds`, as HMACs (bounded, oldest dropped)."""
+
+    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.seconds = seconds
+        self._clock = clock
+        self._key = secrets.token_bytes(32)
+        self._lock = threading.Lock()
+        self._seen: OrderedDict[bytes, float] = OrderedDict()
+
+    def _digest(self, username: str, password: str) -> bytes:
+        message = username.encode("utf-8") + b"\0" + password.encode("utf-8")
+        return hmac.new(self._key, message, "sha256").digest()
+
+    def add(self, username: str, password: str) -> None:
+        with self._lock:
+            digest = self._digest(username, password)
+            self._seen[digest] = self._clock()
+            self._seen.move_to_end(digest)
+            while len(self._seen) > MAX_CLIENTS:
+                self._seen.popitem(last=False)
+
+    def discard(self, username: str, password: str) -> None:
+        with self._lock:
+            self._seen.pop(self._digest(username, password), None)
+
+    def __contains__(self, credential: tuple[str, str]) -> bool:
+        with self._lock:
+            seen = self._seen.get(self._digest(*credential))
+            return seen is not None and self._clock() - seen < self.seconds
+
+
+GOOD = GoodCredentials(GOOD_SECONDS)
+
+
+def _is_loopback(client: str) -> bool:
+    try:
+        return ipaddress.ip_address(client).is_loopback
+    except ValueError:
         return False
-    key = auth._auth_cache_key(username, password)
-    with auth._USER_AUTH_CACHE_LOCK:
-        return cache.get(key) is not None
 
 
 def authenticate_request_basic_auth_throttled() -> Any:
@@ -145,14 +189,18 @@ def authenticate_request_basic_auth_throttled() -> Any:
     credentials = request.authorization
     if credentials is None or LIMITER.limit <= 0:
         return auth.authenticate_request_basic_auth()
+    credential = (credentials.username or "", credentials.password or "")
     client = client_address(request.remote_addr, request.headers.get("X-Forwarded-For"), TRUSTED_PROXIES)
+    if client == request.remote_addr and _is_loopback(client):
+        return auth.authenticate_request_basic_auth()  # the host's own processes
     wait = LIMITER.acquire(client)
     if wait:
-        if _cached(auth, credentials.username or "", credentials.password or ""):
-            return credentials
-        response = make_response(
-            f"Too many failed sign-ins from {client}: retry in {math.ceil(wait)} s.\n", 429
-        )
+        if credential in GOOD:
+            result = auth.authenticate_request_basic_auth()
+            if getattr(result, "status_code", None) == 401:
+                GOOD.discard(*credential)  # changed or revoked since: a guess like any other now
+            return result
+        response = make_response(f"Too many failed sign-ins from {client}: retry in {math.ceil(wait)} s.\n", 429)
         response.headers["Retry-After"] = str(math.ceil(wait))
         return response
     failed = False
@@ -160,6 +208,8 @@ def authenticate_request_basic_auth_throttled() -> Any:
         result = auth.authenticate_request_basic_auth()
         # Success returns the Authorization, a wrong credential the 401 response.
         failed = getattr(result, "status_code", None) == 401
+        if not failed and getattr(result, "username", None) == credential[0]:
+            GOOD.add(*credential)
         return result
     finally:
         LIMITER.release(client, failed)
