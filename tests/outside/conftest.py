@@ -20,12 +20,20 @@ go to artifacts/outside-report.txt.
 
 from __future__ import annotations
 
+import base64
 import datetime
+import hashlib
+import math
 import os
+import shutil
+import socket
+import ssl
+import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -140,3 +148,77 @@ def wait_for(predicate, timeout: float, step: float = 2.0):
             pass
         time.sleep(step)
     return None
+
+
+def percentile(values: list[float], pct: float) -> float:
+    """The pct-th percentile (nearest rank) of values."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(pct / 100 * len(ordered)) - 1)]
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+# --- TLS: the platform's URLs may be https:// signed by the lab CA ------------
+
+# Where client.env may name the CA bundle the platform's certificates verify
+# against (requests, Python's ssl, MLflow's client).
+_CA_BUNDLE_VARIABLES = ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "MLFLOW_TRACKING_SERVER_CERT_PATH")
+
+
+def tls_verify(env: dict[str, str]) -> str | bool:
+    """requests' `verify=` for the platform's URLs: the CA bundle the user's environment names, else
+    the system's. Pass it per request: REQUESTS_CA_BUNDLE would override a Session's verify."""
+    for name in _CA_BUNDLE_VARIABLES:
+        if env.get(name) and Path(env[name]).is_file():
+            return env[name]
+    return True
+
+
+def _spki_pin(url: str, env: dict[str, str]) -> str | None:
+    """base64(sha256(SubjectPublicKeyInfo)) of the certificate an https URL presents, once it verified
+    against the user's CA bundle; None for http://."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    parts = urlsplit(url)
+    if parts.scheme != "https":
+        return None
+    verify = tls_verify(env)
+    context = ssl.create_default_context(cafile=verify if isinstance(verify, str) else None)
+    with context.wrap_socket(
+        socket.create_connection((parts.hostname, parts.port or 443), timeout=30),
+        server_hostname=parts.hostname,
+    ) as tls:
+        der = tls.getpeercert(binary_form=True)
+    assert der, f"{url}: no certificate"
+    spki = (
+        x509.load_der_x509_certificate(der)
+        .public_key()
+        .public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    return base64.b64encode(hashlib.sha256(spki).digest()).decode()
+
+
+def chromium_path() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert path, "no chromium on this machine: scripts/host-prereqs installs Debian's package"
+    return path
+
+
+@pytest.fixture(scope="module")
+def browser(user_env):
+    """The system's headless Chromium (Playwright). Chromium does not read a CA bundle file: the
+    certificates the platform's https:// URLs present are verified here against the user's CA bundle
+    (hostname included), then pinned by their public key (--ignore-certificate-errors-spki-list,
+    honoured with Playwright's own profile directory), so the browser trusts exactly those."""
+    from playwright.sync_api import sync_playwright
+
+    urls = [user_env[name] for name in ("MLFLOW_TRACKING_URI", "AIRFLOW_URL", "OCI_MLOPS_DASHBOARD_URL")]
+    pins = sorted({pin for url in urls if (pin := _spki_pin(url, user_env))})
+    args = ["--no-sandbox"] + ([f"--ignore-certificate-errors-spki-list={','.join(pins)}"] if pins else [])
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium_path(), args=args)
+        yield browser
+        browser.close()

@@ -5,37 +5,21 @@ password (the user of client.env), sees the registered models with their
 aliases, and makes a prediction through the form, which the dashboard sends
 to the serving API with its own key. Without signing in, or with a wrong
 password, nothing but the sign-in form is shown. The screenshot is
-artifacts/outside-dashboard.png.
+artifacts/outside-dashboard.png. The browser is conftest's (TLS trust from
+the user's CA bundle).
 """
 
 from __future__ import annotations
 
 import re
-import shutil
 
 import pytest
 import requests
-from conftest import ARTIFACTS, report
+from conftest import ARTIFACTS, report, tls_verify
 
 MODEL = "quickstart-iris"
 TIMEOUT_MS = 60_000
 REFUSED = "Sign-in failed: unknown user or wrong password."
-
-
-def _chromium() -> str:
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    assert path, "no chromium on this machine: scripts/host-prereqs installs Debian's package"
-    return path
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=_chromium(), args=["--no-sandbox"])
-        yield browser
-        browser.close()
 
 
 def _fresh_page(browser, env):
@@ -98,6 +82,7 @@ def _champion(env) -> str:
         timeout=30,
         verify=env["OCI_MLOPS_CA_BUNDLE"],
         auth=(env["MLFLOW_TRACKING_USERNAME"], env["MLFLOW_TRACKING_PASSWORD"]),
+        verify=tls_verify(env),
     )
     assert resp.status_code == 200, resp.text[:300]
     return resp.json()["model_version"]["version"]

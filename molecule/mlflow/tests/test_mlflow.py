@@ -328,3 +328,44 @@ def test_the_ca_file_is_the_platforms(host):
     env = host.file("/etc/mlflow/mlflow.env").content_string
     uri = next(line for line in env.splitlines() if line.startswith("MLFLOW_BACKEND_STORE_URI="))
     assert "ssl_ca=/etc/mlflow/mysql-ca.pem" in uri and "ssl_check_hostname=true" in uri
+
+
+def test_the_credential_cache_and_the_sign_in_limiter_are_configured(host):
+    ini = host.file("/etc/mlflow/basic_auth.ini").content_string
+    assert f"auth_cache_ttl_seconds = {DEFAULTS['mlflow_auth_cache_ttl']}" in ini.splitlines()
+    assert (
+        "authorization_function = oci_mlops_auth_throttle:authenticate_request_basic_auth_throttled" in ini.splitlines()
+    )
+    module = host.file("/opt/mlflow/lib/oci_mlops_auth_throttle.py")
+    assert (module.user, module.group, module.mode) == ("root", "root", 0o644)
+    pid = host.check_output("systemctl show -p MainPID --value mlflow")
+    env = dict(line.split("=", 1) for line in host.check_output(f"tr '\\0' '\\n' < /proc/{pid}/environ").splitlines())
+    assert env["PYTHONPATH"] == "/opt/mlflow/lib"
+    assert env["OCI_MLOPS_AUTH_FAILED_LIMIT"] == str(DEFAULTS["mlflow_auth_failed_login_limit"])
+
+
+# Last in the file: it spends the controller address's sign-in budget.
+def test_a_flood_of_wrong_passwords_is_refused_without_hashing(host, admin):
+    """From the controller: after the limit's worth of wrong passwords per worker (each one
+    hashed: ~0.4 s), the rest get 429 at once; the admin, verified before, still gets in."""
+    url = f"http://{_ipv4(host)}:{PORT}/api/2.0/mlflow/experiments/search?max_results=1"
+    for _ in range(20):  # fresh connections: both workers verify the admin's password once
+        assert _http(url, *admin)[0] == 200
+    timings: dict[int, list[float]] = {}
+    for i in range(40):
+        start = time.monotonic()
+        status = _http(url, "admin", f"wrong-password-{i}")[0]
+        timings.setdefault(status, []).append(time.monotonic() - start)
+    limit, workers = DEFAULTS["mlflow_auth_failed_login_limit"], 2
+    counts = {status: len(times) for status, times in timings.items()}
+    _record(
+        wrong_password_flood={
+            "statuses": counts,
+            "median_seconds": {s: sorted(t)[len(t) // 2] for s, t in timings.items()},
+        }
+    )
+    assert set(counts) == {401, 429}, counts
+    assert counts[401] <= limit * workers, counts
+    assert sorted(timings[429])[len(timings[429]) // 2] < 0.1, "a throttled guess still costs a hash"
+    for _ in range(10):
+        assert _http(url, *admin)[0] == 200
