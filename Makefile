@@ -152,8 +152,12 @@ app-test: ## The app/ package's own suite (serving API and dashboard against a r
 terraform-test: ## Terraform: HCL vs site.yml/roles, checkov, fmt, workflow schema (no cloud needed)
 	@$(TIMED) terraform-test $(MAKE) --no-print-directory -C terraform test
 
-publish-dags: venv ## Upload dags/ to the DAG bucket (lab: its S3 stand-in). INVENTORY=inventory/oci for OCI
-	ansible-playbook ansible/playbooks/publish-dags.yml -i $(INVENTORY)
+# publish-dags refuses a folder without DAGs and a publish deleting more than
+# half the bucket (airflow role, docs/airflow.md); SRC=/path publishes another
+# folder, ALLOW_MASS_DELETE=1 lets a mass deletion through.
+publish-dags: venv ## Upload dags/ to the DAG bucket (lab: its S3 stand-in). INVENTORY=inventory/oci for OCI; SRC=folder, ALLOW_MASS_DELETE=1
+	ansible-playbook ansible/playbooks/publish-dags.yml -i $(INVENTORY) \
+	  $(if $(SRC),-e publish_dags_src='$(abspath $(SRC))') $(if $(ALLOW_MASS_DELETE),-e publish_dags_allow_mass_delete=true)
 
 # Scenarios run in MOLECULE_JOBS parallel lanes (logs in artifacts/molecule/).
 MOLECULE_JOBS ?= 2

