@@ -420,7 +420,7 @@ def password(args):
 
 if kind.endswith("airflow/venv/bin/airflow") or name == "airflow":
     args = sys.argv[1:]
-    if os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN") != EXPECT["airflow_db_url"]:
+    if os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "").split("?")[0] != EXPECT["airflow_db_url"].split("?")[0]:
         log(error="no database URL")
         sys.exit("fake airflow: AIRFLOW__DATABASE__SQL_ALCHEMY_CONN is not the platform's")
     if args[:2] == ["users", "list"]:
@@ -439,7 +439,7 @@ if kind.endswith("airflow/venv/bin/airflow") or name == "airflow":
     sys.exit(0)
 
 if name == "python" and "airflow" in kind:  # the migration check: python -c SCRIPT CACHE runuser ... check-migrations
-    ok = os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN") == EXPECT["airflow_db_url"]
+    ok = os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "").split("?")[0] == EXPECT["airflow_db_url"].split("?")[0]
     log(got_db_url=ok)
     if not ok:
         sys.exit(1)
@@ -463,7 +463,8 @@ if name == "python" and "mlflow" in kind:  # mlflow-schema.py ACTION, its URIs f
         tracking, auth = helper.tracking_uri(), helper.auth_uri()
     else:  # the helper before issue #15 took both from its environment
         tracking, auth = os.environ.get("MLFLOW_BACKEND_STORE_URI"), os.environ.get("MLFLOW_AUTH_DATABASE_URI")
-    ok = tracking == EXPECT["mlflow_uri"] and auth == EXPECT["mlflow_uri"]
+    # (the role appends its verified-TLS arguments to the platform's URI)
+    ok = all(str(uri).split("?")[0] == EXPECT["mlflow_uri"].split("?")[0] for uri in (tracking, auth))
     log(got_uris=ok)
     if not ok:
         sys.exit("fake mlflow helper: not the platform's URIs")
@@ -553,7 +554,7 @@ def _fake_tree(tmp: Path) -> dict:
     )
     for d in ("etc/mlflow", "etc/airflow", "airflow-home", "dags-dir", "dags-src"):
         (tmp / d).mkdir(parents=True, exist_ok=True)
-    (tmp / "dags-src" / "x.py").write_text("# a DAG\n")
+    (tmp / "dags-src" / "x.py").write_text("from airflow.sdk import dag  # a DAG\n")
     return {"log": log, "state": state, "mlflow_uri": mlflow_uri, "airflow_url": airflow_url, **paths}
 
 
@@ -575,6 +576,9 @@ def test_the_commands_get_their_secrets_from_files_and_stdin_only(tmp_path, monk
         "mlflow_config_dir": str(tmp_path / "etc" / "mlflow"),
         "mlflow_db_wait_timeout": 5,
         "mlflow_active": {"stdout": "inactive"},
+        "mlflow_auth_trusted_proxies": [],
+        "airflow_base_url": "",  # set by the platform
+        "airflow_forwarded_allow_ips": [],  # set by the platform  # set by the platform (platform_defaults mlflow.yml)
         # Airflow (migrate.yml, admin.yml, publish.yml)
         "airflow_database_url": tree["airflow_url"],
         "airflow_fernet_key": SECRETS["airflow_fernet_key"],

@@ -75,6 +75,10 @@ def _publish(tmp: Path, src: Path, bucket: Path, *args: str) -> dict:
         "airflow_dag_sync_venv": str(Path(RCLONE).parent.parent),  # type: ignore[arg-type]
         "airflow_dag_sync_remote": str(bucket),
         "airflow_dag_sync_environment": {"RCLONE_CONFIG": ""},
+        # On a host the role runs rclone under systemd-run with dag-sync.env as
+        # its environment (secrets off command lines, test_command_line_secrets);
+        # here this rclone directly, its local remote needs no credentials.
+        "airflow_dag_sync_rclone": [RCLONE],
     }
     (tmp / "extra.json").write_text(json.dumps(extra))
     run = subprocess.run(
