@@ -15,7 +15,7 @@ import re
 
 import pytest
 import requests
-from conftest import ARTIFACTS, report, tls_verify
+from conftest import ARTIFACTS, report
 
 MODEL = "quickstart-iris"
 TIMEOUT_MS = 60_000
@@ -82,7 +82,6 @@ def _champion(env) -> str:
         timeout=30,
         verify=env["OCI_MLOPS_CA_BUNDLE"],
         auth=(env["MLFLOW_TRACKING_USERNAME"], env["MLFLOW_TRACKING_PASSWORD"]),
-        verify=tls_verify(env),
     )
     assert resp.status_code == 200, resp.text[:300]
     return resp.json()["model_version"]["version"]
