@@ -187,7 +187,15 @@ def test_tls_1_2_and_1_3_are_accepted_with_the_lab_ca(edge, version):
 
 
 @pytest.mark.parametrize(
-    "ciphers", ["AES128-SHA", "ECDHE-RSA-AES128-SHA:ECDHE-ECDSA-AES128-SHA", "DHE-RSA-AES128-GCM-SHA256", "RC4:3DES"]
+    "ciphers",
+    [
+        "AES128-SHA",
+        "ECDHE-RSA-AES128-SHA:ECDHE-ECDSA-AES128-SHA",
+        "DHE-RSA-AES128-GCM-SHA256",
+        # CBC suites with the edge's own key type (only AEAD is served). Not RC4/3DES:
+        # this client's OpenSSL refuses to offer them, so that case could not fail.
+        "ECDHE-ECDSA-AES256-SHA384:ECDHE-ECDSA-AES128-SHA256",
+    ],
 )
 def test_weak_tls_1_2_ciphers_are_refused(edge, ciphers):
     with pytest.raises(ssl.SSLError) as refused:
@@ -209,25 +217,21 @@ def test_a_body_above_the_routes_cap_gets_413(edge, user_env):
     )
 
 
-def test_the_dashboard_asks_for_a_sign_in_then_shows_the_models(user_env):
-    """Through the edge (base path, websocket): the sign-in form, then the models table."""
-    pytest.importorskip("playwright")
+def test_the_dashboard_asks_for_a_sign_in_then_shows_the_models(browser, user_env):
+    """Through the edge (base path, websocket): the sign-in form, then the models table.
+    (conftest's browser trusts exactly the certificates the user's CA bundle verifies.)"""
     import test_5_dashboard as dash
-    from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=dash._chromium(), args=["--no-sandbox"])
-        try:
-            page = dash._fresh_page(browser, user_env)
-            assert page.url.startswith("https://") and "/dashboard" in page.url, page.url
-            assert page.get_by_role("tab").count() == 0
-            assert page.locator("[data-testid='stDataFrame']").count() == 0
-            dash._sign_in(page, user_env["MLFLOW_TRACKING_USERNAME"], user_env["MLFLOW_TRACKING_PASSWORD"])
-            page.get_by_role("tab", name="Registered models").wait_for()
-            page.locator("[data-testid='stDataFrame']").first.wait_for(state="attached")
-            page.context.close()
-        finally:
-            browser.close()
+    page = dash._fresh_page(browser, user_env)
+    try:
+        assert page.url.startswith("https://") and "/dashboard" in page.url, page.url
+        assert page.get_by_role("tab").count() == 0
+        assert page.locator("[data-testid='stDataFrame']").count() == 0
+        dash._sign_in(page, user_env["MLFLOW_TRACKING_USERNAME"], user_env["MLFLOW_TRACKING_PASSWORD"])
+        page.get_by_role("tab", name="Registered models").wait_for()
+        page.locator("[data-testid='stDataFrame']").first.wait_for(state="attached")
+    finally:
+        page.context.close()
 
 
 def _ansible_playbook() -> str:

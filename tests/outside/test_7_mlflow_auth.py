@@ -9,22 +9,17 @@ page. A wrong password is never cached: the role's failed sign-in limiter
 address has used its budget, and lets credentials already verified through.
 
 Every call goes to the URL in client.env (through the edge when there is one)
-with the user's CA bundle; the flood stays bounded (FLOOD_REQUESTS over
-FLOOD_SECONDS, to the lab's own address only). Figures go to the report.
-The flood spends this machine's sign-in budget on MLflow for a minute
-(mlflow_auth_failed_login_window): credentials that signed in before keep
-working, a first sign-in from here waits (429) until the window passes, so
-this module runs last.
+with the user's CA bundle. Figures go to the report. (A wrong-password flood
+with a "legitimate p95 within 2x" bound was measured at 70.8 ms against 70.3 ms
+on 2 cores, the flood's own client sharing them: too close to gate on; the
+limiter's refusals are tested in molecule/mlflow. Issue #15, point 6.)
 """
 
 from __future__ import annotations
 
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
-import pytest
 import requests
 from conftest import median, percentile, report, tls_verify
 
@@ -34,14 +29,6 @@ PAIRS = 30
 HASH_FREE_BOUND_S = 0.100
 # The UI's home page, signed in, lists the Default experiment within this.
 UI_LOAD_BOUND_S = 30.0
-FLOOD_REQUESTS = 200
-FLOOD_SECONDS = 10.0
-# Timings below this are scheduling noise on a shared 2-core lab machine (a
-# loaded one measured a cached call's p95 moving between 16 and 58 ms with
-# no flood): the flood's p95 bound is 2x the baseline p95, never below 2x this.
-JITTER_FLOOR_S = 0.020
-BASELINE_CALLS = 100
-LAB_HOSTS = {"localhost", "127.0.0.1", "::1"}
 
 
 def _url(env, path: str) -> str:
@@ -138,74 +125,3 @@ def test_the_ui_home_page_signed_in(browser, user_env):
         assert elapsed < UI_LOAD_BOUND_S, f"the home page took {elapsed:.1f} s"
     finally:
         context.close()
-
-
-def _flood(env, stop: threading.Event, statuses: dict[int, int], lock: threading.Lock) -> float:
-    """FLOOD_REQUESTS wrong passwords for the user of client.env, paced over FLOOD_SECONDS from
-    8 threads; returns how long it took."""
-    start = time.perf_counter()
-
-    def guess(i: int) -> None:
-        if stop.is_set():
-            return
-        try:
-            status = _cheap_call(env, password=f"wrong-password-{i}").status_code
-        except requests.RequestException:
-            status = -1
-        with lock:
-            statuses[status] = statuses.get(status, 0) + 1
-
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        for i in range(FLOOD_REQUESTS):
-            pause = start + i * FLOOD_SECONDS / FLOOD_REQUESTS - time.perf_counter()
-            if pause > 0:
-                time.sleep(pause)
-            pool.submit(guess, i)
-    return time.perf_counter() - start
-
-
-def test_a_flood_of_wrong_passwords_does_not_starve_a_signed_in_user(user_env):
-    host = urlsplit(user_env["MLFLOW_TRACKING_URI"]).hostname
-    if host not in LAB_HOSTS:
-        pytest.skip(f"the flood runs against the lab's own address only, not {host}")
-    _warm_up(user_env)
-    baseline = []
-    for _ in range(BASELINE_CALLS):
-        elapsed, resp = _timed(_cheap_call, user_env)
-        assert resp.status_code == 200, resp.text[:300]
-        baseline.append(elapsed)
-
-    stop, lock = threading.Event(), threading.Lock()
-    flood_statuses: dict[int, int] = {}
-    during: list[float] = []
-    legit_statuses: dict[int, int] = {}
-    result: dict[str, float] = {}
-    flooder = threading.Thread(target=lambda: result.update(seconds=_flood(user_env, stop, flood_statuses, lock)))
-    flooder.start()
-    try:
-        while flooder.is_alive():
-            elapsed, resp = _timed(_cheap_call, user_env)
-            legit_statuses[resp.status_code] = legit_statuses.get(resp.status_code, 0) + 1
-            during.append(elapsed)
-    finally:
-        stop.set()
-        flooder.join(timeout=120)
-
-    p95_base, p95_flood = percentile(baseline, 95), percentile(during, 95)
-    bound = 2 * max(p95_base, JITTER_FLOOR_S)
-    report(
-        f"MLflow wrong-password flood: {sum(flood_statuses.values())} requests in {result.get('seconds', 0):.1f} s "
-        f"(statuses {dict(sorted(flood_statuses.items()))}); a signed-in user's experiments/get: baseline "
-        f"p50 {median(baseline) * 1000:.1f} ms p95 {p95_base * 1000:.1f} ms ({len(baseline)} calls), during the "
-        f"flood p50 {median(during) * 1000:.1f} ms p95 {p95_flood * 1000:.1f} ms ({len(during)} calls, statuses "
-        f"{dict(sorted(legit_statuses.items()))}); bound {bound * 1000:.1f} ms"
-    )
-    assert set(legit_statuses) == {200}, f"the signed-in user was refused during the flood: {legit_statuses}"
-    assert sum(flood_statuses.values()) == FLOOD_REQUESTS, flood_statuses
-    assert set(flood_statuses) <= {401, 429}, f"a wrong password got something else: {flood_statuses}"
-    assert p95_flood <= bound, (
-        f"the flood slowed the signed-in user: p95 {p95_flood * 1000:.0f} ms > 2x baseline ({bound * 1000:.0f} ms)"
-    )
-    assert flood_statuses.get(429, 0) > 0, "no wrong password was throttled (mlflow_auth_failed_login_limit)"
-    # The address's budget must not lock the user out afterwards either.
-    assert _cheap_call(user_env).status_code == 200
