@@ -420,7 +420,8 @@ def password(args):
 
 if kind.endswith("airflow/venv/bin/airflow") or name == "airflow":
     args = sys.argv[1:]
-    if os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "").split("?")[0] != EXPECT["airflow_db_url"].split("?")[0]:
+    url = os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "")
+    if url.split("?")[0] != EXPECT["airflow_db_url"].split("?")[0]:
         log(error="no database URL")
         sys.exit("fake airflow: AIRFLOW__DATABASE__SQL_ALCHEMY_CONN is not the platform's")
     if args[:2] == ["users", "list"]:
@@ -439,7 +440,8 @@ if kind.endswith("airflow/venv/bin/airflow") or name == "airflow":
     sys.exit(0)
 
 if name == "python" and "airflow" in kind:  # the migration check: python -c SCRIPT CACHE runuser ... check-migrations
-    ok = os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "").split("?")[0] == EXPECT["airflow_db_url"].split("?")[0]
+    url = os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "")
+    ok = url.split("?")[0] == EXPECT["airflow_db_url"].split("?")[0]
     log(got_db_url=ok)
     if not ok:
         sys.exit(1)
