@@ -100,7 +100,12 @@ def test_the_settings_reach_the_files(tmp_path):
 )
 def test_a_bad_value_fails_naming_the_variable(tmp_path, name, value):
     play = {"name": "bad", "hosts": "localhost", "gather_facts": False, "roles": ["mlflow"]}
-    platform: dict[str, list] = {"oci_mlops_client_cidrs": [], "mlflow_users": [], "mlflow_allowed_hosts": []}
+    platform: dict[str, object] = {
+        "oci_mlops_client_cidrs": [],
+        "mlflow_users": [],
+        "mlflow_allowed_hosts": [],
+        "mlflow_host": "127.0.0.1",
+    }
     run = run_local_play(tmp_path, [play], {**REQUIRED, **platform, name: value}, topology=True)
     out = run.stdout + run.stderr
     assert run.returncode != 0, out

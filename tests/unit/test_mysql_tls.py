@@ -18,6 +18,7 @@ from cryptography.x509.oid import NameOID
 
 HOSTS = {"mlflow": "10.0.1.10", "airflow": "10.0.1.11"}
 AIRFLOW_MODULE = ROLES / "airflow" / "templates" / "oci_mlops_db_tls.py.j2"
+MLFLOW_ENV = ROLES / "mlflow" / "templates" / "mlflow.env.j2"
 BASIC_AUTH = ROLES / "mlflow" / "templates" / "basic_auth.ini.j2"
 
 
@@ -53,7 +54,6 @@ def rendered(tmp_path_factory) -> dict:
     names = [
         "mlflow_backend_store_uri_tls",
         "mlflow_auth_database_uri_tls",
-        "mlflow_command_env",
         "mlflow_db_ca_certificate",
         "airflow_database_url_sync",
         "airflow_database_url_async",
@@ -63,7 +63,7 @@ def rendered(tmp_path_factory) -> dict:
         "mysql_schemas_ca_certificate",
         "mysql_server_tls_ca_certificate",
     ]
-    templates = {"basic_auth": BASIC_AUTH, "airflow_module": AIRFLOW_MODULE}
+    templates = {"basic_auth": BASIC_AUTH, "airflow_module": AIRFLOW_MODULE, "mlflow_env": MLFLOW_ENV}
     expr = ", ".join(
         [f"'{n}': {n}" for n in names] + [f"'{k}': lookup('template', '{p}')" for k, p in templates.items()]
     )
@@ -92,9 +92,10 @@ def test_mlflow_uris_verify_the_server_against_the_ca_file(rendered, name):
 
 
 def test_mlflow_schema_helper_and_basic_auth_use_the_verified_uris(rendered):
-    env = rendered["mlflow_command_env"]
-    assert env["MLFLOW_BACKEND_STORE_URI"] == rendered["mlflow_backend_store_uri_tls"]
-    assert env["MLFLOW_AUTH_DATABASE_URI"] == rendered["mlflow_auth_database_uri_tls"]
+    # The schema helper runs with the server's own environment file (systemd-run
+    # EnvironmentFile=, no secret on a command line) and reads the auth URI from the ini.
+    env = dict(line.split("=", 1) for line in rendered["mlflow_env"].splitlines() if "=" in line)
+    assert env["MLFLOW_BACKEND_STORE_URI"].strip("'\"") == rendered["mlflow_backend_store_uri_tls"]
     line = next(x for x in rendered["basic_auth"].splitlines() if x.startswith("database_uri = "))
     assert line.replace("%%", "%") == "database_uri = " + rendered["mlflow_auth_database_uri_tls"]
 
