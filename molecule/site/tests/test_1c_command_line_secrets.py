@@ -80,10 +80,12 @@ def test_no_secret_on_a_command_line_during_the_converges():
 
 
 def _admin_logs_in() -> int:
+    # Through the edge, as users sign in (the api-server admits only the edge's address).
     resp = requests.post(
-        f"http://{sitekit.ip(AIRFLOW)}:8080/auth/token",
+        f"{sitekit.EDGE_URL}/airflow/auth/token",
         json={"username": "admin", "password": sitekit.secret("airflow_admin_password")},
         timeout=30,
+        verify=sitekit.CA,
     )
     return resp.status_code
 
