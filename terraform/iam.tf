@@ -53,20 +53,36 @@ resource "oci_identity_policy" "instances" {
   description    = "What the ${local.name} instances may do (instance principals)"
   freeform_tags  = local.common_tags
 
-  statements = concat(
-    [
-      # Airflow's DAG sync (rclone oos backend, instance principal): read the DAG bucket.
-      "Allow dynamic-group ${oci_identity_dynamic_group.this["airflow"].name} to read buckets ${local.bucket_in} '${local.dags_bucket}'",
-      "Allow dynamic-group ${oci_identity_dynamic_group.this["airflow"].name} to read objects ${local.bucket_in} '${local.dags_bucket}'",
-      # MLflow: the artifacts bucket (native API; the S3 API needs the customer secret key below).
-      "Allow dynamic-group ${oci_identity_dynamic_group.this["mlflow"].name} to read buckets ${local.bucket_in} '${local.artifacts_bucket}'",
-      "Allow dynamic-group ${oci_identity_dynamic_group.this["mlflow"].name} to manage objects ${local.bucket_in} '${local.artifacts_bucket}'",
-    ],
-    # publish-dags.yml mirrors dags/ into the bucket from the first airflow host.
-    var.allow_dag_publish_from_airflow ? [
-      "Allow dynamic-group ${oci_identity_dynamic_group.this["airflow"].name} to manage objects in compartment id ${var.compartment_ocid} where all {target.bucket.name = '${local.dags_bucket}', any {request.permission = 'OBJECT_CREATE', request.permission = 'OBJECT_OVERWRITE', request.permission = 'OBJECT_DELETE'}}",
-    ] : [],
-  )
+  # The airflow hosts only READ the DAG bucket (issue #15 point 3): the tasks
+  # they run are DAG authors' code, and publishing is the controller's/CI's
+  # job (dags_publisher_group below). `read objects` is OBJECT_INSPECT and
+  # OBJECT_READ: no create, overwrite or delete.
+  statements = [
+    # Airflow's DAG sync (rclone oos backend, instance principal): read the DAG bucket.
+    "Allow dynamic-group ${oci_identity_dynamic_group.this["airflow"].name} to read buckets ${local.bucket_in} '${local.dags_bucket}'",
+    "Allow dynamic-group ${oci_identity_dynamic_group.this["airflow"].name} to read objects ${local.bucket_in} '${local.dags_bucket}'",
+    # MLflow: the artifacts bucket (native API; the S3 API needs the customer secret key below).
+    "Allow dynamic-group ${oci_identity_dynamic_group.this["mlflow"].name} to read buckets ${local.bucket_in} '${local.artifacts_bucket}'",
+    "Allow dynamic-group ${oci_identity_dynamic_group.this["mlflow"].name} to manage objects ${local.bucket_in} '${local.artifacts_bucket}'",
+  ]
+}
+
+# Who publishes the DAGs (ansible/playbooks/publish-dags.yml runs on the
+# controller with its OCI API key): an existing IAM group, e.g. CI's user's,
+# may write the DAG bucket's objects and nothing else here. null: no grant
+# (a tenancy administrator publishes with their own rights).
+resource "oci_identity_policy" "dags_publisher" {
+  provider = oci.home
+  count    = var.dags_publisher_group == null ? 0 : 1
+
+  compartment_id = var.compartment_ocid
+  name           = "${local.name}-dags-publisher"
+  description    = "Who may publish the ${local.name} DAGs (the controller or CI, never the airflow instances)"
+  freeform_tags  = local.common_tags
+  statements = [
+    "Allow group ${var.dags_publisher_group} to read buckets ${local.bucket_in} '${local.dags_bucket}'",
+    "Allow group ${var.dags_publisher_group} to manage objects ${local.bucket_in} '${local.dags_bucket}'",
+  ]
 }
 
 # Buckets encrypted with a customer-managed key: Object Storage must use it.

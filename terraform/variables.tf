@@ -331,10 +331,15 @@ variable "kms_key_id" {
 # ---------------------------------------------------------------------------
 # IAM
 # ---------------------------------------------------------------------------
-variable "allow_dag_publish_from_airflow" {
-  description = "Let the airflow hosts write the DAG bucket (ansible/playbooks/publish-dags.yml publishes from the first airflow host). false: they only read it."
-  type        = bool
-  default     = true
+variable "dags_publisher_group" {
+  description = "Name of an existing IAM group (e.g. the CI user's) allowed to write the DAG bucket's objects: ansible/playbooks/publish-dags.yml publishes from the controller with its OCI API key. null: no grant. The airflow instances only ever read the bucket."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.dags_publisher_group == null || can(regex("^[A-Za-z0-9_.@-]+$", var.dags_publisher_group))
+    error_message = "dags_publisher_group must be null or an IAM group name (letters, digits, . _ - @)."
+  }
 }
 
 variable "create_mlflow_s3_user" {

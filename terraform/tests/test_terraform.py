@@ -326,6 +326,52 @@ def test_iam_is_scoped_to_buckets(tf):
         assert outs[unquote(name) if name in outs else f'"{name}"']["sensitive"] is True
 
 
+def _statements(policy) -> list[str]:
+    """The policy's statements as written (python-hcl2 keeps the interpolations)."""
+    statements = policy["statements"]
+    return [unquote(s) for s in statements] if isinstance(statements, list) else [unquote(statements)]
+
+
+def test_the_airflow_instances_only_read_the_dag_bucket(tf):
+    """Issue #15 point 3: the airflow instances' dynamic group gets read verbs
+    on the DAG bucket and nothing else anywhere; writing is the publisher
+    group's (the controller/CI), never an instance's."""
+    policies = tf.resources("oci_identity_policy")
+    statements = _statements(policies[("oci_identity_policy", "instances")])
+    airflow = [s for s in statements if 'dynamic_group.this["airflow"]' in s]
+    assert airflow, statements
+    verbs = set()
+    for stmt in airflow:
+        match = re.match(r"Allow dynamic-group \S+ to (\w+) (\w+) (.*)$", stmt)
+        assert match, stmt
+        verbs.add((match.group(1), match.group(2)))
+        # on the DAG bucket only, by name, in the project's compartment
+        assert match.group(3) == "${local.bucket_in} '${local.dags_bucket}'", stmt
+    assert verbs == {("read", "buckets"), ("read", "objects")}, verbs
+    for stmt in airflow:
+        for word in ("manage", "use ", "OBJECT_CREATE", "OBJECT_OVERWRITE", "OBJECT_DELETE", "request.permission"):
+            assert word not in stmt, stmt
+    # no variable can turn writing back on for the instances
+    assert "allow_dag_publish_from_airflow" not in tf.variables()
+    for (_, name), policy in policies.items():
+        if name != "instances":
+            assert not any("dynamic-group" in s and "dags_bucket" in s for s in _statements(policy)), name
+
+
+def test_the_dags_publisher_is_an_optional_group_scoped_to_the_dag_bucket(tf):
+    policies = tf.resources("oci_identity_policy")
+    publisher = policies[("oci_identity_policy", "dags_publisher")]
+    assert publisher["count"] == "${var.dags_publisher_group == null ? 0 : 1}"
+    statements = _statements(publisher)
+    assert statements == [
+        "Allow group ${var.dags_publisher_group} to read buckets ${local.bucket_in} '${local.dags_bucket}'",
+        "Allow group ${var.dags_publisher_group} to manage objects ${local.bucket_in} '${local.dags_bucket}'",
+    ]
+    variable = tf.variables()["dags_publisher_group"]
+    assert unquote(variable["type"]) in ("string", "${string}")
+    assert variable["default"] is None
+
+
 # --------------------------------------------------------------------------
 # Variables and versions
 # --------------------------------------------------------------------------
