@@ -230,7 +230,8 @@ def test_the_audit_knows_the_secrets():
         "mlflow_auth_database_uri",
         "airflow_database_url",
         "airflow_fernet_key",  # derived (SHA-256) from airflow_fernet_secret
-        "airflow_environment",  # airflow.env
+        "airflow_credentials",  # the credential files airflow.cfg's _cmd options read
+        "airflow_publish_rclone_config",  # the controller's read-write key (publish.yml)
         "airflow_dag_sync_environment",  # the S3 secret key
         "mlflow_admin_password",
         "mlflow_previous_admin_password",  # read from the slurped ini (no_log register)
@@ -286,7 +287,7 @@ def test_systemd_run_commands_are_safe_to_expand():
     --wait/--pipe give Ansible the exit status and output, EnvironmentFile= the secrets."""
     mlflow = _yaml(ROLES / "mlflow" / "vars" / "main.yml")
     airflow = _yaml(ROLES / "airflow" / "vars" / "main.yml")
-    prefixes = [mlflow["mlflow_schema_command"], airflow["airflow_command_prefix"], airflow["airflow_dag_sync_rclone"]]
+    prefixes = [mlflow["mlflow_schema_command"], airflow["airflow_command_prefix"]]
     for prefix in prefixes:
         assert prefix[0] == "systemd-run"
         assert {"--pipe", "--wait", "--collect", "--quiet"} <= set(prefix)
@@ -418,12 +419,26 @@ def password(args):
     return first, "stdin"
 
 
+def airflow_option(section, key):
+    """What Airflow reads: the environment variable, else airflow.cfg's option or its `_cmd`."""
+    import configparser, shlex
+    if f"AIRFLOW__{section.upper()}__{key.upper()}" in os.environ:
+        return os.environ[f"AIRFLOW__{section.upper()}__{key.upper()}"]
+    cfg = configparser.ConfigParser(interpolation=None)
+    cfg.read(os.environ.get("AIRFLOW_CONFIG", "/nonexistent"))
+    if cfg.has_option(section, key):
+        return cfg.get(section, key)
+    if cfg.has_option(section, key + "_cmd"):
+        return subprocess.run(shlex.split(cfg.get(section, key + "_cmd")), capture_output=True, text=True).stdout
+    return ""
+
+
 if kind.endswith("airflow/venv/bin/airflow") or name == "airflow":
     args = sys.argv[1:]
-    url = os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "")
+    url = airflow_option("database", "sql_alchemy_conn")
     if url.split("?")[0] != EXPECT["airflow_db_url"].split("?")[0]:
         log(error="no database URL")
-        sys.exit("fake airflow: AIRFLOW__DATABASE__SQL_ALCHEMY_CONN is not the platform's")
+        sys.exit("fake airflow: [database] sql_alchemy_conn is not the platform's")
     if args[:2] == ["users", "list"]:
         log()
         print("[" + ", ".join(json.dumps({"username": u}) for u in state()) + "]")
@@ -439,13 +454,14 @@ if kind.endswith("airflow/venv/bin/airflow") or name == "airflow":
         log()
     sys.exit(0)
 
-if name == "python" and "airflow" in kind:  # the migration check: python -c SCRIPT CACHE runuser ... check-migrations
-    url = os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "")
+# the migration check: python -c SCRIPT CACHE URL_FILE runuser ... check-migrations
+if name == "python" and "airflow" in kind:
+    url = open(sys.argv[4]).read()
     ok = url.split("?")[0] == EXPECT["airflow_db_url"].split("?")[0]
     log(got_db_url=ok)
     if not ok:
         sys.exit(1)
-    check = subprocess.run(sys.argv[4:], capture_output=True, text=True)
+    check = subprocess.run(sys.argv[5:], capture_output=True, text=True)
     print(json.dumps({"pending": True, "cached": False, "detail": ["fake: pending"], "check_rc": check.returncode}))
     sys.exit(0)
 
@@ -474,11 +490,14 @@ if name == "python" and "mlflow" in kind:  # mlflow-schema.py ACTION, its URIs f
                      if sys.argv[2] == "status" else {"after": "b"}))
     sys.exit(0)
 
-if name == "rclone":
-    ok = os.environ.get("RCLONE_CONFIG_DAGS_SECRET_ACCESS_KEY") == EXPECT["s3_secret"]
+if name == "rclone":  # the publish, on the controller: rclone --config FILE sync SRC publish:BUCKET ...
+    import configparser
+    cfg = configparser.ConfigParser(interpolation=None)
+    cfg.read(sys.argv[sys.argv.index("--config") + 1] if "--config" in sys.argv else "/nonexistent")
+    ok = cfg.get("publish", "secret_access_key", fallback="") == EXPECT["s3_secret"]
     log(got_s3_secret=ok)
     if not ok:
-        sys.exit("fake rclone: no S3 secret key")
+        sys.exit("fake rclone: no S3 secret key in its --config file")
     print("INFO  : x.py: Copied (new)", file=sys.stderr)
     sys.exit(0)
 
@@ -604,12 +623,24 @@ def test_the_commands_get_their_secrets_from_files_and_stdin_only(tmp_path, monk
         "airflow_dag_sync_venv": str(tree["rclone_venv"]),
         "airflow_dag_sync_dir": str(tmp_path / "dags-dir"),
         "airflow_publish_src": str(tmp_path / "dags-src"),
+        # publish.yml, on the controller with its read-write key pair
+        "airflow_publish_rclone": str(tree["rclone_venv"] / "bin" / "rclone"),
+        "airflow_publish_backend": "s3",
+        "airflow_publish_s3_endpoint": "http://127.0.0.1:9",
+        "airflow_publish_s3_region": "r",
+        "airflow_publish_s3_access_key": SECRETS["s3_access_key"],
+        "airflow_publish_s3_secret_key": SECRETS["s3_secret_key"],
+        "airflow_mlflow_tracking_uri": "",
+        "airflow_mlflow_username": "",
+        "airflow_mlflow_password": "",
+        "airflow_db_ca_certificate": "",
     }
     # The files the roles write before these tasks, from the roles' own templates.
     files = [
         ("mlflow", "mlflow.env.j2", "etc/mlflow/mlflow.env"),
         ("mlflow", "basic_auth.ini.j2", "etc/mlflow/basic_auth.ini"),
         ("airflow", "airflow.env.j2", "etc/airflow/airflow.env"),
+        ("airflow", "airflow.cfg.j2", "etc/airflow/airflow.cfg"),
         ("airflow", "dag-sync.env.j2", "etc/airflow/dag-sync.env"),
     ]
     wrong = json.dumps({"admin": "not-the-password"})
@@ -630,6 +661,21 @@ def test_the_commands_get_their_secrets_from_files_and_stdin_only(tmp_path, monk
                 }
                 for role, src, dest in files
             ],
+            # The credential files airflow.cfg's `_cmd` options read (the role's main.yml writes them).
+            {
+                "name": "Airflow's credentials directory",
+                "ansible.builtin.file": {"path": "{{ airflow_credentials_dir }}", "state": "directory", "mode": "0700"},
+            },
+            {
+                "name": "Airflow's credential files",
+                "ansible.builtin.copy": {
+                    "content": "{{ item.value }}",
+                    "dest": "{{ airflow_credentials_dir }}/{{ item.key }}",
+                    "mode": "0600",
+                },
+                "loop": "{{ airflow_credentials | dict2items }}",
+                "no_log": True,
+            },
             {"name": "MLflow schema", "ansible.builtin.include_role": {"name": "mlflow", "tasks_from": "schema"}},
             {"name": "Airflow migration", "ansible.builtin.include_role": {"name": "airflow", "tasks_from": "migrate"}},
             {
@@ -666,14 +712,22 @@ def test_the_commands_get_their_secrets_from_files_and_stdin_only(tmp_path, monk
     got = {c["kind"]: c for c in calls if c["service_side"]}
     assert got.get("mlflow/venv/bin/python", {}).get("got_uris"), "the MLflow helper did not find its URIs"
     assert got.get("airflow/venv/bin/python", {}).get("got_db_url"), "the migration check had no database URL"
-    assert got.get("airflow/rclone/bin/rclone", {}).get("got_s3_secret"), "the DAG publish had no S3 key"
+    publish = [c for c in calls if c["name"] == "rclone"]
+    assert publish and all(c.get("got_s3_secret") for c in publish), "the publish had no S3 key in its --config file"
     users = [c for c in calls if c["argv"][1:3] in (["users", "create"], ["users", "reset-password"])]
     assert [c["argv"][2] for c in users] == ["create", "reset-password"], [c["argv"][1:3] for c in users]
     assert all(c["password_from"] == "stdin" and c["got_password"] for c in users), users
     assert any(c["argv"][1:3] == ["db", "migrate"] for c in calls), "no airflow db migrate ran"
-    assert all(c["name"] == "systemd-run" for c in calls if not c["service_side"] and c["name"] != "runuser"), [
-        c["kind"] for c in calls if not c["service_side"]
-    ]
+    # Ansible starts systemd-run on the hosts, and on the controller the publish's rclone, which
+    # reads its remote (the read-write key) from its --config file.
+    assert all(
+        c["name"] == "systemd-run" or (c["name"] == "rclone" and "--config" in c["argv"])
+        for c in calls
+        if not c["service_side"] and c["name"] != "runuser"
+    ), [c["kind"] for c in calls if not c["service_side"]]
+    # The services' environment file holds no secret any more (the tasks inherit it).
+    env_file = (tmp_path / "etc" / "airflow" / "airflow.env").read_text()
+    assert not [n for n, v in SECRETS.items() if v in env_file], env_file
 
 
 # ---------------------------------------------------------------- molecule/site's sampler

@@ -59,6 +59,8 @@ def rendered(tmp_path_factory) -> dict:
         "airflow_database_url_async",
         "airflow_config",
         "airflow_environment",
+        "airflow_credentials",
+        "airflow_credentials_dir",
         "airflow_db_ca_certificate",
         "mysql_schemas_ca_certificate",
         "mysql_server_tls_ca_certificate",
@@ -109,11 +111,16 @@ def test_airflow_sync_engine_requires_verify_identity(rendered):
 def test_airflow_async_engine_is_set_explicitly_with_verifying_connect_args(rendered):
     url = rendered["airflow_database_url_async"]
     assert url.startswith("mysql+aiomysql://airflow:") and _query(url) == {"charset": "utf8mb4"}
-    env = rendered["airflow_environment"]
-    assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] == rendered["airflow_database_url_sync"]
-    assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC"] == url
+    # Both URLs reach Airflow through credential files and airflow.cfg's `_cmd`
+    # options, never through the environment the tasks inherit (issue #15 point 3).
+    credentials, directory = rendered["airflow_credentials"], rendered["airflow_credentials_dir"]
+    assert credentials["airflow_db_url"] == rendered["airflow_database_url_sync"]
+    assert credentials["airflow_db_url_async"] == url
+    assert not [k for k in rendered["airflow_environment"] if k.startswith("AIRFLOW__")]
     assert rendered["airflow_config"]["database"] == {
-        "sql_alchemy_connect_args_async": "oci_mlops_db_tls.CONNECT_ARGS_ASYNC"
+        "sql_alchemy_connect_args_async": "oci_mlops_db_tls.CONNECT_ARGS_ASYNC",
+        "sql_alchemy_conn_cmd": f"/bin/cat {directory}/airflow_db_url",
+        "sql_alchemy_conn_async_cmd": f"/bin/cat {directory}/airflow_db_url_async",
     }
 
 

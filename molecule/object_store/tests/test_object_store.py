@@ -65,3 +65,54 @@ def test_anonymous_and_wrong_key_refused(host, endpoint, key):
 def test_port_open_to_the_lab_network_only(host):
     rules = host.check_output("firewall-cmd --list-rich-rules").splitlines()
     assert f'rule family="ipv4" source address="{LAB_CIDR}" port port="9000" protocol="tcp" accept' in rules
+
+
+# --- the read-only endpoint (issue #15 point 3) ---------------------------------
+@pytest.fixture(scope="module")
+def readonly(endpoint):
+    return endpoint.rsplit(":", 1)[0] + ":9001"
+
+
+def test_readonly_endpoint_serves_the_dag_bucket_and_refuses_writes(host, readonly):
+    assert host.service("object-store-readonly").is_running
+    assert host.service("object-store-readonly").is_enabled
+    env = host.file("/etc/object-store/object-store-readonly.env")
+    assert (env.mode, env.group) == (0o640, "object-store")
+    score = host.check_output("systemd-analyze security object-store-readonly.service --no-pager | tail -1")
+    assert "OK" in score or "SAFE" in score, score
+    host.check_output(
+        "install -o object-store -g object-store -m 0640 /dev/null /var/lib/object-store/airflow-dags/ro-probe.py"
+        " && echo 'x = 1' > /var/lib/object-store/airflow-dags/ro-probe.py"
+    )
+    reader = f"{_secret('s3_dags_reader_access_key')}:{_secret('s3_dags_reader_secret_key')}"
+    try:
+        listing = _curl(host, readonly, "/airflow-dags?list-type=2", key=reader)
+        assert _status(listing) == "200" and "ro-probe.py" in listing.stdout, listing.stdout
+        assert _curl(host, readonly, "/airflow-dags/ro-probe.py", key=reader).stdout.strip().splitlines() == [
+            "x = 1",
+            "200",
+        ]
+        put = _curl(host, readonly, "/airflow-dags/new.py", "-X PUT --data-binary y=2", key=reader)
+        delete = _curl(host, readonly, "/airflow-dags/ro-probe.py", "-X DELETE", key=reader)
+        assert _status(put) not in ("200", "204") and _status(delete) not in ("200", "204"), (put.stdout, delete.stdout)
+        assert not host.file("/var/lib/object-store/airflow-dags/new.py").exists
+        assert host.file("/var/lib/object-store/airflow-dags/ro-probe.py").exists
+        # the DAG bucket alone: not the artifacts
+        other = _curl(host, readonly, "/mlflow-artifacts?list-type=2", key=reader)
+        assert "ListBucketResult" not in other.stdout, other.stdout
+        # the read-write key is no key there, and the reader's none at the read-write endpoint
+        writer = f"{_secret('s3_access_key')}:{_secret('s3_secret_key')}"
+        assert _status(_curl(host, readonly, "/airflow-dags?list-type=2", key=writer)) in ("400", "403")
+    finally:
+        host.check_output("rm -f /var/lib/object-store/airflow-dags/ro-probe.py")
+
+
+def test_the_reader_key_is_refused_at_the_read_write_endpoint(host, endpoint):
+    reader = f"{_secret('s3_dags_reader_access_key')}:{_secret('s3_dags_reader_secret_key')}"
+    put = _curl(host, endpoint, "/airflow-dags/new.py", "-X PUT --data-binary y=2", key=reader)
+    assert _status(put) in ("400", "403"), put.stdout
+
+
+def test_readonly_port_open_to_the_lab_network_only(host):
+    rules = host.check_output("firewall-cmd --list-rich-rules").splitlines()
+    assert f'rule family="ipv4" source address="{LAB_CIDR}" port port="9001" protocol="tcp" accept' in rules

@@ -108,11 +108,11 @@ CASES = [
         " && systemctl is-active -q airflow-dag-sync.timer",
     ),
     Case(
-        "secret env file world-readable (airflow.env)",
+        "secret file world-readable (Airflow's JWT secret)",
         AIRFLOW,
-        "chmod 0644 /etc/airflow/airflow.env",
-        ("airflow : Write the environment file (database URL and shared secrets)",),
-        '[ "$(stat -c %a /etc/airflow/airflow.env)" = 640 ]',
+        "chmod 0644 /etc/airflow/credentials/airflow_jwt_secret",
+        ("airflow : Write the credential files (database URLs and shared secrets)",),
+        '[ "$(stat -c %a /etc/airflow/credentials/airflow_jwt_secret)" = 440 ]',
     ),
     Case(
         "secret env file world-readable (api.env)",
