@@ -206,7 +206,7 @@ def test_alias_moves_keep_the_cache_bounded(
 
     Each version of this model costs ≈ 6 MiB of RSS and of disk. Without eviction every move
     kept one more: measured before this change, RSS +249 MiB from move 10 to move 50, and 52
-    directories (313 MiB). With eviction: +16-17 MiB from move 10 to 50, and that is the
+    directories (313 MiB). With eviction: +12 to +17 MiB from move 10 to 50, and that is the
     allocator settling, not growth per move: in a 100-move run RSS stayed at 334-335 MiB from
     move 45 to move 100. The bound, 32 MiB (about 5 versions' worth), leaves room for that
     settling on a busier machine and is far below what kept versions cost.
