@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import subprocess
 import time
 import warnings
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,7 +53,7 @@ class ApiServer:
     url: str
     keys: tuple[str, str]
     log_path: Path
-    process: object
+    process: subprocess.Popen[bytes]
     key_names: tuple[str, str] = KEY_NAMES
 
     def headers(self, key_index: int = 0) -> dict[str, str]:
@@ -118,14 +120,15 @@ def registered(mlflow_lab: lab.MlflowLab) -> Registered:
     return Registered(champion, challenger, broken, failing)
 
 
-@pytest.fixture(scope="session")
-def api_server(
-    mlflow_lab: lab.MlflowLab, registered: Registered, tmp_path_factory: pytest.TempPathFactory
+@contextmanager
+def running_api(
+    mlflow_lab: lab.MlflowLab, log_dir: Path, extra_env: dict[str, str] | None = None
 ) -> Iterator[ApiServer]:
-    """``oci-mlops-api`` (the console script) as the read-only MLflow user, 1 s alias refresh."""
+    """``oci-mlops-api`` (the console script) as the read-only MLflow user, 1 s alias refresh,
+    ``MODEL@champion`` preloaded (``extra_env`` overrides); yields once ``/ready`` is 200."""
     keys = (secrets.token_urlsafe(24), secrets.token_urlsafe(24))
     port = lab.free_port()
-    log_path = tmp_path_factory.mktemp("api") / "api.log"
+    log_path = log_dir / "api.log"
     env = {
         **os.environ,
         **mlflow_lab.env(reader=True),
@@ -133,6 +136,7 @@ def api_server(
         "OCI_MLOPS_PRELOAD_MODELS": f"{MODEL}@champion",
         "OCI_MLOPS_ALIAS_REFRESH_SECONDS": str(REFRESH_SECONDS),
         "OCI_MLOPS_API_PORT": str(port),
+        **(extra_env or {}),
     }
     process = lab.start_logged_process([lab.venv_bin("oci-mlops-api")], env, log_path)
     server = ApiServer(f"http://127.0.0.1:{port}", keys, log_path, process)
@@ -142,6 +146,15 @@ def api_server(
         yield server
     finally:
         lab.stop_process(process)
+
+
+@pytest.fixture(scope="session")
+def api_server(
+    mlflow_lab: lab.MlflowLab, registered: Registered, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ApiServer]:
+    """The API every test module shares (see ``running_api``)."""
+    with running_api(mlflow_lab, tmp_path_factory.mktemp("api")) as server:
+        yield server
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -95,18 +95,39 @@ def wait_http_ok(
     raise TimeoutError(f"{url} not ready after {timeout_s:.0f}s: {last_error}{_log_tail(log_path)}")
 
 
-@dataclass(frozen=True)
+@dataclass
 class MlflowServer:
-    """A running MLflow server with basic auth, and its admin's password."""
+    """A running MLflow server with basic auth, and its admin's password.
+
+    ``stop()`` and ``start()`` take it down and bring it back on the same address with the same
+    data (an outage); ``process`` is the current server process.
+    """
 
     uri: str
     workdir: Path
     admin_password: str
     process: subprocess.Popen[bytes]
+    argv: list[str] = field(default_factory=list, repr=False)
+    env: dict[str, str] = field(default_factory=dict, repr=False)
 
     @property
     def artifacts_dir(self) -> Path:
         return self.workdir / "artifacts"
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / "mlflow-server.log"
+
+    def stop(self) -> None:
+        """Stop the server (SIGTERM to its process group); its port refuses connections."""
+        stop_process(self.process)
+
+    def start(self, timeout_s: float = START_TIMEOUT_S) -> None:
+        """Start the stopped server again with the same command line; wait for ``/health``."""
+        if self.process.poll() is None:
+            return
+        self.process = start_logged_process(self.argv, self.env, self.log_path)
+        wait_http_ok(f"{self.uri}/health", timeout_s, self.process, self.log_path)
 
     def call(
         self,
@@ -196,30 +217,29 @@ def running_mlflow(
         "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_urlsafe(32),
     }
     log_path = workdir / "mlflow-server.log"
-    process = start_logged_process(
-        [
-            str(mlflow_bin),
-            "server",
-            "--app-name",
-            "basic-auth",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-            "--backend-store-uri",
-            f"sqlite:///{workdir / 'mlflow.db'}",
-            "--serve-artifacts",
-            "--artifacts-destination",
-            str(workdir / "artifacts"),
-        ],
-        env,
-        log_path,
+    argv = [
+        str(mlflow_bin),
+        "server",
+        "--app-name",
+        "basic-auth",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--backend-store-uri",
+        f"sqlite:///{workdir / 'mlflow.db'}",
+        "--serve-artifacts",
+        "--artifacts-destination",
+        str(workdir / "artifacts"),
+    ]
+    process = start_logged_process(argv, env, log_path)
+    server = MlflowServer(
+        f"http://127.0.0.1:{port}", workdir, admin_password, process, argv=argv, env=env
     )
-    server = MlflowServer(f"http://127.0.0.1:{port}", workdir, admin_password, process)
     try:
         wait_http_ok(f"{server.uri}/health", start_timeout_s, process, log_path)
         yield server
     finally:
-        stop_process(process)
+        stop_process(server.process)

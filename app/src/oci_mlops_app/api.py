@@ -238,21 +238,38 @@ def create_app(settings: ApiSettings) -> FastAPI:
         """Liveness: the process answers."""
         return {"status": "ok"}
 
-    @app.get("/ready", responses={503: {"description": "not ready, with the reasons"}})
+    @app.get(
+        "/ready",
+        responses={
+            200: {"description": 'ready, or "degraded" (serving from the cache) with the reasons'},
+            503: {"description": "not ready, with the reasons"},
+        },
+    )
     async def ready(request: Request) -> JSONResponse:
-        """Readiness: MLflow answers with our credentials and the preload models are loaded."""
-        reasons = []
+        """Readiness: every preload model is loaded, and MLflow answers with our credentials or
+        some model is cached. MLflow down with the models cached is 200 "degraded": this
+        process still serves them, and a load balancer must keep sending it traffic."""
+        mlflow_problem = None
         try:
             probe: httpx.AsyncClient = request.app.state.mlflow_probe
             answer = await probe.get(probe_url, params={"max_results": 1})
             if answer.status_code != 200:
-                reasons.append(f"MLflow answered HTTP {answer.status_code} to a registry search")
+                mlflow_problem = f"MLflow answered HTTP {answer.status_code} to a registry search"
         except httpx.HTTPError as exc:
-            reasons.append(f"MLflow unreachable: {type(exc).__name__}: {exc}")
-        reasons.extend(f"model {ref}: {why}" for ref, why in store.preload_errors().items())
-        if reasons:
+            mlflow_problem = f"MLflow unreachable: {type(exc).__name__}: {exc}"
+        missing = [f"model {ref}: {why}" for ref, why in store.preload_errors().items()]
+        reasons = [mlflow_problem] if mlflow_problem else []
+        reasons += missing
+        reasons += [
+            f"aliases of model {name} not refreshed, serving the cached versions: {why}"
+            for name, why in store.refresh_problems().items()
+        ]
+        if missing or (mlflow_problem and not store.cached_versions()):
             return JSONResponse({"status": "not ready", "reasons": reasons}, status_code=503)
-        return JSONResponse({"status": "ready", "models": store.resolved_preloads()})
+        models = store.resolved_preloads()
+        if reasons:
+            return JSONResponse({"status": "degraded", "reasons": reasons, "models": models})
+        return JSONResponse({"status": "ready", "models": models})
 
     @app.get("/metrics", include_in_schema=False)
     async def prometheus_metrics() -> Response:

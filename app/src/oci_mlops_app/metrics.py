@@ -13,6 +13,7 @@ from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
 )
@@ -55,8 +56,19 @@ PREDICTED_ROWS = Counter(
 )
 ALIAS_REFRESH_ERRORS = Counter(
     "oci_mlops_alias_refresh_errors_total",
-    "Alias refreshes that failed (registry unreachable or new version not loadable).",
+    "Alias refreshes that failed (registry unreachable, access denied, or new version not "
+    "loadable); the cached version keeps serving.",
     ["model", "alias"],
+)
+CACHED_MODEL_VERSIONS = Gauge(
+    "oci_mlops_cached_model_versions",
+    "Model versions loaded in memory (summed over the live workers).",
+    multiprocess_mode="livesum",
+)
+MODEL_EVICTIONS = Counter(
+    "oci_mlops_model_evictions_total",
+    "Model versions dropped from the cache (no alias, preload or recent request refers to them).",
+    ["model"],
 )
 
 

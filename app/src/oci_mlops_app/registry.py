@@ -12,10 +12,12 @@ from mlflow.tracking import MlflowClient
 
 # MLflow answers an unknown alias with INVALID_PARAMETER_VALUE (not RESOURCE_DOES_NOT_EXIST), and
 # with basic auth and default_permission NO_PERMISSIONS an unknown model is a 403 (the permission
-# check runs before the lookup), so all three mean "not found" to a caller of this API.
-_NOT_FOUND_CODES = frozenset(
-    {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "PERMISSION_DENIED"}
-)
+# check runs before the lookup), so all three mean "not found" to a caller of this API. Only the
+# first two are definite, though: a 403 is also what a revoked grant, or a model deleted with its
+# grants, answers, so the model cache does not take it as proof that a cached alias is gone
+# (PermissionDeniedError, a NotFoundError for the API's callers).
+_NOT_FOUND_CODES = frozenset({"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"})
+_PERMISSION_DENIED = "PERMISSION_DENIED"
 
 
 class RegistryError(Exception):
@@ -24,6 +26,12 @@ class RegistryError(Exception):
 
 class NotFoundError(RegistryError):
     """The model, version or alias does not exist, or this service's MLflow user cannot read it."""
+
+
+class PermissionDeniedError(NotFoundError):
+    """MLflow answered 403: an unknown model (default_permission NO_PERMISSIONS), a model deleted
+    with its grants, or a grant revoked. A 404 for the API's callers, but not a definite "gone".
+    """
 
 
 class RegistryUnavailableError(RegistryError):
@@ -150,6 +158,8 @@ class Registry:
 
 def translate(exc: MlflowException, not_found: str = "not found") -> RegistryError:
     """Map an MLflow error to NotFoundError (with ``not_found`` as message) or unavailable."""
+    if exc.error_code == _PERMISSION_DENIED:
+        return PermissionDeniedError(f"{not_found} (MLflow: {exc.error_code})")
     if exc.error_code in _NOT_FOUND_CODES:
         return NotFoundError(f"{not_found} (MLflow: {exc.error_code})")
     return RegistryUnavailableError(f"MLflow registry request failed: {first_line(exc.message)}")

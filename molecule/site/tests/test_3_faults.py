@@ -5,8 +5,10 @@ measured and written to the site report.
 """
 
 import datetime
+import json
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import sitekit
@@ -133,6 +135,99 @@ def test_dag_sync_is_a_timer_not_a_process():
     assert sitekit.out(AIRFLOW, "systemctl show -p Type --value airflow-dag-sync.service") == "oneshot"
     assert sitekit.active(AIRFLOW, "airflow-dag-sync.timer")
     sitekit.report("kill -9 airflow-dag-sync: skipped (timer-started oneshot, no main process between runs)")
+
+
+def _edge_predict():
+    return sitekit.requests.post(
+        f"{sitekit.EDGE_URL}/api/predict/{sitekit.MODEL}/{sitekit.ALIAS}",
+        json={"data": [[5.1, 3.5, 1.4, 0.2]]},
+        headers={"X-API-Key": sitekit.api_key()},
+        timeout=60,
+        verify=sitekit.CA,
+    )
+
+
+def _edge_ready():
+    return sitekit.requests.get(f"{sitekit.EDGE_URL}/api/ready", timeout=30, verify=sitekit.CA)
+
+
+MLFLOW_OUTAGE_PREDICTIONS = 100
+
+
+def _api_workers_that_loaded(version):
+    """Pids of the API's workers that logged loading the champion `version` since the unit started
+    (each uvicorn worker has its own model cache)."""
+    since = sitekit.out(API, "systemctl show -p ActiveEnterTimestamp --value oci-mlops-api")
+    pids = set()
+    for line in sitekit.out(API, f"journalctl -u oci-mlops-api --since '{since}' -o cat", timeout=60).splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if (
+            entry.get("message") == "model loaded"
+            and entry.get("model") == sitekit.MODEL
+            and str(entry.get("version")) == version
+        ):
+            pids.add(entry.get("pid"))
+    return pids
+
+
+def _cache_champion_in_every_worker(version, timeout=120):
+    """Concurrent bursts of predictions until every worker has loaded the champion (one worker
+    can win every accept of sequential requests on an idle host)."""
+    workers = int(sitekit.role_defaults("model_api")["model_api_workers"])
+
+    def cached():
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            assert all(r.status_code == 200 for r in pool.map(lambda _: _edge_predict(), range(16)))
+        return len(_api_workers_that_loaded(version)) >= workers
+
+    return sitekit.wait(cached, timeout, step=0.5)
+
+
+def test_mlflow_stopped_cached_champion_still_serves_and_api_stays_ready():
+    """mlflow.service stopped: the API's cached champion answers every prediction through the
+    edge, and /ready stays 200 with "degraded" (a load balancer keeps the backend); once
+    MLflow is back, the API is plainly ready again. MLflow is started again whatever happens."""
+    assert sitekit.wait(lambda: sitekit.mlflow_db_ok() and sitekit.api_ready(), 180) is not None, "unhealthy before"
+    warm = _edge_predict()  # the API may have restarted since the champion was last loaded
+    assert warm.status_code == 200, warm.text
+    version = warm.json()["model_version"]
+    assert _cache_champion_in_every_worker(version) is not None, "the champion is not cached in every API worker"
+    try:
+        sitekit.out(MLFLOW, "systemctl stop mlflow")
+        assert not sitekit.active(MLFLOW, "mlflow")
+        ready = _edge_ready()
+        assert ready.status_code == 200, ready.text
+        assert ready.json()["status"] == "degraded", ready.text
+        assert any(r.startswith("MLflow ") for r in ready.json()["reasons"]), ready.text
+        start = time.monotonic()
+        answers = [_edge_predict() for _ in range(MLFLOW_OUTAGE_PREDICTIONS)]
+        seconds = time.monotonic() - start
+        codes = [a.status_code for a in answers]
+        sitekit.report(
+            f"mlflow.service stopped: {codes.count(200)}/{len(codes)} predictions 200 through the edge in "
+            f"{seconds:.1f} s; /ready {ready.status_code} {ready.json()['status']}"
+        )
+        assert codes == [200] * MLFLOW_OUTAGE_PREDICTIONS, {a.status_code: a.text[:300] for a in answers}
+        assert {a.json()["model_version"] for a in answers} == {version}
+        # still so after alias refreshes have failed (model_api_alias_refresh_seconds, 10 s by default)
+        time.sleep(12)
+        ready = _edge_ready()
+        assert ready.status_code == 200 and ready.json()["status"] == "degraded", ready.text
+        assert _edge_predict().status_code == 200
+    finally:
+        sitekit.sh(MLFLOW, "systemctl start mlflow")
+    started = time.monotonic()
+    recovered = sitekit.wait(lambda: sitekit.mlflow_db_ok() and _edge_ready().json()["status"] == "ready", 180)
+    sitekit.report(
+        "mlflow.service started again -> API plainly ready: "
+        + (f"{time.monotonic() - started:.1f} s" if recovered is not None else "NOT within 180 s")
+    )
+    assert recovered is not None, _edge_ready().text
+    resp = _edge_predict()
+    assert resp.status_code == 200, resp.text
 
 
 def test_db_host_restart_recovers_without_ansible(airflow):
