@@ -23,7 +23,7 @@ ROW = [5.1, 3.5, 1.4, 0.2]
 
 def _env(mlflow_lab: lab.MlflowLab, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "OCI_MLOPS_"))}
-    return {**env, **mlflow_lab.env(reader=True), **extra}
+    return {**env, **mlflow_lab.env(reader=True), "OCI_MLOPS_SERVED_MODELS": MODEL, **extra}
 
 
 @contextmanager
