@@ -1,6 +1,6 @@
 """Reconcile the explicit grants of the mlflow role's users (mlflow_users: permission, grants).
 
-Installed by the mlflow role and run on the MLflow host with the platform's Python (standard
+Run by the mlflow role on the MLflow host as `python -c <this file>` (the platform's Python, standard
 library only). Reads one JSON object on stdin (the admin's password never goes on a command line):
 
     {"url": "http://127.0.0.1:5000", "admin": ["admin", "<password>"], "check": false,
