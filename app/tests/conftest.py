@@ -135,12 +135,12 @@ class Unserved:
 
 @pytest.fixture(scope="session")
 def unserved(
-    mlflow_lab: lab.MlflowLab, tmp_path_factory: pytest.TempPathFactory
+    mlflow_lab: lab.MlflowLab, registered: Registered, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Unserved]:
     """UNSERVED_MODEL v1 (alias champion), logged and registered by a new user with no grant.
 
-    The API's MLflow user is then given READ on it, as on a platform where it reads every model:
-    only the API's list of served models keeps its loader from running in the API.
+    The read-only user gets READ on the registered model (the dashboard lists it); the API of
+    test_served_models.py reads as a user with READ on everything, as the platform's does.
     """
     import mlflow
 
@@ -163,7 +163,6 @@ def unserved(
             UNSERVED_MODEL, "champion", str(info.registered_model_version)
         )
     marker.unlink(missing_ok=True)  # in case logging loaded it in this process
-    mlflow_lab.grant_read("experiment", experiment.experiment_id)
     mlflow_lab.grant_read("registered_model", UNSERVED_MODEL)
     model = lab.LoggedModel(
         model_uri=info.model_uri,

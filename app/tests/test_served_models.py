@@ -21,6 +21,7 @@ from tests import lab
 from tests.conftest import MODEL, UNSERVED_MODEL, Registered, Unserved
 
 ROW = [5.1, 3.5, 1.4, 0.2]
+API_USER = "api-reads-everything"
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,7 @@ class Api:
     url: str
     key: str
     tmpdir: Path  # the API process's TMPDIR: where it downloads models
+    mlflow_user: tuple[str, str]
 
     def downloads(self) -> list[Path]:
         """Every file below the API's TMPDIR (its model download directories)."""
@@ -41,7 +43,14 @@ def api(
     unserved: Unserved,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Api]:
-    """``oci-mlops-api`` serving only MODEL, nothing preloaded, with a TMPDIR of its own."""
+    """``oci-mlops-api`` serving only MODEL, nothing preloaded, with a TMPDIR of its own.
+
+    Its MLflow user reads every experiment and registered model, as the platform's mlflow-reader
+    does: MLflow would hand it the unserved model, so only the served list can keep it out.
+    """
+    user = (API_USER, mlflow_lab.server.create_user(API_USER))
+    for resource_type in ("experiment", "registered_model"):
+        mlflow_lab.server.grant(API_USER, resource_type, "*", "READ")
     key = secrets.token_urlsafe(24)
     port = lab.free_port()
     workdir = tmp_path_factory.mktemp("served-api")
@@ -49,7 +58,9 @@ def api(
     tmpdir.mkdir()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "OCI_MLOPS_"))},
-        **mlflow_lab.env(reader=True),
+        "MLFLOW_TRACKING_URI": mlflow_lab.uri,
+        "MLFLOW_TRACKING_USERNAME": user[0],
+        "MLFLOW_TRACKING_PASSWORD": user[1],
         "TMPDIR": str(tmpdir),
         "OCI_MLOPS_API_KEYS": f"tests={key}",
         "OCI_MLOPS_SERVED_MODELS": MODEL,
@@ -60,7 +71,7 @@ def api(
     try:
         url = f"http://127.0.0.1:{port}"
         lab.wait_http_ok(f"{url}/ready", 60, process, log_path)
-        yield Api(url, key, tmpdir)
+        yield Api(url, key, tmpdir, user)
     finally:
         lab.stop_process(process)
 
@@ -68,15 +79,15 @@ def api(
 def test_an_unserved_model_is_404_and_never_downloaded_nor_loaded(
     api: Api, mlflow_lab: lab.MlflowLab, unserved: Unserved
 ) -> None:
-    # The API's MLflow user can read the model: only the served list stands in the way.
-    reader = mlflow_lab.env(reader=True)
-    readable = httpx.get(
-        f"{mlflow_lab.uri}/api/2.0/mlflow/registered-models/get",
-        params={"name": UNSERVED_MODEL},
-        auth=(reader["MLFLOW_TRACKING_USERNAME"], reader["MLFLOW_TRACKING_PASSWORD"]),
+    # The API's MLflow user can read the model and its artifacts: only the served list stands
+    # in the way.
+    mlmodel = httpx.get(
+        f"{mlflow_lab.uri}/api/2.0/mlflow-artifacts/artifacts/"
+        f"{unserved.model.experiment_id}/models/{unserved.model.model_id}/artifacts/MLmodel",
+        auth=api.mlflow_user,
         timeout=30,
     )
-    assert readable.status_code == 200, readable.text
+    assert mlmodel.status_code == 200, mlmodel.text
     headers = {"X-API-Key": api.key}
     with httpx.Client(base_url=api.url, headers=headers, timeout=60) as client:
         for ref in ("champion", unserved.model.version, "Production"):

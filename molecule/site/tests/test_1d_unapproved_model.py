@@ -54,7 +54,8 @@ with mlflow.start_run():
 client = mlflow.MlflowClient()
 client.set_registered_model_alias(req["name"], "champion", info.registered_model_version)
 got = client.get_model_version_by_alias(req["name"], "champion")
-print(json.dumps({"version": str(got.version), "experiment_id": mlflow.get_experiment_by_name(req["name"]).experiment_id}))
+experiment = mlflow.get_experiment_by_name(req["name"])
+print(json.dumps({"version": str(got.version), "experiment_id": experiment.experiment_id}))
 """
 
 
@@ -140,7 +141,10 @@ def test_a_model_nobody_approved_is_404_and_its_loader_never_runs():
 
         traces = _traces_on_the_api_host()
         assert traces == "", f"the unapproved model reached the api host:\n{traces}"
-        sitekit.report(f"unapproved model {NAME} (registered as mlflow-reader): 404 through the edge and the dashboard's path, no marker, nothing downloaded")
+        sitekit.report(
+            f"unapproved model {NAME} (registered as mlflow-reader): 404 through the edge and the "
+            "dashboard's path, no marker, nothing downloaded"
+        )
     finally:
         _admin("DELETE", "/api/2.0/mlflow/registered-models/delete", name=NAME)
         _admin("POST", "/api/2.0/mlflow/experiments/delete", experiment_id=registered["experiment_id"])
