@@ -136,7 +136,7 @@ class Unserved:
 @pytest.fixture(scope="session")
 def unserved(
     mlflow_lab: lab.MlflowLab, registered: Registered, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Unserved]:
+) -> Unserved:
     """UNSERVED_MODEL v1 (alias champion), logged and registered by a new user with no grant.
 
     The read-only user gets READ on the registered model (the dashboard lists it); the API of
@@ -172,7 +172,7 @@ def unserved(
         name=UNSERVED_MODEL,
         version=str(info.registered_model_version),
     )
-    yield Unserved(model, marker, user)
+    return Unserved(model, marker, user)
 
 
 @pytest.fixture(scope="session")

@@ -264,9 +264,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
         model's loader runs in this process when it loads, and any MLflow user may register one.
         """
         if name not in settings.served_models:
-            raise NotFoundError(
-                f"registered model {name!r} not found among the models served here"
-            )
+            raise NotFoundError(f"registered model {name!r} not found among the models served here")
 
     @app.get("/models", dependencies=authorized, responses=errors)
     async def list_models() -> ModelsOut:
