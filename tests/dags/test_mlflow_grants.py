@@ -102,7 +102,9 @@ def test_the_helper_gives_the_platforms_grants_then_changes_nothing(server):
     assert grants(srv, PIPELINES) == {("registered_model", MODEL): "EDIT"}
     assert grants(srv, READER) == {("experiment", "*"): "READ", ("registered_model", "*"): "READ"}
     assert grants(srv, "data-scientist") == {("experiment", "*"): "READ", ("registered_model", "*"): "READ"}
-    assert srv.call("GET", "/api/2.0/mlflow/registered-models/get", {"name": MODEL})["registered_model"]["name"] == MODEL
+    assert (
+        srv.call("GET", "/api/2.0/mlflow/registered-models/get", {"name": MODEL})["registered_model"]["name"] == MODEL
+    )
     assert run_helper(srv) == []
 
 

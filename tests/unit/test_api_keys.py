@@ -175,7 +175,10 @@ GOOD_KEYS = {"model_api_keys": {"clients": KEY_A}}
 
 
 def test_served_models_and_their_preloads_pass_the_check(tmp_path):
-    served = {"model_api_served_models": ["iris-classifier", "wine"], "model_api_preload_models": ["wine", "iris-classifier@2"]}
+    served = {
+        "model_api_served_models": ["iris-classifier", "wine"],
+        "model_api_preload_models": ["wine", "iris-classifier@2"],
+    }
     run = _run_role(tmp_path, {**GOOD_KEYS, **served}, tasks_from="validate")
     assert run.returncode == 0, run.stdout[-3000:]
 
@@ -186,7 +189,10 @@ def test_served_models_and_their_preloads_pass_the_check(tmp_path):
         ({"model_api_served_models": []}, "bad: none"),
         ({"model_api_served_models": ["iris, wine"]}, "bad: iris, wine"),
         ({"model_api_served_models": [" iris"]}, "bad:  iris"),
-        ({"model_api_served_models": ["iris"], "model_api_preload_models": ["iris", "other@champion"]}, "not served: other"),
+        (
+            {"model_api_served_models": ["iris"], "model_api_preload_models": ["iris", "other@champion"]},
+            "not served: other",
+        ),
     ],
     ids=["empty", "comma", "space", "preload-not-served"],
 )

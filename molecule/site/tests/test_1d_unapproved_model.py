@@ -132,8 +132,8 @@ def test_a_model_nobody_approved_is_404_and_its_loader_never_runs():
             "for ref in champion 1; do "
             "curl -s -o /dev/null -w '%{http_code} ' -m 60 -H \"X-API-Key: $OCI_MLOPS_API_KEY\" "
             "-H 'Content-Type: application/json' -d '" + json.dumps({"data": ROW}) + "' "
-            f"\"$OCI_MLOPS_API_URL/predict/{NAME}/$ref\"; done; "
-            "curl -s -m 60 -H \"X-API-Key: $OCI_MLOPS_API_KEY\" \"$OCI_MLOPS_API_URL/models\""
+            f'"$OCI_MLOPS_API_URL/predict/{NAME}/$ref"; done; '
+            'curl -s -m 60 -H "X-API-Key: $OCI_MLOPS_API_KEY" "$OCI_MLOPS_API_URL/models"'
         )
         codes = sitekit.out(API, script)
         assert codes.startswith("404 404 "), codes[:300]
