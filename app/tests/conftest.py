@@ -26,8 +26,16 @@ os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
 MODEL = "iris-classifier"
 BROKEN_MODEL = "iris-broken"
 FAILING_MODEL = "always-fails"
-# OCI_MLOPS_SERVED_MODELS of the session's API: the operator's list of the models it serves.
-SERVED_MODELS = (MODEL, BROKEN_MODEL, FAILING_MODEL)
+# OCI_MLOPS_SERVED_MODELS of the session's API: the operator's list of the models it serves
+# (the last three are registered by test_model_cache.py).
+SERVED_MODELS = (
+    MODEL,
+    BROKEN_MODEL,
+    FAILING_MODEL,
+    "iris-moving",
+    "iris-half-broken",
+    "iris-concurrent",
+)
 EXPERIMENT = "iris"
 REFRESH_SECONDS = 1.0
 FEATURES = ["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"]
