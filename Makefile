@@ -101,7 +101,7 @@ dags-test: ## DAGs: import in a real Airflow 3.3.2 DagBag, tasks and dag.test() 
 	@$(TIMED) dags-test $(MAKE) --no-print-directory dags-test-run
 
 dags-test-run: $(DAGS_AIRFLOW_VENV)/.installed $(DAGS_PIPELINES_VENV)/.installed
-	$(DAGS_PIPELINES_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/dags/test_pipeline_tasks.py
+	$(DAGS_PIPELINES_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/dags/test_pipeline_tasks.py tests/dags/test_mlflow_grants.py
 	rm -rf $(DAGS_TEST_DIR)/airflow-home && mkdir -p $(DAGS_TEST_DIR)/airflow-home
 	AIRFLOW_HOME=$(DAGS_TEST_DIR)/airflow-home \
 	AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=sqlite:///$(DAGS_TEST_DIR)/airflow-home/airflow.db \

@@ -205,6 +205,7 @@ def main() -> None:
             api_env = {
                 **reader_env,
                 "OCI_MLOPS_API_KEYS": api_key,
+                "OCI_MLOPS_SERVED_MODELS": MODEL,
                 "OCI_MLOPS_PRELOAD_MODELS": f"{MODEL}@champion",
                 "OCI_MLOPS_LOG_LEVEL": "WARNING",
             }

@@ -28,10 +28,24 @@ os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
 MODEL = "iris-classifier"
 BROKEN_MODEL = "iris-broken"
 FAILING_MODEL = "always-fails"
+# OCI_MLOPS_SERVED_MODELS of the session's API: the operator's list of the models it serves
+# (the last three are registered by test_model_cache.py).
+SERVED_MODELS = (
+    MODEL,
+    BROKEN_MODEL,
+    FAILING_MODEL,
+    "iris-moving",
+    "iris-half-broken",
+    "iris-concurrent",
+)
 EXPERIMENT = "iris"
 REFRESH_SECONDS = 1.0
 FEATURES = ["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"]
 FAILING_MODEL_CODE = Path(__file__).parent / "models" / "failing_model.py"
+MARKER_MODEL_CODE = Path(__file__).parent / "models" / "marker_model.py"
+# Registered by a user who is neither the admin nor the API's, under a name the API does not serve.
+UNSERVED_MODEL = "not-approved"
+UNSERVED_USER = "any-mlflow-user"
 
 
 @dataclass(frozen=True)
@@ -120,6 +134,57 @@ def registered(mlflow_lab: lab.MlflowLab) -> Registered:
     return Registered(champion, challenger, broken, failing)
 
 
+@dataclass(frozen=True)
+class Unserved:
+    """A model any MLflow user registered: its loader writes ``marker`` when it is loaded."""
+
+    model: lab.LoggedModel
+    marker: Path
+    user: tuple[str, str]
+
+
+@pytest.fixture(scope="session")
+def unserved(
+    mlflow_lab: lab.MlflowLab, registered: Registered, tmp_path_factory: pytest.TempPathFactory
+) -> Unserved:
+    """UNSERVED_MODEL v1 (alias champion), logged and registered by a new user with no grant.
+
+    The read-only user gets READ on the registered model (the dashboard lists it); the API of
+    test_served_models.py reads as a user with READ on everything, as the platform's does.
+    """
+    import mlflow
+
+    marker = tmp_path_factory.mktemp("marker") / "loader-ran"
+    user = (UNSERVED_USER, mlflow_lab.server.create_user(UNSERVED_USER))
+    with pytest.MonkeyPatch.context() as patch, warnings.catch_warnings():
+        patch.setenv("MLFLOW_TRACKING_USERNAME", user[0])
+        patch.setenv("MLFLOW_TRACKING_PASSWORD", user[1])
+        warnings.simplefilter("ignore", UserWarning)  # no input example
+        experiment = mlflow.set_experiment("not-approved")
+        with mlflow.start_run(run_name="writes-a-marker") as run:
+            info = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=str(MARKER_MODEL_CODE),
+                model_config={"marker": str(marker)},
+                registered_model_name=UNSERVED_MODEL,
+                pip_requirements=[],
+            )
+        mlflow.MlflowClient().set_registered_model_alias(
+            UNSERVED_MODEL, "champion", str(info.registered_model_version)
+        )
+    marker.unlink(missing_ok=True)  # in case logging loaded it in this process
+    mlflow_lab.grant_read("registered_model", UNSERVED_MODEL)
+    model = lab.LoggedModel(
+        model_uri=info.model_uri,
+        model_id=info.model_id,
+        run_id=run.info.run_id,
+        experiment_id=experiment.experiment_id,
+        name=UNSERVED_MODEL,
+        version=str(info.registered_model_version),
+    )
+    return Unserved(model, marker, user)
+
+
 @contextmanager
 def running_api(
     mlflow_lab: lab.MlflowLab, log_dir: Path, extra_env: dict[str, str] | None = None
@@ -133,6 +198,7 @@ def running_api(
         **os.environ,
         **mlflow_lab.env(reader=True),
         "OCI_MLOPS_API_KEYS": ",".join(f"{n}={k}" for n, k in zip(KEY_NAMES, keys, strict=True)),
+        "OCI_MLOPS_SERVED_MODELS": ",".join(SERVED_MODELS),
         "OCI_MLOPS_PRELOAD_MODELS": f"{MODEL}@champion",
         "OCI_MLOPS_ALIAS_REFRESH_SECONDS": str(REFRESH_SECONDS),
         "OCI_MLOPS_API_PORT": str(port),

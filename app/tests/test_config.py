@@ -8,7 +8,7 @@ import pytest
 
 from oci_mlops_app.config import ApiKey, ApiSettings, ConfigError, DashboardSettings
 
-BASE = {"MLFLOW_TRACKING_URI": "http://mlflow:5000"}
+BASE = {"MLFLOW_TRACKING_URI": "http://mlflow:5000", "OCI_MLOPS_SERVED_MODELS": "iris"}
 K1, K2 = "a" * 20, "b" * 20
 
 
@@ -125,3 +125,17 @@ def test_dashboard_bad_auth_and_base_path() -> None:
     assert DashboardSettings.from_env(env).base_path == "/dashboard"
     with pytest.raises(ConfigError, match=r"^OCI_MLOPS_DASHBOARD_BASE_PATH must be a URL path"):
         DashboardSettings.from_env({**DASHBOARD, "OCI_MLOPS_DASHBOARD_BASE_PATH": "/dash board"})
+
+
+def test_served_models_are_required_and_bound_the_preload_list() -> None:
+    settings = api(OCI_MLOPS_API_KEYS=f"ci={K1}", OCI_MLOPS_SERVED_MODELS=" iris , wine,,iris ")
+    assert settings.served_models == frozenset({"iris", "wine"})
+    for value in ("", " , "):
+        with pytest.raises(ConfigError, match=r"^OCI_MLOPS_SERVED_MODELS must list"):
+            api(OCI_MLOPS_API_KEYS=f"ci={K1}", OCI_MLOPS_SERVED_MODELS=value)
+    with pytest.raises(ConfigError, match=r"does not list: other, wine$"):
+        api(
+            OCI_MLOPS_API_KEYS=f"ci={K1}",
+            OCI_MLOPS_SERVED_MODELS="iris",
+            OCI_MLOPS_PRELOAD_MODELS="iris@champion,wine,other@2",
+        )

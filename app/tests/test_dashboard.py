@@ -18,7 +18,19 @@ from streamlit.testing.v1 import AppTest
 from oci_mlops_app.cli import DASHBOARD_SCRIPT
 from oci_mlops_app.dashboard import data
 from tests import lab
-from tests.conftest import EXPERIMENT, FEATURES, MODEL, ApiServer, Registered, log_entries
+from tests.conftest import (
+    BROKEN_MODEL,
+    EXPERIMENT,
+    FAILING_MODEL,
+    FEATURES,
+    MODEL,
+    SERVED_MODELS,
+    UNSERVED_MODEL,
+    ApiServer,
+    Registered,
+    Unserved,
+    log_entries,
+)
 
 SIGN_IN = "FormSubmitter:sign_in-Sign in"
 
@@ -89,6 +101,24 @@ def test_models_tab_shows_versions_aliases_and_run_metrics(
     assert champion["run_id"] == registered.champion.run_id
     assert 0.9 <= champion["metric: accuracy"] <= 1.0
     assert "metric: f1_macro" in versions.columns
+
+
+def test_the_prediction_form_offers_only_the_served_models(
+    dashboard_env: None, registered: Registered, unserved: Unserved, reader: tuple[str, str]
+) -> None:
+    # the reader may read the unserved model too: the registry tab shows it, the form does not
+    app = run_dashboard(reader)
+    models, _ = tab_frames(app, 0)
+    assert UNSERVED_MODEL in set(models["model"])
+    offered = set(app.selectbox(key="predict_model").options)
+    assert {MODEL, BROKEN_MODEL, FAILING_MODEL} <= offered <= set(SERVED_MODELS)
+    # its owner reads only that model: nothing to score with
+    app = run_dashboard(unserved.user)
+    assert [i.value for i in app.tabs[1].info] == [
+        "No registered model that you can read is served by the API."
+    ]
+    assert "predict_model" not in [s.key for s in app.selectbox]
+    assert not unserved.marker.exists()
 
 
 def _choose_model(app: AppTest, name: str, ref: str) -> AppTest:

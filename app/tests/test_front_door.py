@@ -23,7 +23,7 @@ ROW = [5.1, 3.5, 1.4, 0.2]
 
 def _env(mlflow_lab: lab.MlflowLab, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "OCI_MLOPS_"))}
-    return {**env, **mlflow_lab.env(reader=True), **extra}
+    return {**env, **mlflow_lab.env(reader=True), "OCI_MLOPS_SERVED_MODELS": MODEL, **extra}
 
 
 @contextmanager
@@ -108,6 +108,10 @@ def test_key_rotation_two_keys_then_the_old_one_removed(
             {"OCI_MLOPS_API_KEYS": "a=" + "s" * 20, "OCI_MLOPS_FORWARDED_ALLOW_IPS": "proxy"},
             "OCI_MLOPS_FORWARDED_ALLOW_IPS: 'proxy' is neither",
         ),
+        (
+            {"OCI_MLOPS_API_KEYS": "a=" + "s" * 20, "OCI_MLOPS_SERVED_MODELS": " , "},
+            "OCI_MLOPS_SERVED_MODELS must list the registered model names the API serves",
+        ),
     ],
 )
 def test_bad_key_settings_fail_at_start_naming_the_variable(
@@ -116,7 +120,12 @@ def test_bad_key_settings_fail_at_start_naming_the_variable(
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "OCI_MLOPS_"))}
     result = subprocess.run(
         [lab.venv_bin("oci-mlops-api")],
-        env={**env, "MLFLOW_TRACKING_URI": "http://127.0.0.1:5000", **extra},
+        env={
+            **env,
+            "MLFLOW_TRACKING_URI": "http://127.0.0.1:5000",
+            "OCI_MLOPS_SERVED_MODELS": MODEL,
+            **extra,
+        },
         capture_output=True,
         text=True,
         timeout=60,

@@ -19,13 +19,16 @@ from tests.conftest import MODEL, wait_for
 KEY = "k" * 32
 
 
-def _settings(tracking_uri: str, username: str, password: str, preload: str) -> ApiSettings:
+def _settings(
+    tracking_uri: str, username: str, password: str, preload: str, served: str = MODEL
+) -> ApiSettings:
     return ApiSettings.from_env(
         {
             "MLFLOW_TRACKING_URI": tracking_uri,
             "MLFLOW_TRACKING_USERNAME": username,
             "MLFLOW_TRACKING_PASSWORD": password,
             "OCI_MLOPS_API_KEYS": KEY,
+            "OCI_MLOPS_SERVED_MODELS": served,
             "OCI_MLOPS_PRELOAD_MODELS": preload,
             "OCI_MLOPS_ALIAS_REFRESH_SECONDS": "1",
             "OCI_MLOPS_MLFLOW_TIMEOUT_SECONDS": "2",
@@ -72,6 +75,7 @@ def test_not_ready_while_a_preload_model_is_missing(
             reader["MLFLOW_TRACKING_USERNAME"],
             reader["MLFLOW_TRACKING_PASSWORD"],
             preload,
+            served=f"{MODEL},no-such-model",
         )
     )
     with TestClient(app) as client:

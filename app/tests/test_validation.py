@@ -152,6 +152,7 @@ BASE_ENV = {
     "MLFLOW_TRACKING_USERNAME": "reader",
     "MLFLOW_TRACKING_PASSWORD": "pw",
     "OCI_MLOPS_API_KEYS": "a" * 16 + ", " + "b" * 20,
+    "OCI_MLOPS_SERVED_MODELS": "iris",
 }
 
 

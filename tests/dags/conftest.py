@@ -6,9 +6,11 @@ app/tests/mlflow_server.py's (the app's tests use the same one, loaded here by
 path: neither environment has the app's test package): the real ``mlflow
 server`` of the pipelines environment with a sqlite backend in a temporary
 directory, ``--serve-artifacts`` into a local folder and the basic-auth app
-with the platform's default permission (READ). The tests act as
-``mlflow-pipelines`` with the grant the platform gives that user (EDIT on
-every experiment and registered model), not as the admin, so a missing
+with the platform's default permission (NO_PERMISSIONS). The tests act as
+``mlflow-pipelines`` with the grants the platform gives that user (EDIT on the
+pipelines' registered model, which the mlflow role creates as the admin; no
+grant on anything else: the experiments and the other models it uses are the
+ones it creates, which MLflow makes it MANAGE), not as the admin, so a missing
 permission fails here first.
 """
 
@@ -29,6 +31,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 DAGS = ROOT / "dags"
 PIPELINES_USER = "mlflow-pipelines"
+# The platform's mlflow_users entry of the pipelines (platform_defaults/defaults/main/mlflow.yml).
+PIPELINES_MODEL = "iris-classifier"
 PIPELINES_PERMISSION = "EDIT"
 
 
@@ -101,12 +105,15 @@ class MlflowServer:
 @pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
     with mlflow_server_module.running_mlflow(
-        tmp_path_factory.mktemp("mlflow"), mlflow_bin=pipelines_bin("mlflow"), default_permission="READ"
+        tmp_path_factory.mktemp("mlflow"),
+        mlflow_bin=pipelines_bin("mlflow"),
+        default_permission="NO_PERMISSIONS",
     ) as server:
-        # the platform's mlflow_users entry for the pipelines, as the mlflow role creates it
+        # the platform's mlflow_users entry for the pipelines, as the mlflow role reconciles it
+        # (files/mlflow-grants.py): the model created by the admin, EDIT on it, nothing else
         password = server.create_user(PIPELINES_USER)
-        for resource_type in ("experiment", "registered_model"):
-            server.grant(PIPELINES_USER, resource_type, "*", PIPELINES_PERMISSION)
+        server.call("POST", "/api/2.0/mlflow/registered-models/create", {"name": PIPELINES_MODEL})
+        server.grant(PIPELINES_USER, "registered_model", PIPELINES_MODEL, PIPELINES_PERMISSION)
         yield MlflowServer(server, password)
 
 

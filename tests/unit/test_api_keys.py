@@ -80,6 +80,11 @@ def test_the_api_env_points_at_the_keys_file_and_holds_no_key(platform):
     assert "MLFLOW_TRACKING_USERNAME=mlflow-reader" in env
 
 
+def test_the_api_env_lists_the_served_models(platform):
+    shown, _ = platform
+    assert "OCI_MLOPS_SERVED_MODELS=iris-classifier" in shown["api_env"].splitlines()
+
+
 def test_the_dashboard_signs_in_with_mlflow_and_uses_its_own_key(platform):
     shown, secrets = platform
     env = shown["dashboard_env"].splitlines()
@@ -164,3 +169,36 @@ def test_bad_keys_stop_the_role_before_any_change(tmp_path):
         next(t for t in tasks if "Validate the API keys (model_api_keys)" in t)
     ], tasks
     assert "bad keys (by name): clients" in out
+
+
+GOOD_KEYS = {"model_api_keys": {"clients": KEY_A}}
+
+
+def test_served_models_and_their_preloads_pass_the_check(tmp_path):
+    served = {
+        "model_api_served_models": ["iris-classifier", "wine"],
+        "model_api_preload_models": ["wine", "iris-classifier@2"],
+    }
+    run = _run_role(tmp_path, {**GOOD_KEYS, **served}, tasks_from="validate")
+    assert run.returncode == 0, run.stdout[-3000:]
+
+
+@pytest.mark.parametrize(
+    ("settings", "named"),
+    [
+        ({"model_api_served_models": []}, "bad: none"),
+        ({"model_api_served_models": ["iris, wine"]}, "bad: iris, wine"),
+        ({"model_api_served_models": [" iris"]}, "bad:  iris"),
+        (
+            {"model_api_served_models": ["iris"], "model_api_preload_models": ["iris", "other@champion"]},
+            "not served: other",
+        ),
+    ],
+    ids=["empty", "comma", "space", "preload-not-served"],
+)
+def test_bad_served_models_fail_naming_the_variables(tmp_path, settings, named):
+    run = _run_role(tmp_path, {**GOOD_KEYS, **settings}, tasks_from="validate")
+    out = run.stdout + run.stderr
+    assert run.returncode != 0, out
+    assert "model_api_served_models must list at least one registered model name" in out
+    assert named in out, out[-3000:]

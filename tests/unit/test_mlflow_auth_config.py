@@ -61,6 +61,7 @@ def _render(tmp_path, **settings):
 
 def test_the_defaults_turn_the_cache_and_the_limiter_on(tmp_path):
     ini, env = _render(tmp_path)
+    assert ini["default_permission"] == "NO_PERMISSIONS"
     assert ini.getint("auth_cache_ttl_seconds") == 30
     assert ini["authorization_function"] == "oci_mlops_auth_throttle:authenticate_request_basic_auth_throttled"
     assert env["PYTHONPATH"] == "/opt/mlflow/lib"
@@ -141,3 +142,31 @@ def test_the_platform_trusts_the_edges_private_addresses(tmp_path, groups, expec
         path, "203.0.113.10", "var=mlflow_auth_trusted_proxies", OCI_MLOPS_SECRETS_DIR=str(tmp_path / "secrets")
     )
     assert got["mlflow_auth_trusted_proxies"] == expected
+
+
+def test_the_platform_users_grants(tmp_path):
+    """What the role's grants helper gets for the platform's users (vars/main.yml mlflow_users_grants):
+    READ on every experiment and registered model for the API's reader and the users' account, EDIT on
+    the pipelines' model only for the pipelines (no password in it: it goes to the helper's stdin)."""
+    inventory = {
+        "all": {
+            "vars": {"ansible_connection": "local", **OCI_INFRA},
+            "children": {"mlflow": {"hosts": {"203.0.113.10": {"private_ip": "10.0.1.10"}}}},
+        }
+    }
+    path = tmp_path / "hosts.json"
+    path.write_text(json.dumps(inventory))
+    got = ansible_debug(path, "203.0.113.10", "var=mlflow_users_grants", OCI_MLOPS_SECRETS_DIR=str(tmp_path / "s"))
+    everything = [
+        {"resource_type": "experiment", "resource_id": "*", "permission": "READ"},
+        {"resource_type": "registered_model", "resource_id": "*", "permission": "READ"},
+    ]
+    assert got["mlflow_users_grants"] == [
+        {"name": "mlflow-reader", "grants": everything},
+        {
+            "name": "mlflow-pipelines",
+            "grants": [{"resource_type": "registered_model", "resource_id": "iris-classifier", "permission": "EDIT"}],
+        },
+        {"name": "data-scientist", "grants": everything},
+    ]
+    assert "password" not in json.dumps(got["mlflow_users_grants"])

@@ -276,14 +276,29 @@ def create_app(settings: ApiSettings) -> FastAPI:
         body, content_type = metrics.render()
         return Response(body, media_type=content_type)
 
+    def require_served(name: str) -> None:
+        """A name the operator did not list is refused before any MLflow call: a registered
+        model's loader runs in this process when it loads, and any MLflow user may register one.
+        """
+        if name not in settings.served_models:
+            raise NotFoundError(f"registered model {name!r} not found among the models served here")
+
     @app.get("/models", dependencies=authorized, responses=errors)
     async def list_models() -> ModelsOut:
-        """Registered models visible to the service's MLflow user, with versions and aliases."""
+        """The served registered models (OCI_MLOPS_SERVED_MODELS) that the service's MLflow user
+        can read, with versions and aliases."""
         models = await run_in_threadpool(registry.list_models)
-        return ModelsOut(models=[ModelOut.model_validate(m.to_dict()) for m in models])
+        return ModelsOut(
+            models=[
+                ModelOut.model_validate(m.to_dict())
+                for m in models
+                if m.name in settings.served_models
+            ]
+        )
 
     @app.get("/models/{name}", dependencies=authorized, responses=errors)
     async def get_model(name: str) -> ModelOut:
+        require_served(name)
         model = await run_in_threadpool(registry.get_model, name)
         return ModelOut.model_validate(model.to_dict())
 
@@ -293,7 +308,10 @@ def create_app(settings: ApiSettings) -> FastAPI:
         responses={**errors, 422: {"model": ErrorResponse}},
     )
     async def predict(name: str, ref: str, body: PredictRequest) -> PredictResponse:
-        """Score rows with ``name`` at ``ref``: an alias, a version number or a stage name."""
+        """Score rows with ``name`` at ``ref``: an alias, a version number or a stage name.
+
+        Only the models listed in OCI_MLOPS_SERVED_MODELS; any other name is a 404."""
+        require_served(name)
         loaded = await store.get(name, ref)
         frame = to_frame(body, loaded.input_schema, settings.max_rows)
         try:

@@ -81,6 +81,9 @@ class ApiSettings:
     mlflow: MlflowSettings
     api_keys: tuple[ApiKey, ...]
     preload_models: tuple[ModelRef, ...]
+    # The registered model names this API serves (OCI_MLOPS_SERVED_MODELS): any other name is a
+    # 404 before any MLflow call, so nothing of it is downloaded or loaded.
+    served_models: frozenset[str]
     alias_refresh_seconds: float
     stage_aliases: Mapping[str, str]
     max_rows: int
@@ -102,10 +105,19 @@ class ApiSettings:
         max_rows = _int(env, "OCI_MLOPS_MAX_ROWS", 10_000)
         if max_rows < 1:
             raise ConfigError("OCI_MLOPS_MAX_ROWS must be >= 1")
+        served = parse_served_models(env.get("OCI_MLOPS_SERVED_MODELS", ""))
+        preload = parse_model_refs(env.get("OCI_MLOPS_PRELOAD_MODELS", ""))
+        unserved = sorted({ref.name for ref in preload} - served)
+        if unserved:
+            raise ConfigError(
+                f"OCI_MLOPS_PRELOAD_MODELS names models that OCI_MLOPS_SERVED_MODELS does not "
+                f"list: {', '.join(unserved)}"
+            )
         return cls(
             mlflow=mlflow_settings_from_env(env),
             api_keys=keys,
-            preload_models=parse_model_refs(env.get("OCI_MLOPS_PRELOAD_MODELS", "")),
+            preload_models=preload,
+            served_models=served,
             alias_refresh_seconds=refresh,
             stage_aliases=parse_stage_aliases(
                 env.get("OCI_MLOPS_STAGE_ALIASES", DEFAULT_STAGE_ALIASES)
@@ -284,6 +296,21 @@ def parse_model_refs(value: str) -> tuple[ModelRef, ...]:
             raise ConfigError(f"OCI_MLOPS_PRELOAD_MODELS: invalid entry {item!r}, use name@ref")
         refs.append(ModelRef(name.strip(), ref.strip()))
     return tuple(refs)
+
+
+def parse_served_models(value: str) -> frozenset[str]:
+    """Parse ``OCI_MLOPS_SERVED_MODELS``: comma-separated registered model names, at least one.
+
+    A registered model's loader runs in the API process when it is loaded, and any MLflow user
+    may register a model: only the names the operator lists here are ever looked up or loaded.
+    """
+    names = frozenset(name.strip() for name in value.split(",") if name.strip())
+    if not names:
+        raise ConfigError(
+            "OCI_MLOPS_SERVED_MODELS must list the registered model names the API serves "
+            "(comma-separated); any other name is refused"
+        )
+    return names
 
 
 def parse_stage_aliases(value: str) -> Mapping[str, str]:

@@ -153,6 +153,19 @@ class ApiClient:
         self._headers = {"X-API-Key": api_key}
         self._timeout = timeout_seconds
 
+    def served_models(self) -> frozenset[str]:
+        """The names of the registered models the API serves (its ``GET /models``): the only
+        ones the prediction form offers."""
+        try:
+            response = httpx.get(
+                f"{self._base_url}/models", headers=self._headers, timeout=self._timeout
+            )
+        except httpx.HTTPError as exc:
+            raise ApiError(None, f"serving API unreachable at {self._base_url}: {exc}") from exc
+        if response.status_code != 200:
+            raise ApiError(response.status_code, _error_detail(response))
+        return frozenset(str(m["name"]) for m in response.json()["models"])
+
     def predict(self, name: str, ref: str, payload: dict[str, Any]) -> dict[str, Any]:
         url = f"{self._base_url}/predict/{quote(name, safe='')}/{quote(ref, safe='')}"
         try:

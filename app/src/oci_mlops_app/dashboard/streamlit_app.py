@@ -56,6 +56,11 @@ def cached_input_columns(
 
 
 @st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False)
+def cached_served_models(api_url: str, _api_key: str) -> frozenset[str]:
+    return data.ApiClient(api_url, _api_key).served_models()
+
+
+@st.cache_data(ttl=CACHE_TTL_SECONDS, show_spinner=False)
 def cached_experiments(
     tracking_uri: str, user: str, _access: data.MlflowAccess
 ) -> list[tuple[str, str]]:
@@ -103,8 +108,15 @@ def models_tab(reader: Reader, models: list[ModelInfo]) -> None:
 
 
 def predict_tab(settings: DashboardSettings, reader: Reader, models: list[ModelInfo]) -> None:
+    # Only the models the API serves (its operator's list): nothing of another model is read.
+    try:
+        served = cached_served_models(settings.api_url, settings.api_key)
+    except data.ApiError as exc:
+        st.error(f"Cannot ask the serving API which models it serves: {exc}")
+        return
+    models = [m for m in models if m.name in served]
     if not models:
-        st.info("No registered model to score with.")
+        st.info("No registered model that you can read is served by the API.")
         return
     by_name = {m.name: m for m in models}
     name = st.selectbox("Model", list(by_name), key="predict_model")
