@@ -125,3 +125,11 @@ def test_dashboard_bad_auth_and_base_path() -> None:
     assert DashboardSettings.from_env(env).base_path == "/dashboard"
     with pytest.raises(ConfigError, match=r"^OCI_MLOPS_DASHBOARD_BASE_PATH must be a URL path"):
         DashboardSettings.from_env({**DASHBOARD, "OCI_MLOPS_DASHBOARD_BASE_PATH": "/dash board"})
+
+
+def test_dashboard_trusts_the_forwarded_address_of_the_configured_proxy_only() -> None:
+    assert DashboardSettings.from_env(DASHBOARD).forwarded_allow_ips is None
+    env = {**DASHBOARD, "OCI_MLOPS_FORWARDED_ALLOW_IPS": "10.0.1.13"}
+    assert DashboardSettings.from_env(env).forwarded_allow_ips == "10.0.1.13"
+    with pytest.raises(ConfigError, match=r"^OCI_MLOPS_FORWARDED_ALLOW_IPS: 'edge' is neither"):
+        DashboardSettings.from_env({**DASHBOARD, "OCI_MLOPS_FORWARDED_ALLOW_IPS": "edge"})
