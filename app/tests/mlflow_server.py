@@ -30,6 +30,7 @@ from typing import Any
 
 ADMIN_USER = "admin"
 START_TIMEOUT_S = 120.0
+MLFLOW_AUTHORIZATION_FUNCTION = "mlflow.server.auth:authenticate_request_basic_auth"
 
 
 def free_port() -> int:
@@ -188,10 +189,14 @@ def running_mlflow(
     mlflow_bin: Path,
     default_permission: str,
     start_timeout_s: float = START_TIMEOUT_S,
+    authorization_function: str = MLFLOW_AUTHORIZATION_FUNCTION,
+    extra_env: Mapping[str, str] | None = None,
 ) -> Iterator[MlflowServer]:
     """Run ``mlflow_bin server`` in ``workdir`` until the block exits.
 
-    Basic auth with ``default_permission`` for users without a grant.
+    Basic auth with ``default_permission`` for users without a grant; ``authorization_function``
+    and ``extra_env`` (added to the server's environment) to run another one, such as the
+    platform's failed sign-in limiter.
     """
     workdir.mkdir(parents=True, exist_ok=True)
     admin_password = secrets.token_urlsafe(18)
@@ -202,7 +207,7 @@ def running_mlflow(
         f"database_uri = sqlite:///{workdir / 'basic_auth.db'}\n"
         f"admin_username = {ADMIN_USER}\n"
         f"admin_password = {admin_password}\n"
-        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+        f"authorization_function = {authorization_function}\n"
         # cache verified credentials: without it every request pays a PBKDF2 hash (~0.3 s)
         "auth_cache_ttl_seconds = 300\n"
     )
@@ -215,6 +220,7 @@ def running_mlflow(
         "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
         # basic-auth refuses to start without a static CSRF secret
         "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_urlsafe(32),
+        **(extra_env or {}),
     }
     log_path = workdir / "mlflow-server.log"
     argv = [

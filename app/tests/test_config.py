@@ -139,3 +139,11 @@ def test_served_models_are_required_and_bound_the_preload_list() -> None:
             OCI_MLOPS_SERVED_MODELS="iris",
             OCI_MLOPS_PRELOAD_MODELS="iris@champion,wine,other@2",
         )
+
+
+def test_dashboard_trusts_the_forwarded_address_of_the_configured_proxy_only() -> None:
+    assert DashboardSettings.from_env(DASHBOARD).forwarded_allow_ips is None
+    env = {**DASHBOARD, "OCI_MLOPS_FORWARDED_ALLOW_IPS": "10.0.1.13"}
+    assert DashboardSettings.from_env(env).forwarded_allow_ips == "10.0.1.13"
+    with pytest.raises(ConfigError, match=r"^OCI_MLOPS_FORWARDED_ALLOW_IPS: 'edge' is neither"):
+        DashboardSettings.from_env({**DASHBOARD, "OCI_MLOPS_FORWARDED_ALLOW_IPS": "edge"})

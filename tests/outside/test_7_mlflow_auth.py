@@ -9,10 +9,10 @@ page. A wrong password is never cached: the role's failed sign-in limiter
 address has used its budget, and lets credentials already verified through.
 
 Every call goes to the URL in client.env (through the edge when there is one)
-with the user's CA bundle. Figures go to the report. (A wrong-password flood
-with a "legitimate p95 within 2x" bound was measured at 70.8 ms against 70.3 ms
-on 2 cores, the flood's own client sharing them: too close to gate on; the
-limiter's refusals are tested in molecule/mlflow. Issue #15, point 6.)
+with the user's CA bundle. Figures go to the report. The wrong-password flood
+is molecule/site's tests/test_1d_mlflow_sign_in_flood.py (issue #15, point 6):
+it floods from another lab host, so that this suite's address keeps its
+sign-in budget, and interleaves baseline and flood windows.
 """
 
 from __future__ import annotations

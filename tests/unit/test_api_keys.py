@@ -94,6 +94,15 @@ def test_the_dashboard_signs_in_with_mlflow_and_uses_its_own_key(platform):
     assert _secret(secrets, "api_key") not in shown["dashboard_env"]
 
 
+def test_the_dashboard_trusts_the_edges_forwarded_address_only(platform, tmp_path):
+    """Without an edge nothing is trusted (no line); with one, its address (the browser's address
+    it forwards goes to MLflow with each sign-in)."""
+    shown, _ = platform
+    assert not [line for line in shown["dashboard_env"].splitlines() if "FORWARDED" in line]
+    shown, _ = _platform(tmp_path, dashboard_forwarded_allow_ips=["10.0.1.13", "fd00::13"])
+    assert "OCI_MLOPS_FORWARDED_ALLOW_IPS=10.0.1.13,fd00::13" in shown["dashboard_env"].splitlines()
+
+
 def test_without_sign_in_the_dashboard_reads_as_the_shared_reader(tmp_path):
     shown, secrets = _platform(tmp_path, dashboard_auth="none")
     env = shown["dashboard_env"].splitlines()

@@ -4,8 +4,9 @@ The role's own templates, rendered with its defaults and vars by a local
 play: basic_auth.ini carries auth_cache_ttl_seconds (MLflow 3.17.2 reads it
 from the [mlflow] section, default 0 = off) and the authorization function,
 the environment file what the limiter reads. A bad value fails the role's
-validation naming the variable. The platform trusts the edge hosts'
-X-Forwarded-For (their private addresses), and nothing without an edge.
+validation naming the variable. The platform trusts the X-Forwarded-For of
+the edge hosts and of the dashboard's hosts (their private addresses), and
+nothing without them.
 """
 
 from __future__ import annotations
@@ -124,9 +125,19 @@ def test_a_bad_value_fails_naming_the_variable(tmp_path, name, value):
     [
         ({"mlflow": {"203.0.113.10": "10.0.1.10"}}, []),
         ({"mlflow": {"203.0.113.10": "10.0.1.10"}, "edge": {"203.0.113.5": "10.0.0.5"}}, ["10.0.0.5"]),
+        # the dashboard's hosts (group api) forward the address of the browser a sign-in comes from
+        ({"mlflow": {"203.0.113.10": "10.0.1.10"}, "api": {"203.0.113.12": "10.0.1.12"}}, ["10.0.1.12"]),
+        (
+            {
+                "mlflow": {"203.0.113.10": "10.0.1.10"},
+                "edge": {"203.0.113.5": "10.0.0.5"},
+                "api": {"203.0.113.12": "10.0.1.12", "203.0.113.14": "10.0.1.14"},
+            },
+            ["10.0.0.5", "10.0.1.12", "10.0.1.14"],
+        ),
     ],
 )
-def test_the_platform_trusts_the_edges_private_addresses(tmp_path, groups, expected):
+def test_the_platform_trusts_the_edges_and_the_dashboards_private_addresses(tmp_path, groups, expected):
     inventory = {
         "all": {
             "vars": {"ansible_connection": "local", **OCI_INFRA},

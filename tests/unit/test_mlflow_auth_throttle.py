@@ -11,6 +11,7 @@ tests/outside/test_7_mlflow_auth.py.
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 import threading
 import time
@@ -185,20 +186,48 @@ class FakeMlflowAuth:
         return Response("not authenticated", 401, {"WWW-Authenticate": 'Basic realm="mlflow"'})
 
 
+class JsonResponse:
+    """A Flask response with a JSON body (get_json/set_data, as flask.Response has them)."""
+
+    def __init__(self, body: dict) -> None:
+        self.data = json.dumps(body)
+
+    def get_json(self, silent: bool = False):
+        return json.loads(self.data)
+
+    def set_data(self, data: str) -> None:
+        self.data = data
+
+
+class FakeFlaskApp:
+    """MLflow's Flask app: its views by endpoint, /users/current as MLflow 3.17 answers it for a
+    custom authorization_function."""
+
+    def __init__(self) -> None:
+        self.view_functions = {
+            "get_current_user": lambda: JsonResponse(
+                {"user": {"id": 1, "username": "data-scientist", "is_admin": False}, "is_basic_auth": False}
+            )
+        }
+
+
 @pytest.fixture
 def server(monkeypatch):
-    """The module wired to the stand-ins; the edge (10.0.0.1) is a trusted proxy."""
+    """The module wired to the stand-ins; the edge (10.0.0.1) and a proxy on the host itself
+    (127.0.0.2) are trusted proxies."""
     mod = _load(
         monkeypatch,
         OCI_MLOPS_AUTH_FAILED_LIMIT="5",
         OCI_MLOPS_AUTH_FAILED_WINDOW="60",
-        OCI_MLOPS_AUTH_TRUSTED_PROXIES="10.0.0.1",
+        OCI_MLOPS_AUTH_TRUSTED_PROXIES="10.0.0.1,127.0.0.2",
     )
     request = FakeRequest()
     auth = FakeMlflowAuth(request, password="the-right-password")
     flask = types.ModuleType("flask")
     flask.request = request  # type: ignore[attr-defined]
     flask.make_response = lambda body, status: Response(body, status)  # type: ignore[attr-defined]
+    flask.current_app = FakeFlaskApp()  # type: ignore[attr-defined]
+    flask.json = json  # type: ignore[attr-defined]
     mlflow_server = types.ModuleType("mlflow.server")
     mlflow_server.auth = auth  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "flask", flask)
@@ -324,9 +353,49 @@ def test_the_hosts_own_processes_are_not_limited(server, peer):
     assert auth.hashes == 20
 
 
+@pytest.mark.parametrize("forwarded", [None, "198.51.100.5"])
+def test_a_trusted_proxy_on_the_host_itself_is_limited(server, forwarded):
+    """A co-located proxy (127.0.0.2 is trusted here) is limited per forwarded address, and
+    without one under its own: it is not one of the host's own processes."""
+    _, _, auth = server
+    for i in range(20):
+        _call(server, f"guess-{i}", remote="127.0.0.2", forwarded=forwarded)
+    assert auth.hashes == 5
+
+
 def test_a_loopback_address_claimed_through_the_edge_is_not_exempt(server):
     _, _, auth = server
     for i in range(20):
         _call(server, f"guess-{i}", forwarded="127.0.0.1")
     # the edge replaces X-Forwarded-For: 127.0.0.1 there is a client on the edge host, limited like any other
     assert auth.hashes == 5
+
+
+def test_the_uis_logout_is_mlflows_401_and_spends_nothing(server):
+    """MLflow's UI signs out by sending a throwaway user whose password is its name: MLflow's own
+    401 every time, even from a blocked address, and it does not count as a failure."""
+    _, _, auth = server
+    for i in range(20):
+        logout = f"mlflow-logged-out-{i:04x}"
+        assert _call(server, logout, user=logout).status_code == 401
+    assert [_call(server, f"guess-{i}").status_code for i in range(6)] == [401] * 5 + [429]
+    assert _call(server, "mlflow-logged-out-ffff", user="mlflow-logged-out-ffff").status_code == 401
+    assert _call(server, "mlflow-logged-out-a", user="mlflow-logged-out-b").status_code == 429, (
+        "only the UI's own pair (password = user) is passed"
+    )
+
+
+def test_current_user_reports_basic_auth(server):
+    """MLflow reports is_basic_auth: false for any authorization_function but its own; the first
+    authentication makes the view report the basic auth this is, once."""
+    mod, _, _ = server
+    app = sys.modules["flask"].current_app
+    original = app.view_functions["get_current_user"]
+    assert original().get_json()["is_basic_auth"] is False
+    _call(server, "the-right-password")
+    wrapped = app.view_functions["get_current_user"]
+    body = wrapped().get_json()
+    assert body == {"user": {"id": 1, "username": "data-scientist", "is_admin": False}, "is_basic_auth": True}
+    _call(server, "the-right-password")
+    assert app.view_functions["get_current_user"] is wrapped, "wrapped once"
+    mod.report_basic_auth(types.SimpleNamespace(view_functions={}))  # another MLflow without the view: nothing

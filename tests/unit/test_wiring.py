@@ -142,10 +142,17 @@ def test_the_backends_listen_privately_and_trust_the_edge(tmp_path):
     api = _render(
         tmp_path,
         "203.0.113.12",
-        ["model_api_root_path", "model_api_forwarded_allow_ips", "dashboard_base_path", "model_api_client_cidrs"],
+        [
+            "model_api_root_path",
+            "model_api_forwarded_allow_ips",
+            "dashboard_base_path",
+            "dashboard_forwarded_allow_ips",
+            "model_api_client_cidrs",
+        ],
     )
     assert api["model_api_root_path"] == "/api" and api["dashboard_base_path"] == "/dashboard"
     assert api["model_api_forwarded_allow_ips"] == ["10.0.1.13"]
+    assert api["dashboard_forwarded_allow_ips"] == ["10.0.1.13"]
     assert sorted(api["model_api_client_cidrs"]) == ["10.0.1.12/32", "10.0.1.13/32"]
     airflow = _render(
         tmp_path,
@@ -158,8 +165,13 @@ def test_the_backends_listen_privately_and_trust_the_edge(tmp_path):
         "airflow_client_cidrs": ["10.0.1.13/32"],
         "airflow_forwarded_allow_ips": ["10.0.1.13"],
     }
-    mlflow = _render(tmp_path, "203.0.113.10", ["mlflow_host", "mlflow_allowed_hosts"])
-    assert mlflow == {"mlflow_host": "10.0.1.10", "mlflow_allowed_hosts": ["203.0.113.13"]}
+    mlflow = _render(tmp_path, "203.0.113.10", ["mlflow_host", "mlflow_allowed_hosts", "mlflow_auth_trusted_proxies"])
+    assert mlflow == {
+        "mlflow_host": "10.0.1.10",
+        "mlflow_allowed_hosts": ["203.0.113.13"],
+        # the edge, and the dashboard's host (it forwards the browser's address with each sign-in)
+        "mlflow_auth_trusted_proxies": ["10.0.1.13", "10.0.1.12"],
+    }
 
 
 def test_without_an_edge_host_the_services_stay_as_they_were(tmp_path):

@@ -142,6 +142,9 @@ class DashboardSettings:
     # "none": no sign-in, MLflow is read as the dashboard's own user (local development only).
     auth: str = "mlflow"
     base_path: str = ""
+    # The reverse proxy whose X-Forwarded-For names the browser (OCI_MLOPS_FORWARDED_ALLOW_IPS):
+    # that address is forwarded to MLflow with each sign-in (per-browser failed sign-in limit).
+    forwarded_allow_ips: str | None = None
     warnings: tuple[str, ...] = ()
 
     @classmethod
@@ -179,6 +182,7 @@ class DashboardSettings:
             log_level=log_level_from_env(env),
             auth=auth,
             base_path=base_path,
+            forwarded_allow_ips=_forwarded_allow_ips(env),
             warnings=tuple(warnings),
         )
 

@@ -344,6 +344,22 @@ def test_the_credential_cache_and_the_sign_in_limiter_are_configured(host):
     assert env["OCI_MLOPS_AUTH_FAILED_LIMIT"] == str(DEFAULTS["mlflow_auth_failed_login_limit"])
 
 
+def test_the_ui_offers_logout_and_change_password(host, admin):
+    """MLflow's UI shows "Logout" and "Change password" only when /users/current reports
+    is_basic_auth, which MLflow bases on the name of the authorization function: the limiter's
+    view says so. The UI's Logout sends a throwaway user whose password is its name: MLflow's
+    401 every time, and no failure counted (a wrong password after more than limit x workers of
+    them is still checked: 401, not 429)."""
+    url = f"http://{_ipv4(host)}:{PORT}/ajax-api/2.0/mlflow/users/current"
+    status, body = _http(url, *admin)
+    assert status == 200, body
+    assert json.loads(body)["is_basic_auth"] is True, body
+    for _ in range(2 * DEFAULTS["mlflow_auth_failed_login_limit"] + 2):
+        logout = f"mlflow-logged-out-{uuid.uuid4().hex[:12]}"
+        assert _http(url, logout, logout)[0] == 401
+    assert _http(url, "admin", "a-wrong-password")[0] == 401
+
+
 # Last in the file: it spends the controller address's sign-in budget.
 def test_a_flood_of_wrong_passwords_is_refused_without_hashing(host, admin):
     """From the controller: after the limit's worth of wrong passwords per worker (each one

@@ -23,15 +23,29 @@ guess would (MLflow's Python client retries 429 by itself).
 
 The client address is the TCP peer, or, when the peer is one of
 `OCI_MLOPS_AUTH_TRUSTED_PROXIES` (comma-separated addresses: the edge, which
-replaces X-Forwarded-For with the address it saw), the last X-Forwarded-For
-entry. Loopback peers are not limited: the host's own processes (the mlflow
-role checks its users' passwords from there; a co-located edge must be a
-trusted proxy, or everything it forwards would be exempt). MLflow runs
-this function for its FastAPI routes (jobs, gateway, traces) in a synthetic
+replaces X-Forwarded-For with the address it saw, and the dashboard, which
+sends the address of the browser a sign-in comes from), the last
+X-Forwarded-For entry. Loopback peers that are not trusted proxies are not
+limited: the host's own processes (the mlflow role checks its users'
+passwords from there). A trusted proxy always is, per forwarded address or,
+without one, under its own: a co-located edge must be one, or everything it
+forwards would be exempt. MLflow runs this function for its FastAPI routes
+(jobs, gateway, traces, artifact downloads and uploads) in a synthetic
 request with no peer address: those share one "unknown" address. The state
 lives in each worker (bounded: at most MAX_CLIENTS addresses, oldest
 dropped), so with N workers an address gets at most N x the limit per
 window.
+
+Two things keep MLflow's UI working with this function in place. MLflow's
+`/users/current` tells the UI whether the server runs basic auth (its
+"Logout" entry and "Change password" button) by comparing
+`authorization_function` with the name of its own function, so any wrapper
+reads as "not basic auth": the first call of this function wraps that view
+to report basic auth, which this is (MLflow's own check, 401 and
+WWW-Authenticate). And the UI's Logout replaces the browser's credentials
+with a throwaway pair (user and password both `mlflow-logged-out-<random>`,
+MLflow 3.17's UI): that request goes to MLflow's own function uncounted, so
+signing out neither spends the address's budget nor gets a 429.
 
 Configured in /etc/mlflow/basic_auth.ini as
 `authorization_function = oci_mlops_auth_throttle:authenticate_request_basic_auth_throttled`
@@ -40,6 +54,7 @@ Configured in /etc/mlflow/basic_auth.ini as
 
 from __future__ import annotations
 
+import functools
 import hmac
 import ipaddress
 import math
@@ -54,6 +69,10 @@ from typing import Any
 MAX_CLIENTS = 10_000
 # How long a credential that verified successfully passes a blocked address.
 GOOD_SECONDS = 3600
+# The credential MLflow's UI signs out with (user and password alike, plus a random suffix).
+LOGOUT_PREFIX = "mlflow-logged-out-"
+# MLflow's "who am I" view (/api/2.0 and /ajax-api/2.0 .../mlflow/users/current).
+CURRENT_USER_ENDPOINT = "get_current_user"
 
 
 class FailedLoginLimiter:
@@ -181,17 +200,51 @@ def _is_loopback(client: str) -> bool:
         return False
 
 
+def _is_logout(username: str, password: str) -> bool:
+    """The throwaway credential MLflow's UI sends to make the browser forget the real one."""
+    return username.startswith(LOGOUT_PREFIX) and password == username
+
+
+def report_basic_auth(flask_app: Any) -> None:
+    """Make MLflow's `/users/current` report `is_basic_auth: true` (idempotent).
+
+    MLflow sets it only when `authorization_function` names its own function,
+    and its UI hides Logout and Change password otherwise. Flask looks the view
+    up at dispatch, so replacing it during a request's authentication applies
+    to that request already.
+    """
+    view = flask_app.view_functions.get(CURRENT_USER_ENDPOINT)
+    if view is None or getattr(view, "reports_basic_auth", False):
+        return
+    from flask import json
+
+    @functools.wraps(view)
+    def current_user(*args: Any, **kwargs: Any) -> Any:
+        response = view(*args, **kwargs)
+        body = response.get_json(silent=True) if hasattr(response, "get_json") else None
+        if isinstance(body, dict) and body.get("is_basic_auth") is False:
+            body["is_basic_auth"] = True
+            response.set_data(json.dumps(body))
+        return response
+
+    current_user.reports_basic_auth = True  # type: ignore[attr-defined]
+    flask_app.view_functions[CURRENT_USER_ENDPOINT] = current_user
+
+
 def authenticate_request_basic_auth_throttled() -> Any:
     """MLflow's basic auth, with failed verifications limited per client address."""
-    from flask import make_response, request
+    from flask import current_app, make_response, request
     from mlflow.server import auth
 
+    report_basic_auth(current_app)
     credentials = request.authorization
     if credentials is None or LIMITER.limit <= 0:
         return auth.authenticate_request_basic_auth()
     credential = (credentials.username or "", credentials.password or "")
+    if _is_logout(*credential):
+        return auth.authenticate_request_basic_auth()  # MLflow's 401 (no such user), not a guess
     client = client_address(request.remote_addr, request.headers.get("X-Forwarded-For"), TRUSTED_PROXIES)
-    if client == request.remote_addr and _is_loopback(client):
+    if client == request.remote_addr and _is_loopback(client) and client not in TRUSTED_PROXIES:
         return auth.authenticate_request_basic_auth()  # the host's own processes
     wait = LIMITER.acquire(client)
     if wait:

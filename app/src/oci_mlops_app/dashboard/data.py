@@ -5,9 +5,10 @@ Kept free of Streamlit so that it can be used and tested on its own.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlparse
@@ -88,6 +89,62 @@ class SignInUnavailableError(Exception):
     """The credentials could not be checked (MLflow unreachable, or without basic auth)."""
 
 
+class SignInThrottledError(Exception):
+    """MLflow refuses sign-ins from the browser's address for a while (its failed sign-in limit:
+    429 with Retry-After) without checking the password."""
+
+    def __init__(self, retry_after_seconds: int) -> None:
+        super().__init__(f"too many failed sign-ins: retry in {retry_after_seconds} s")
+        self.retry_after_seconds = retry_after_seconds
+
+
+# When MLflow's 429 carries no usable Retry-After: the platform's failed sign-in window
+# (mlflow_auth_failed_login_window).
+DEFAULT_RETRY_AFTER_SECONDS = 60
+
+
+def browser_address(
+    peer: str | None, forwarded_for: Iterable[str], trusted_proxies: str | None
+) -> str | None:
+    """The address a browser signs in from, or None when it is not known.
+
+    ``peer`` is the connection's address as Streamlit reports it (``st.context.ip_address``:
+    None for a loopback connection). When it is one of ``trusted_proxies`` (the edge:
+    ``OCI_MLOPS_FORWARDED_ALLOW_IPS``, ``*`` or comma-separated addresses and networks), the
+    browser is the last ``X-Forwarded-For`` entry: the edge replaces that header with the address
+    it saw, so a browser cannot choose it. A header from anyone else is the browser's own claim
+    and is ignored.
+    """
+    if peer is None:
+        return None
+    try:
+        peer_ip = ipaddress.ip_address(peer)
+    except ValueError:
+        return None
+    if not _is_trusted(peer_ip, trusted_proxies):
+        return str(peer_ip)
+    entries = [entry.strip() for value in forwarded_for for entry in value.split(",")]
+    entries = [entry for entry in entries if entry]
+    if not entries:
+        return str(peer_ip)
+    try:
+        return str(ipaddress.ip_address(entries[-1]))
+    except ValueError:
+        return str(peer_ip)
+
+
+def _is_trusted(
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address, trusted: str | None
+) -> bool:
+    for item in (trusted or "").split(","):
+        item = item.strip()
+        if item == "*":
+            return True
+        if item and address in ipaddress.ip_network(item, strict=False):
+            return True
+    return False
+
+
 # Endpoints of MLflow's basic-auth app that any user may call about themself: the first is
 # MLflow >= 3.x's "who am I"; the second (older servers) answers only for the sender's own name.
 _WHOAMI_ENDPOINTS = (
@@ -97,10 +154,20 @@ _WHOAMI_ENDPOINTS = (
 
 
 def verify_mlflow_user(
-    tracking_uri: str, username: str, password: str, timeout_seconds: float
+    tracking_uri: str,
+    username: str,
+    password: str,
+    timeout_seconds: float,
+    client_address: str | None = None,
 ) -> str:
-    """Check a username/password with MLflow's basic auth (one call); the user's name."""
+    """Check a username/password with MLflow's basic auth (one call); the user's name.
+
+    ``client_address`` (the browser's, see ``browser_address``) goes to MLflow as
+    ``X-Forwarded-For``: MLflow's failed sign-in limiter, which trusts it from the dashboard's
+    host, then counts each browser on its own instead of every dashboard user as one address.
+    """
     creds = MlflowAccess(tracking_uri, username, password).host_creds()
+    headers = {"X-Forwarded-For": client_address} if client_address else None
     response = None
     for endpoint, with_name in _WHOAMI_ENDPOINTS:
         try:
@@ -109,7 +176,10 @@ def verify_mlflow_user(
                 endpoint,
                 "GET",
                 max_retries=0,
+                extra_headers=headers,
                 timeout=timeout_seconds,
+                # a 429 is an answer (the limiter's), not a transient error to raise
+                raise_on_status=False,
                 params={"username": username} if with_name else None,
             )
         except (requests.RequestException, MlflowException) as exc:
@@ -119,6 +189,8 @@ def verify_mlflow_user(
     assert response is not None
     if response.status_code in (401, 403):
         raise SignInRefusedError
+    if response.status_code == 429:
+        raise SignInThrottledError(_retry_after_seconds(response))
     if response.status_code == 404:
         raise SignInUnavailableError(
             "MLflow does not run its basic-auth app (--app-name basic-auth)"
@@ -129,6 +201,14 @@ def verify_mlflow_user(
         return str(response.json()["user"]["username"])
     except (ValueError, KeyError, TypeError):
         raise SignInUnavailableError("unexpected answer from MLflow") from None
+
+
+def _retry_after_seconds(response: requests.Response) -> int:
+    try:
+        seconds = int(response.headers.get("Retry-After", ""))
+    except ValueError:
+        return DEFAULT_RETRY_AFTER_SECONDS
+    return max(seconds, 1)
 
 
 def is_unauthenticated(exc: BaseException) -> bool:

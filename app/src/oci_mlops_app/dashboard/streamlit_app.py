@@ -250,31 +250,57 @@ def sign_in(settings: DashboardSettings) -> Reader | None:
     return None
 
 
+def _browser_address(settings: DashboardSettings) -> str | None:
+    """The address this browser session connects from (through the edge: what it forwarded)."""
+    return data.browser_address(
+        st.context.ip_address,
+        st.context.headers.get_all("X-Forwarded-For"),
+        settings.forwarded_allow_ips,
+    )
+
+
 def _try_sign_in(settings: DashboardSettings, username: str, password: str) -> None:
     wait = st.session_state.get(LOCKED_UNTIL_KEY, 0.0) - time.monotonic()
     if wait > 0:
         st.error(f"Too many failed sign-ins: try again in {math.ceil(wait)} s.")
         return
+    client = _browser_address(settings)
     try:
         if not username or not password:
             raise data.SignInRefusedError
         verified = data.verify_mlflow_user(
-            settings.mlflow.tracking_uri, username, password, settings.mlflow.timeout_seconds
+            settings.mlflow.tracking_uri,
+            username,
+            password,
+            settings.mlflow.timeout_seconds,
+            client_address=client,
         )
     except data.SignInRefusedError:
         failures = st.session_state.get(FAILURES_KEY, 0) + 1
         delay = min(BACKOFF_FIRST_SECONDS * 2 ** (failures - 1), BACKOFF_MAX_SECONDS)
         st.session_state[FAILURES_KEY] = failures
         st.session_state[LOCKED_UNTIL_KEY] = time.monotonic() + delay
-        logger.warning("sign-in refused", extra={"user": username, "failures": failures})
+        logger.warning(
+            "sign-in refused", extra={"user": username, "failures": failures, "client": client}
+        )
         st.error("Sign-in failed: unknown user or wrong password.")
+        return
+    except data.SignInThrottledError as exc:
+        # MLflow's limit for this browser's address (not checked against the password)
+        st.session_state[LOCKED_UNTIL_KEY] = time.monotonic() + exc.retry_after_seconds
+        logger.warning("sign-in throttled by MLflow", extra={"user": username, "client": client})
+        st.error(
+            f"Too many failed sign-ins from your address: try again in {exc.retry_after_seconds} s."
+        )
         return
     except data.SignInUnavailableError as exc:
         cause = f": {data.describe_error(exc.__cause__)}" if exc.__cause__ else ""
-        logger.error("sign-in unavailable: %s%s", exc, cause, extra={"user": username})
+        logger.error(
+            "sign-in unavailable: %s%s", exc, cause, extra={"user": username, "client": client}
+        )
         st.error(f"Sign-in is not possible right now: {exc}.")
         return
-    logger.info("sign-in", extra={"user": verified})
+    logger.info("sign-in", extra={"user": verified, "client": client})
     for key in (FAILURES_KEY, LOCKED_UNTIL_KEY, "sign_in_username", "sign_in_password"):
         st.session_state.pop(key, None)
     st.session_state[USER_KEY] = data.MlflowAccess(settings.mlflow.tracking_uri, verified, password)
