@@ -180,6 +180,91 @@ def test_batch_csv_with_wrong_columns_shows_the_api_reason(
     assert "unknown columns ['colour']" in errors[0]
 
 
+@pytest.mark.parametrize(
+    ("caps", "csv", "message"),
+    [
+        (
+            {},
+            (",".join(f"c{i}" for i in range(1001)) + "\n" + ",".join(["1"] * 1001)).encode(),
+            "Cannot score this CSV: the CSV has 1001 columns; at most 1000 can be scored.",
+        ),
+        (
+            {"OCI_MLOPS_DASHBOARD_MAX_ROWS": "20"},
+            load_iris(as_frame=True).data.iloc[:21].to_csv(index=False).encode(),
+            "Cannot score this CSV: the CSV has more than 20 rows; at most 20 are scored at once: "
+            "split it into smaller files.",
+        ),
+        (
+            {"OCI_MLOPS_DASHBOARD_MAX_UPLOAD_MB": "1"},
+            b"sepal length (cm)\n" + b"5.1\n" * 300_000,
+            "The CSV is over 1 MB: split it into smaller files.",
+        ),
+        ({}, b"", "Cannot score this CSV: cannot read the CSV: No columns to parse from file."),
+    ],
+    ids=["columns", "rows", "size", "empty"],
+)
+def test_batch_csv_over_a_cap_is_refused_before_any_api_call(
+    dashboard_env: None,
+    reader: tuple[str, str],
+    api_server: ApiServer,
+    monkeypatch: pytest.MonkeyPatch,
+    caps: dict[str, str],
+    csv: bytes,
+    message: str,
+) -> None:
+    for name, value in caps.items():
+        monkeypatch.setenv(name, value)
+    app = _choose_model(run_dashboard(reader), MODEL, "champion")
+    requests_before = len(log_entries(api_server.log_path))
+    app.file_uploader(key="batch_csv").set_value(("big.csv", csv, "text/csv")).run()
+    assert not app.exception, app.exception
+    assert [e.value for e in app.error] == [message]
+    assert not tab_frames(app, 1)
+    assert len(log_entries(api_server.log_path)) == requests_before
+
+
+def test_the_upload_cap_is_streamlits_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The dashboard's command sets Streamlit's server-side upload cap (its default: 200 MB)."""
+    from streamlit.web import cli as streamlit_cli
+
+    from oci_mlops_app import cli
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
+    monkeypatch.setenv("OCI_MLOPS_API_URL", "http://127.0.0.1:8000")
+    monkeypatch.setenv("OCI_MLOPS_API_KEY", "k" * 16)
+    monkeypatch.setenv("OCI_MLOPS_DASHBOARD_MAX_UPLOAD_MB", "7")
+    argv: list[str] = []
+
+    def streamlit_main() -> int:
+        argv.extend(cli.sys.argv)
+        return 0
+
+    monkeypatch.setattr(streamlit_cli, "main", streamlit_main)
+    monkeypatch.setattr(cli, "configure_logging", lambda level: None)
+    monkeypatch.setattr(cli.sys, "argv", list(cli.sys.argv))
+    with pytest.raises(SystemExit):
+        cli.dashboard_main([])
+    assert "--server.maxUploadSize=7" in argv
+
+
+def test_score_frame_keeps_wide_batches_under_the_body_cap() -> None:
+    """1000 rows of a 200-column CSV go in batches of 250 rows (50,000 values)."""
+    sent: list[int] = []
+
+    class Recorder(data.ApiClient):
+        def predict(self, name: str, ref: str, payload: dict[str, object]) -> dict[str, object]:
+            rows = payload["data"]
+            assert isinstance(rows, list)
+            sent.append(len(json.dumps(payload)))
+            return {"predictions": [0] * len(rows), "model_version": "1"}
+
+    frame = pd.DataFrame([[0.123456789] * 200] * 1000, columns=[f"c{i}" for i in range(200)])
+    scored = data.score_frame(Recorder("http://unused", "k"), MODEL, "champion", frame)
+    assert len(scored) == 1000
+    assert len(sent) == 4
+    assert max(sent) < 2 * 1024 * 1024
+
+
 def test_experiments_tab_lists_runs_and_compares_a_metric(
     dashboard_env: None, reader: tuple[str, str]
 ) -> None:

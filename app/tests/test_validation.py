@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
+import time
 
 import numpy as np
 import pandas as pd
@@ -18,7 +20,16 @@ from oci_mlops_app.config import (
     parse_model_refs,
     parse_stage_aliases,
 )
-from oci_mlops_app.validation import InvalidInputError, PredictRequest, jsonable, to_frame
+from oci_mlops_app.validation import (
+    InputLimits,
+    InvalidInputError,
+    MalformedBodyError,
+    PredictRequest,
+    jsonable,
+    parse_request,
+    request_schema,
+    to_frame,
+)
 
 MIXED = Schema(
     [
@@ -103,6 +114,78 @@ def test_row_limit() -> None:
         frame({"data": [ROW] * 3}, max_rows=2)
 
 
+LIMITS = InputLimits(max_rows=100, max_columns=10)
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"data": [[1]] * 101}, "101 rows sent, at most 100 are accepted"),
+        ({"records": [{}] * 101}, "101 rows sent, at most 100 are accepted"),
+        ({"columns": list("abcdefghijk"), "data": [[1]]}, "11 columns sent, at most 10 are"),
+        ({"data": [[1], [1] * 11]}, "row 1 has 11 columns, at most 10 are accepted"),
+        ({"records": [dict.fromkeys("abcdefghijk", 1)]}, "record 0 has 11 columns, at most 10"),
+    ],
+)
+def test_parse_request_caps_rows_and_columns(body: object, message: str) -> None:
+    with pytest.raises(InvalidInputError, match=message):
+        parse_request(json.dumps(body).encode(), LIMITS)
+
+
+@pytest.mark.parametrize(
+    ("body", "error_type", "loc"),
+    [
+        (b"", "missing", ["body"]),
+        (b"{not json", "json_invalid", ["body", 1]),
+        (b'{"data": "\xff"}', "json_invalid", ["body", 10]),
+        (b"[1, 2]", "model_type", ["body"]),
+        (b'{"columns": ["x"]}', "value_error", ["body"]),
+        (b'{"data": [[1]], "extra": 1}', "extra_forbidden", ["body", "extra"]),
+    ],
+)
+def test_parse_request_reports_malformed_bodies_as_fastapi_does(
+    body: bytes, error_type: str, loc: list[object]
+) -> None:
+    with pytest.raises(MalformedBodyError) as caught:
+        parse_request(body, LIMITS)
+    (error,) = caught.value.errors
+    assert error["type"] == error_type
+    assert list(error["loc"]) == loc
+    assert "input" not in error or error["input"] in (None, {})
+    json.dumps(error)  # JSON-able as it is
+
+
+def test_name_checks_are_linear_and_their_messages_short() -> None:
+    """50,000 column names (the API caps them at 1000 by default; the checks themselves must
+    not be quadratic either: 20,000 names took 2.8 s before)."""
+    names = [f"c{i}" for i in range(50_000)]
+    request = PredictRequest.model_validate({"columns": names, "data": [[1.0] * 50_000]})
+    started = time.perf_counter()
+    with pytest.raises(InvalidInputError) as caught:
+        to_frame(request, MIXED, max_rows=10)
+    assert time.perf_counter() - started < 0.5
+    message = str(caught.value)
+    assert message.startswith("missing columns ['x', 'n', 'flag', 'label', 'at']; unknown columns")
+    assert "and 49990 more" in message
+    assert len(message) < 500
+    duplicated = PredictRequest.model_validate({"columns": names * 2, "data": [[1.0] * 100_000]})
+    started = time.perf_counter()
+    with pytest.raises(InvalidInputError, match=r"duplicate columns .* and 49990 more"):
+        to_frame(duplicated, MIXED, max_rows=10)
+    assert time.perf_counter() - started < 0.5
+
+
+def test_request_schema_states_the_caps_and_the_one_form_rule() -> None:
+    schema = request_schema(LIMITS)
+    data = schema["properties"]["data"]["anyOf"][0]
+    records = schema["properties"]["records"]["anyOf"][0]
+    assert (data["minItems"], data["maxItems"], data["items"]["maxItems"]) == (1, 100, 10)
+    assert (records["maxItems"], records["items"]["maxProperties"]) == (100, 10)
+    assert schema["properties"]["columns"]["anyOf"][0]["maxItems"] == 10
+    assert [branch["required"] for branch in schema["anyOf"]] == [["data"], ["records"]]
+    assert schema["additionalProperties"] is False
+
+
 def test_models_without_signature_take_any_rectangular_table() -> None:
     assert frame({"data": [[1, "a"], [2, "b"]]}, schema=None).shape == (2, 2)
     assert frame({"columns": ["p", "q"], "data": [[1, 2]]}, schema=None).columns.tolist() == [
@@ -167,6 +250,12 @@ def test_api_settings_defaults() -> None:
     assert settings.preload_models == ()
     assert settings.log_level == "INFO"
     assert "a" * 16 not in repr(settings)
+    assert (settings.max_rows, settings.max_columns) == (10_000, 1000)
+    assert settings.max_body_bytes == 2 * 1024 * 1024
+    custom = ApiSettings.from_env(
+        {**BASE_ENV, "OCI_MLOPS_MAX_BODY_BYTES": "65536", "OCI_MLOPS_MAX_COLUMNS": "50"}
+    )
+    assert (custom.max_body_bytes, custom.max_columns) == (65536, 50)
 
 
 @pytest.mark.parametrize(
@@ -179,6 +268,9 @@ def test_api_settings_defaults() -> None:
         ({"OCI_MLOPS_ALIAS_REFRESH_SECONDS": "45"}, "<= 30"),
         ({"OCI_MLOPS_ALIAS_REFRESH_SECONDS": "soon"}, "must be a number"),
         ({"OCI_MLOPS_MAX_ROWS": "0"}, "OCI_MLOPS_MAX_ROWS must be >= 1"),
+        ({"OCI_MLOPS_MAX_COLUMNS": "0"}, "OCI_MLOPS_MAX_COLUMNS must be >= 1"),
+        ({"OCI_MLOPS_MAX_BODY_BYTES": "2"}, "OCI_MLOPS_MAX_BODY_BYTES must be >= 1024"),
+        ({"OCI_MLOPS_MAX_BODY_BYTES": "2m"}, "OCI_MLOPS_MAX_BODY_BYTES must be an integer"),
         ({"OCI_MLOPS_LOG_LEVEL": "chatty"}, "OCI_MLOPS_LOG_LEVEL must be one of"),
         ({"OCI_MLOPS_PRELOAD_MODELS": "@champion"}, "invalid entry"),
         ({"OCI_MLOPS_STAGE_ALIASES": "Production"}, "use Stage=alias"),
@@ -208,3 +300,16 @@ def test_dashboard_settings() -> None:
     assert settings.api_url == "http://127.0.0.1:8000"
     with pytest.raises(ConfigError, match="OCI_MLOPS_API_KEY"):
         DashboardSettings.from_env({**env, "OCI_MLOPS_API_KEY": " "})
+    assert (settings.max_upload_mb, settings.max_rows, settings.max_columns) == (8, 100_000, 1000)
+    capped = DashboardSettings.from_env(
+        {
+            **env,
+            "OCI_MLOPS_DASHBOARD_MAX_UPLOAD_MB": "5",
+            "OCI_MLOPS_DASHBOARD_MAX_ROWS": "500",
+            "OCI_MLOPS_DASHBOARD_MAX_COLUMNS": "20",
+        }
+    )
+    assert (capped.max_upload_mb, capped.max_rows, capped.max_columns) == (5, 500, 20)
+    for name in ("MAX_UPLOAD_MB", "MAX_ROWS", "MAX_COLUMNS"):
+        with pytest.raises(ConfigError, match=f"OCI_MLOPS_DASHBOARD_{name} must be >= 1"):
+            DashboardSettings.from_env({**env, f"OCI_MLOPS_DASHBOARD_{name}": "0"})

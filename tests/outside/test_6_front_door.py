@@ -204,16 +204,28 @@ def test_weak_tls_1_2_ciphers_are_refused(edge, ciphers):
 
 
 def test_a_body_above_the_routes_cap_gets_413(edge, user_env):
+    """The edge refuses a body over the route's cap (10 MB) with its own 413; under it the API's
+    own, smaller cap (model_api_max_body_bytes, 2 MiB) answers: a JSON 413 that says the limit."""
     cap = _size(ROUTE_OPTIONS["api"]["body_max"])
+    api_cap = int(
+        yaml.safe_load((ROOT / "ansible/roles/model_api/defaults/main.yml").read_text(encoding="utf-8"))[
+            "model_api_max_body_bytes"
+        ]
+    )
+    assert api_cap < cap // 2
     url = f"{user_env['OCI_MLOPS_API_URL']}/predict/iris-classifier/champion"
     headers = {"Content-Type": "application/json", "X-API-Key": user_env["OCI_MLOPS_API_KEY"]}
+    small = requests.post(url, data=b" " * (api_cap // 2), headers=headers, timeout=120, verify=edge["ca"])
+    assert small.status_code == 422, small.status_code  # read and decoded: blanks are no JSON
     under = requests.post(url, data=b" " * (cap // 2), headers=headers, timeout=120, verify=edge["ca"])
-    assert under.status_code != 413, "a body under the cap was refused"
+    assert under.status_code == 413, under.status_code
+    assert f"limit of {api_cap} bytes" in under.json()["detail"], under.text[:300]
     over = requests.post(url, data=b" " * (cap + 1024), headers=headers, timeout=120, verify=edge["ca"])
     assert over.status_code == 413, over.status_code
+    assert not over.headers.get("content-type", "").startswith("application/json"), "not the edge's 413"
     report(
-        f"front door: api body cap {ROUTE_OPTIONS['api']['body_max']}: {cap // 2} B -> {under.status_code}, "
-        f"{cap + 1024} B -> 413"
+        f"front door: api body caps: edge {ROUTE_OPTIONS['api']['body_max']}, API {api_cap} B: "
+        f"{api_cap // 2} B -> {small.status_code}, {cap // 2} B -> 413 (API), {cap + 1024} B -> 413 (edge)"
     )
 
 

@@ -146,6 +146,7 @@ def test_dropin_hardens_and_keeps_what_nginx_needs(site):
     dropin = (site["dir"] / "dropin.conf").read_text().splitlines()
     assert "ProtectSystem=strict" in dropin and "NoNewPrivileges=true" in dropin
     assert "ReadWritePaths=-/var/lib/nginx" in dropin and "ReadWritePaths=-/var/log/nginx" in dropin
+    assert "MemoryMax=512M" in dropin and "TasksMax=64" in dropin
     caps = next(line for line in dropin if line.startswith("CapabilityBoundingSet=")).split("=", 1)[1].split()
     assert set(caps) == {
         "CAP_NET_BIND_SERVICE",

@@ -118,6 +118,8 @@ def dashboard_main(argv: Sequence[str] | None = None) -> None:
         # behind a reverse proxy at e.g. /dashboard (the proxy must not strip the prefix)
         f"--server.baseUrlPath={settings.base_path.strip('/')}",
         "--server.fileWatcherType=none",
+        # uploads (batch CSVs): Streamlit's default is 200 MB
+        f"--server.maxUploadSize={settings.max_upload_mb}",
         "--browser.gatherUsageStats=false",
     ]
     sys.exit(streamlit_cli.main())

@@ -22,6 +22,22 @@ API_KEY_NAME_RE = re.compile(r"^[a-z0-9-]{1,32}$")
 _PATH_PREFIX_RE = re.compile(r"^(/[A-Za-z0-9._~-]+)+$")
 DASHBOARD_AUTH_MODES = ("mlflow", "none")
 
+# Hostile input (OWASP API4), see README "Limits". The body cap: 2 MiB holds the default
+# OCI_MLOPS_MAX_ROWS (10,000) rows of a ~20-feature model in the compact form ("data", ~10
+# bytes a value), or of the iris model as records, and the dashboard's batches (at most
+# 50,000 values); beyond it a body costs more than ~0.1 s of CPU and ~100 MB of memory to
+# decode. The edge's own cap (10 MB) is for all the routes behind it.
+DEFAULT_MAX_BODY_BYTES = 2 * 1024 * 1024
+MIN_MAX_BODY_BYTES = 1024
+DEFAULT_MAX_ROWS = 10_000
+# Columns per request (and per row or record): beyond any tabular model this API serves.
+DEFAULT_MAX_COLUMNS = 1000
+# The dashboard: Streamlit's upload cap (MiB; Streamlit's own default is 200: 8 stays under the
+# edge's 10 MiB body cap for /dashboard/ with the multipart envelope), and the rows and
+# columns of a CSV it scores.
+DEFAULT_DASHBOARD_MAX_UPLOAD_MB = 8
+DEFAULT_DASHBOARD_MAX_ROWS = 100_000
+
 # Defaults this application gives MLflow's own client settings when the operator has not set
 # them: MLflow otherwise retries a failing HTTP call 7 times with exponential backoff (minutes),
 # shows progress bars on downloads and sends telemetry.
@@ -92,6 +108,8 @@ class ApiSettings:
     forwarded_allow_ips: str | None = None
     # Deprecation notices found while reading the settings, for the caller to log.
     warnings: tuple[str, ...] = ()
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    max_columns: int = DEFAULT_MAX_COLUMNS
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ApiSettings:
@@ -102,7 +120,7 @@ class ApiSettings:
             raise ConfigError(
                 f"OCI_MLOPS_ALIAS_REFRESH_SECONDS must be > 0 and <= {MAX_ALIAS_REFRESH_SECONDS:g}"
             )
-        max_rows = _int(env, "OCI_MLOPS_MAX_ROWS", 10_000)
+        max_rows = _int(env, "OCI_MLOPS_MAX_ROWS", DEFAULT_MAX_ROWS)
         if max_rows < 1:
             raise ConfigError("OCI_MLOPS_MAX_ROWS must be >= 1")
         served = parse_served_models(env.get("OCI_MLOPS_SERVED_MODELS", ""))
@@ -112,6 +130,15 @@ class ApiSettings:
             raise ConfigError(
                 f"OCI_MLOPS_PRELOAD_MODELS names models that OCI_MLOPS_SERVED_MODELS does not "
                 f"list: {', '.join(unserved)}"
+            )
+        max_columns = _int(env, "OCI_MLOPS_MAX_COLUMNS", DEFAULT_MAX_COLUMNS)
+        if max_columns < 1:
+            raise ConfigError("OCI_MLOPS_MAX_COLUMNS must be >= 1")
+        max_body_bytes = _int(env, "OCI_MLOPS_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES)
+        if max_body_bytes < MIN_MAX_BODY_BYTES:
+            raise ConfigError(
+                f"OCI_MLOPS_MAX_BODY_BYTES must be >= {MIN_MAX_BODY_BYTES} (a number of bytes, "
+                f"e.g. {DEFAULT_MAX_BODY_BYTES} for 2 MiB)"
             )
         return cls(
             mlflow=mlflow_settings_from_env(env),
@@ -127,6 +154,8 @@ class ApiSettings:
             root_path=_path_prefix(env, "OCI_MLOPS_API_ROOT_PATH"),
             forwarded_allow_ips=_forwarded_allow_ips(env),
             warnings=warnings,
+            max_body_bytes=max_body_bytes,
+            max_columns=max_columns,
         )
 
 
@@ -146,6 +175,11 @@ class DashboardSettings:
     # that address is forwarded to MLflow with each sign-in (per-browser failed sign-in limit).
     forwarded_allow_ips: str | None = None
     warnings: tuple[str, ...] = ()
+    # Caps on batch scoring: the uploaded CSV's size (MiB, Streamlit's server.maxUploadSize),
+    # rows and columns.
+    max_upload_mb: int = DEFAULT_DASHBOARD_MAX_UPLOAD_MB
+    max_rows: int = DEFAULT_DASHBOARD_MAX_ROWS
+    max_columns: int = DEFAULT_MAX_COLUMNS
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> DashboardSettings:
@@ -175,6 +209,21 @@ class DashboardSettings:
                 "OCI_MLOPS_DASHBOARD_AUTH=mlflow the dashboard reads MLflow as the signed-in user"
             )
         base_path = _path_prefix(env, "OCI_MLOPS_DASHBOARD_BASE_PATH")
+        caps = {
+            name: _int(env, var, default)
+            for name, var, default in (
+                (
+                    "max_upload_mb",
+                    "OCI_MLOPS_DASHBOARD_MAX_UPLOAD_MB",
+                    DEFAULT_DASHBOARD_MAX_UPLOAD_MB,
+                ),
+                ("max_rows", "OCI_MLOPS_DASHBOARD_MAX_ROWS", DEFAULT_DASHBOARD_MAX_ROWS),
+                ("max_columns", "OCI_MLOPS_DASHBOARD_MAX_COLUMNS", DEFAULT_MAX_COLUMNS),
+            )
+        }
+        for name, value in caps.items():
+            if value < 1:
+                raise ConfigError(f"OCI_MLOPS_DASHBOARD_{name.upper()} must be >= 1")
         return cls(
             mlflow=mlflow,
             api_url=api_url.rstrip("/"),
@@ -184,6 +233,7 @@ class DashboardSettings:
             base_path=base_path,
             forwarded_allow_ips=_forwarded_allow_ips(env),
             warnings=tuple(warnings),
+            **caps,
         )
 
 

@@ -5,12 +5,20 @@ Three body forms are accepted (exactly one per request):
 * ``{"data": [[5.1, 3.5, 1.4, 0.2]]}`` - legacy positional rows, in signature column order;
 * ``{"columns": ["sepal length (cm)", ...], "data": [[...]]}`` - named columns, any order;
 * ``{"records": [{"sepal length (cm)": 5.1, ...}]}`` - one object per row.
+
+Hostile input (OWASP API4): the API reads at most ``max_body_bytes`` of body, and
+:func:`parse_request` refuses more than ``max_rows`` rows or ``max_columns`` columns before
+building any model object. Every check here is linear in the size of the body (no per-column
+scans of the column list), and the API runs them in a worker thread, not on the event loop.
 """
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from typing import Any, Union
 
 import numpy as np
@@ -23,11 +31,14 @@ from pydantic import (
     StrictFloat,
     StrictInt,
     StrictStr,
+    ValidationError,
     model_validator,
 )
 
 JsonScalar = Union[StrictBool, StrictInt, StrictFloat, StrictStr, None]  # noqa: UP007 - pydantic
 MAX_REPORTED_ERRORS = 5
+# Column names quoted in one error message; the rest are counted ("... and 4990 more").
+MAX_LISTED_NAMES = 10
 
 _INT_BOUNDS = {
     DataType.integer: (-(2**31), 2**31 - 1),
@@ -40,7 +51,24 @@ _SUPPORTED_TYPES = frozenset(
 
 
 class InvalidInputError(ValueError):
-    """The request body does not match the model's signature."""
+    """The request body does not match the model's signature, or is over a row/column cap."""
+
+
+class MalformedBodyError(ValueError):
+    """The body is not JSON, or not a prediction request: pydantic-style errors (``errors``),
+    answered like FastAPI's own request validation errors (422, ``detail`` a list)."""
+
+    def __init__(self, errors: Sequence[dict[str, Any]]) -> None:
+        super().__init__("; ".join(str(e.get("msg", "")) for e in errors))
+        self.errors = list(errors)
+
+
+@dataclass(frozen=True)
+class InputLimits:
+    """The caps of one prediction request (rows, and columns per row)."""
+
+    max_rows: int
+    max_columns: int
 
 
 class PredictRequest(BaseModel):
@@ -92,6 +120,101 @@ class PredictRequest(BaseModel):
         return len(rows or ())
 
 
+def parse_request(body: bytes, limits: InputLimits) -> PredictRequest:
+    """The prediction request in a JSON ``body``, within ``limits``.
+
+    Raises :class:`MalformedBodyError` for a body that is not JSON or not a request (the errors
+    FastAPI would report), :class:`InvalidInputError` for too many rows or columns: that check
+    runs on the decoded JSON, before pydantic copies it into a model.
+    """
+    if not body:
+        raise MalformedBodyError(
+            [{"type": "missing", "loc": ("body",), "msg": "Field required", "input": None}]
+        )
+    try:
+        raw = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        position = exc.pos if isinstance(exc, json.JSONDecodeError) else exc.start
+        reason = exc.msg if isinstance(exc, json.JSONDecodeError) else exc.reason
+        raise MalformedBodyError(
+            [
+                {
+                    "type": "json_invalid",
+                    "loc": ("body", position),
+                    "msg": "JSON decode error",
+                    "input": {},
+                    "ctx": {"error": reason},
+                }
+            ]
+        ) from None
+    check_limits(raw, limits)
+    try:
+        return PredictRequest.model_validate(raw)
+    except ValidationError as exc:
+        # the offending input is not echoed back: it may be most of a large body
+        errors = exc.errors(include_url=False, include_input=False)
+        for error in errors:
+            error["loc"] = ("body", *error["loc"])
+            if "error" in error.get("ctx", {}):
+                error["ctx"]["error"] = str(error["ctx"]["error"])
+        raise MalformedBodyError(errors) from None
+
+
+def check_limits(raw: object, limits: InputLimits) -> None:
+    """Refuse more than ``limits.max_rows`` rows or ``limits.max_columns`` columns (in
+    ``columns``, in a ``data`` row or in a record); one pass over the rows, no per-value work.
+    Anything that is not shaped like a request is left to the model's validation."""
+    if not isinstance(raw, dict):
+        return
+    data, columns, records = raw.get("data"), raw.get("columns"), raw.get("records")
+    for rows in (data, records):
+        if isinstance(rows, list) and len(rows) > limits.max_rows:
+            raise InvalidInputError(
+                f"{len(rows)} rows sent, at most {limits.max_rows} are accepted"
+            )
+    if isinstance(columns, list) and len(columns) > limits.max_columns:
+        raise InvalidInputError(
+            f"{len(columns)} columns sent, at most {limits.max_columns} are accepted"
+        )
+    for rows, what in ((data, "row"), (records, "record")):
+        if not isinstance(rows, list):
+            continue
+        for index, row in enumerate(rows):
+            if isinstance(row, (list, dict)) and len(row) > limits.max_columns:
+                raise InvalidInputError(
+                    f"{what} {index} has {len(row)} columns, at most {limits.max_columns} are "
+                    "accepted"
+                )
+
+
+def request_schema(limits: InputLimits) -> dict[str, Any]:
+    """The JSON schema of a prediction request body for the OpenAPI document: the model's own,
+    with the row/column caps and the "exactly one of data or records" rule spelled out."""
+    schema = PredictRequest.model_json_schema()
+    properties = schema["properties"]
+    data, columns, records = (properties[k]["anyOf"][0] for k in ("data", "columns", "records"))
+    data["minItems"] = records["minItems"] = 1
+    data["maxItems"] = records["maxItems"] = limits.max_rows
+    data["items"]["maxItems"] = columns["maxItems"] = limits.max_columns
+    records["items"]["maxProperties"] = limits.max_columns
+    # null counts as absent: exactly one of data/records is an array; columns only with data
+    schema["anyOf"] = [
+        {
+            "required": ["data"],
+            "properties": {"data": {"type": "array"}, "records": {"type": "null"}},
+        },
+        {
+            "required": ["records"],
+            "properties": {
+                "records": {"type": "array"},
+                "data": {"type": "null"},
+                "columns": {"type": "null"},
+            },
+        },
+    ]
+    return schema
+
+
 def to_frame(request: PredictRequest, schema: Schema | None, max_rows: int) -> pd.DataFrame:
     """Check ``request`` against the model input ``schema`` and build the frame to score."""
     if request.row_count == 0:
@@ -126,39 +249,60 @@ def _positional_columns(request: PredictRequest, specs: list[ColSpec]) -> list[l
 
 def _named_columns(request: PredictRequest, specs: list[ColSpec]) -> list[list[Any] | None]:
     expected = [str(s.name) for s in specs]
-    required = {str(s.name) for s in specs if s.required}
+    names = _Names(expected, {str(s.name) for s in specs if s.required})
     if request.records is not None:
         for index, record in enumerate(request.records):
-            _check_names(list(record), expected, required, f"record {index}: ")
+            names.check(record.keys(), f"record {index}: ")
+        sent = set().union(*request.records)
         return [
-            [record.get(name) for record in request.records]
-            if any(name in record for record in request.records)
-            else None
+            [record.get(name) for record in request.records] if name in sent else None
             for name in expected
         ]
     assert request.data is not None
     if request.columns is None:
-        _check_row_lengths(request.data, len(expected), f"the model expects {expected}, i.e.")
+        expectation = f"the model expects {_listed(expected)}, i.e."
+        _check_row_lengths(request.data, len(expected), expectation)
         return [list(col) for col in zip(*request.data, strict=True)]
-    _check_names(request.columns, expected, required, "")
+    duplicates = sorted(name for name, count in Counter(request.columns).items() if count > 1)
+    if duplicates:
+        raise InvalidInputError(f"duplicate columns {_listed(duplicates)}")
+    names.check(request.columns, "")
     _check_row_lengths(request.data, len(request.columns), "'columns' names")
     by_name = dict(zip(request.columns, zip(*request.data, strict=True), strict=True))
     return [list(by_name[name]) if name in by_name else None for name in expected]
 
 
-def _check_names(names: list[str], expected: list[str], required: set[str], where: str) -> None:
-    duplicates = sorted({n for n in names if names.count(n) > 1})
-    if duplicates:
-        raise InvalidInputError(f"{where}duplicate columns {duplicates}")
-    unknown = [n for n in names if n not in expected]
-    missing = [n for n in expected if n in required and n not in names]
-    problems = []
-    if missing:
-        problems.append(f"missing columns {missing}")
-    if unknown:
-        problems.append(f"unknown columns {unknown}")
-    if problems:
-        raise InvalidInputError(f"{where}{'; '.join(problems)}; the model expects {expected}")
+class _Names:
+    """The column names a model expects, checked against the names of a request (or record)
+    in time linear in both: set lookups only."""
+
+    def __init__(self, expected: list[str], required: set[str]) -> None:
+        self.expected = expected
+        self.required = required
+        self._known = set(expected)
+
+    def check(self, sent: Collection[str], where: str) -> None:
+        known = self._known
+        if self.required.issubset(sent) and known.issuperset(sent):
+            return
+        present = set(sent)
+        unknown = [n for n in sent if n not in known]
+        missing = [n for n in self.expected if n in self.required and n not in present]
+        problems = []
+        if missing:
+            problems.append(f"missing columns {_listed(missing)}")
+        if unknown:
+            problems.append(f"unknown columns {_listed(unknown)}")
+        raise InvalidInputError(
+            f"{where}{'; '.join(problems)}; the model expects {_listed(self.expected)}"
+        )
+
+
+def _listed(names: Sequence[str]) -> str:
+    """``names`` as a list literal, the first MAX_LISTED_NAMES only (the rest counted)."""
+    if len(names) <= MAX_LISTED_NAMES:
+        return repr(list(names))
+    return f"{list(names[:MAX_LISTED_NAMES])!r} and {len(names) - MAX_LISTED_NAMES} more"
 
 
 def _check_row_lengths(rows: Sequence[Sequence[Any]], width: int, expectation: str) -> None:

@@ -102,6 +102,27 @@ def test_service_running_and_enabled(host, service):
     assert host.check_output(f"systemctl show -p User --value airflow-{service}") == "airflow"
 
 
+# airflow_<unit>_memory_max / _tasks_max with the lab's airflow_api_workers (1) and the
+# default airflow_parallelism (8): the scheduler's unit also runs the tasks.
+CAPS = {
+    "api-server": (1024 * 1024**2, 512),
+    "scheduler": (4096 * 1024**2, 1024),
+    "dag-processor": (1024**3, 256),
+    "triggerer": (1024**3, 256),
+    "dag-sync": (512 * 1024**2, 128),
+}
+
+
+@pytest.mark.parametrize("unit", CAPS)
+def test_units_have_their_resource_caps(host, unit):
+    props = dict(
+        line.split("=", 1)
+        for line in host.check_output(f"systemctl show airflow-{unit}.service -p MemoryMax -p TasksMax").splitlines()
+    )
+    memory, tasks = CAPS[unit]
+    assert (props["MemoryMax"], props["TasksMax"]) == (str(memory), str(tasks))
+
+
 def test_dag_sync_timer_active(host):
     assert host.service("airflow-dag-sync.timer").is_running
     assert host.service("airflow-dag-sync.timer").is_enabled

@@ -149,8 +149,10 @@ def test_nginx_runs_under_the_hardened_dropin(host):
         for line in host.check_output(
             "systemctl show nginx -p ProtectSystem -p ProtectHome -p PrivateTmp -p PrivateDevices"
             " -p NoNewPrivileges -p CapabilityBoundingSet -p DropInPaths -p PIDFile -p RestrictSUIDSGID"
+            " -p MemoryMax -p TasksMax"
         ).splitlines()
     )
+    assert (props["MemoryMax"], props["TasksMax"]) == (str(512 * 1024**2), "64")  # edge_memory_max / _tasks_max
     assert props["ProtectSystem"] == "strict"
     assert props["ProtectHome"] == "yes" and props["PrivateTmp"] == "yes" and props["PrivateDevices"] == "yes"
     assert props["NoNewPrivileges"] == "yes" and props["RestrictSUIDSGID"] == "yes"

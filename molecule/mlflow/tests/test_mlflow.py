@@ -181,6 +181,9 @@ def test_unit_is_hardened(host):
     score = float(out.split("mlflow.service:")[1].split()[0])
     _record(systemd_analyze_security=out.split("mlflow.service:")[1].strip())
     assert score <= 2.0, out
+    shown = host.check_output("systemctl show mlflow -p MemoryMax -p TasksMax")
+    caps = dict(line.split("=", 1) for line in shown.splitlines())
+    assert (caps["MemoryMax"], caps["TasksMax"]) == (str(2 * 1024**3), "512")  # mlflow_memory_max / _tasks_max
 
 
 def test_schemas_are_at_head(host):

@@ -38,6 +38,8 @@ def test_service_hardened_and_running(host):
     assert env.group == "object-store"
     score = host.check_output("systemd-analyze security object-store.service --no-pager | tail -1")
     assert "OK" in score or "SAFE" in score, score
+    caps = host.check_output("systemctl show object-store -p MemoryMax -p TasksMax").splitlines()
+    assert sorted(caps) == sorted([f"MemoryMax={1024**3}", "TasksMax=256"])
 
 
 @pytest.mark.parametrize("bucket", BUCKETS)

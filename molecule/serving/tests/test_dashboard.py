@@ -106,3 +106,13 @@ def test_firewall_opens_the_dashboard_port_to_the_client_cidrs_only(host):
 def test_unit_is_hardened(host):
     score = host.check_output("systemd-analyze security oci-mlops-dashboard.service --no-pager | tail -1")
     assert "OK" in score or "SAFE" in score, score
+    assert _caps(host, "oci-mlops-dashboard") == (str(1024**3), "256")
+    # Streamlit's upload cap (dashboard_max_upload_mb), not its default 200 MB
+    assert "OCI_MLOPS_DASHBOARD_MAX_UPLOAD_MB=8" in host.file("/etc/oci-mlops-dashboard/dashboard.env").content_string
+
+
+def _caps(host, unit):
+    """MemoryMax= (bytes) and TasksMax= of a unit, as systemd applies them."""
+    shown = host.check_output(f"systemctl show {unit} -p MemoryMax -p TasksMax")
+    props = dict(line.split("=", 1) for line in shown.splitlines())
+    return props["MemoryMax"], props["TasksMax"]

@@ -136,3 +136,12 @@ def test_firewall_opens_the_api_port_to_the_client_cidrs_only(host):
 def test_unit_is_hardened(host):
     score = host.check_output("systemd-analyze security oci-mlops-api.service --no-pager | tail -1")
     assert "OK" in score or "SAFE" in score, score
+    # model_api_memory_max / _tasks_max (systemd_service applies them to every unit)
+    assert _caps(host, "oci-mlops-api") == (str(2 * 1024**3), "512")
+
+
+def _caps(host, unit):
+    """MemoryMax= (bytes) and TasksMax= of a unit, as systemd applies them."""
+    shown = host.check_output(f"systemctl show {unit} -p MemoryMax -p TasksMax")
+    props = dict(line.split("=", 1) for line in shown.splitlines())
+    return props["MemoryMax"], props["TasksMax"]

@@ -5,6 +5,7 @@ Kept free of Streamlit so that it can be used and tested on its own.
 
 from __future__ import annotations
 
+import io
 import ipaddress
 import math
 import tempfile
@@ -31,6 +32,9 @@ from mlflow.utils.rest_utils import MlflowHostCreds, http_request
 from ..registry import ModelInfo, Registry, first_line
 
 BATCH_ROWS = 1000
+# Values (rows x columns) per API request when scoring a CSV: at ~10-20 bytes a value, well
+# under the API's body cap (OCI_MLOPS_MAX_BODY_BYTES, 2 MiB by default) however wide the CSV.
+BATCH_VALUES = 50_000
 PREDICTION_COLUMN = "prediction"
 MAX_RUNS = 500
 MAX_EXPERIMENTS = 1000
@@ -359,12 +363,45 @@ def _mlmodel(access: MlflowAccess, name: str, version: str) -> Model:
         return Model.load(mlmodel)
 
 
+class CsvRefusedError(ValueError):
+    """The uploaded CSV cannot be scored: unreadable, or over the dashboard's caps."""
+
+
+def read_batch_csv(content: bytes, *, max_rows: int, max_columns: int) -> pd.DataFrame:
+    """The CSV to score, refused before it is parsed whole when it has more than ``max_columns``
+    columns (its header is read first) or more than ``max_rows`` rows."""
+    header = _read_csv(content, nrows=0)
+    if len(header.columns) > max_columns:
+        raise CsvRefusedError(
+            f"the CSV has {len(header.columns)} columns; at most {max_columns} can be scored"
+        )
+    frame = _read_csv(content, nrows=max_rows + 1)
+    if len(frame) > max_rows:
+        raise CsvRefusedError(
+            f"the CSV has more than {max_rows} rows; at most {max_rows} are scored at once: "
+            "split it into smaller files"
+        )
+    return frame
+
+
+def _read_csv(content: bytes, nrows: int) -> pd.DataFrame:
+    try:
+        return pd.read_csv(io.BytesIO(content), nrows=nrows)
+    except ValueError as exc:  # pandas' parser and empty-data errors, undecodable text
+        raise CsvRefusedError(f"cannot read the CSV: {first_line(str(exc))}") from exc
+
+
 def score_frame(
-    api: ApiClient, name: str, ref: str, frame: pd.DataFrame, batch_rows: int = BATCH_ROWS
+    api: ApiClient, name: str, ref: str, frame: pd.DataFrame, batch_rows: int | None = None
 ) -> pd.DataFrame:
-    """Score every row of ``frame`` through the API in batches; append the predictions."""
+    """Score every row of ``frame`` through the API in batches; append the predictions.
+
+    A batch is ``batch_rows`` rows, by default BATCH_ROWS or fewer for a wide frame (at most
+    BATCH_VALUES values), so that no request goes over the API's body cap."""
     if frame.empty:
         raise ApiError(None, "the CSV has no rows")
+    if batch_rows is None:
+        batch_rows = max(1, min(BATCH_ROWS, BATCH_VALUES // max(1, len(frame.columns))))
     predictions: list[Any] = []
     versions: set[str] = set()
     for start in range(0, len(frame), batch_rows):

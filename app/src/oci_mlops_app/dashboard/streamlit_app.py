@@ -5,7 +5,6 @@ Run with ``oci-mlops-dashboard`` (or ``streamlit run`` on this file). Settings: 
 
 from __future__ import annotations
 
-import io
 import logging
 import math
 import time
@@ -150,16 +149,26 @@ def predict_tab(settings: DashboardSettings, reader: Reader, models: list[ModelI
 
     st.subheader("Batch scoring (CSV)")
     upload = st.file_uploader(
-        "CSV file with a header row naming the model's input columns",
+        "CSV file with a header row naming the model's input columns "
+        f"(at most {settings.max_upload_mb} MB, {settings.max_rows} rows, "
+        f"{settings.max_columns} columns)",
         type=["csv"],
         key="batch_csv",
+        max_upload_size=settings.max_upload_mb,
     )
     if upload is None:
         return
+    # Streamlit's server refuses a bigger upload (server.maxUploadSize, set by the dashboard's
+    # command from the same setting); checked here too for any other way in.
+    if upload.size > settings.max_upload_mb * 1024 * 1024:
+        st.error(f"The CSV is over {settings.max_upload_mb} MB: split it into smaller files.")
+        return
     try:
-        frame = pd.read_csv(io.BytesIO(upload.getvalue()))
-    except (ValueError, pd.errors.ParserError) as exc:
-        st.error(f"Cannot read the CSV: {exc}")
+        frame = data.read_batch_csv(
+            upload.getvalue(), max_rows=settings.max_rows, max_columns=settings.max_columns
+        )
+    except data.CsvRefusedError as exc:
+        st.error(f"Cannot score this CSV: {exc}.")
         return
     try:
         scored = data.score_frame(api, name, ref, frame)
