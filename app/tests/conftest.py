@@ -29,7 +29,9 @@ MODEL = "iris-classifier"
 BROKEN_MODEL = "iris-broken"
 FAILING_MODEL = "always-fails"
 # OCI_MLOPS_SERVED_MODELS of the session's API: the operator's list of the models it serves
-# (the last three are registered by test_model_cache.py).
+# (iris-moving, -half-broken, -concurrent and -churn are registered by test_model_cache.py;
+# iris-revoked by test_mlflow_outage.py, which also asks for iris-never-registered: served, but
+# never registered).
 SERVED_MODELS = (
     MODEL,
     BROKEN_MODEL,
@@ -37,6 +39,9 @@ SERVED_MODELS = (
     "iris-moving",
     "iris-half-broken",
     "iris-concurrent",
+    "iris-churn",
+    "iris-revoked",
+    "iris-never-registered",
 )
 EXPERIMENT = "iris"
 REFRESH_SECONDS = 1.0

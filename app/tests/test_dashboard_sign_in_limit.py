@@ -131,7 +131,8 @@ def test_wrong_passwords_from_one_browser_do_not_lock_out_the_others(
     assert 1 <= int(message.rsplit(" ", 2)[1]) <= 60, message
     # another browser behind the same edge signs in
     app = sign_in(dashboard, colleague, user, password)
-    assert not errors(app)
+    # (the page then asks the serving API, which this module does not run, what it serves)
+    assert not [e for e in errors(app) if e == REFUSED or e.startswith("Too many")], errors(app)
     assert app.session_state["mlflow_user"].username == user
 
 
