@@ -45,6 +45,7 @@ def hostile_api(
         **{k: v for k, v in os.environ.items() if not k.startswith("OCI_MLOPS_")},
         **mlflow_lab.env(reader=True),
         "OCI_MLOPS_API_KEYS": f"tests={key}",
+        "OCI_MLOPS_SERVED_MODELS": MODEL,
         "OCI_MLOPS_PRELOAD_MODELS": f"{MODEL}@champion",
         "OCI_MLOPS_API_PORT": str(port),
     }

@@ -123,6 +123,7 @@ def test_api_with_two_workers_aggregates_metrics(mlflow_lab: lab.MlflowLab, tmp_
     env = _clean_env(
         **mlflow_lab.env(reader=True),
         OCI_MLOPS_API_KEYS="k" * 32,
+        OCI_MLOPS_SERVED_MODELS="iris-classifier",
         OCI_MLOPS_API_WORKERS="2",
     )
     process = lab.start_logged_process(

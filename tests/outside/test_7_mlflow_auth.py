@@ -10,7 +10,7 @@ address has used its budget, and lets credentials already verified through.
 
 Every call goes to the URL in client.env (through the edge when there is one)
 with the user's CA bundle. Figures go to the report. The wrong-password flood
-is molecule/site's tests/test_1d_mlflow_sign_in_flood.py (issue #15, point 6):
+is molecule/site's tests/test_1f_mlflow_sign_in_flood.py (issue #15, point 6):
 it floods from another lab host, so that this suite's address keeps its
 sign-in budget, and interleaves baseline and flood windows.
 """
