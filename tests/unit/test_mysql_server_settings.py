@@ -267,16 +267,16 @@ def test_the_diff_names_each_variable_and_both_values():
     )
     diff = settings.diff(steps, "oci-mlops.cnf")
     assert diff["before"].splitlines() == [
-        "mysqld-auto.cnf: max_connections = 123 (SET PERSIST)",
+        "mysqld-auto.cnf: max_connections = 123 (persisted)",
         "max_connections = 123 (persisted, read from mysqld-auto.cnf at start)",
         "tls_version = TLSv1.3 (from /etc/mysql/conf.d/zz.cnf)",
-        "mysqld-auto.cnf: wait_timeout = 600 (SET PERSIST)",
+        "mysqld-auto.cnf: wait_timeout = 600 (persisted)",
         "wait_timeout = 600 (set at runtime)",
     ]
     assert diff["after"].splitlines() == [
         "max_connections = 300 (oci-mlops.cnf)",
         "tls_version = TLSv1.2,TLSv1.3 (oci-mlops.cnf)",
-        "wait_timeout: not persisted, restart of mysqld",
+        "wait_timeout: not persisted (mysqld restarts for the option files' or compiled value)",
     ]
 
 

@@ -227,14 +227,16 @@ def diff(steps: list[dict], config_name: str) -> dict:
     for step in steps:
         name = step["name"]
         if step["persisted"] is not None:
-            before.append(f"mysqld-auto.cnf: {name} = {step['persisted']} (SET PERSIST)")
+            before.append(f"mysqld-auto.cnf: {name} = {step['persisted']} (persisted)")
         if step["effective"] is not None:
             before.append(f"{name} = {step['effective']} ({_origin(step)})")
         if step["managed"] is not None:
             after.append(f"{name} = {step['managed']} ({config_name})")
         else:
             after.append(
-                f"{name}: not persisted, " + ("restart of mysqld" if step["restart"] else "option files or default")
+                f"{name}: not persisted ("
+                + ("mysqld restarts for " if step["restart"] else "")
+                + "the option files' or compiled value)"
             )
     return {
         "before_header": "MySQL server (effective, persisted)",
