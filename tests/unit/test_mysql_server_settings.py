@@ -36,7 +36,27 @@ def _rendered(**extra) -> str:
     )
 
 
-# What `SHOW GLOBAL VARIABLES` printed for the rendered file on MySQL 9.7 (plus the rounding helpers).
+# The [mysqld] settings of the rendered template, by variable name.
+MANAGED = {
+    "bind_address": "10.0.0.5",
+    "port": "3306",
+    "character_set_server": "utf8mb4",
+    "collation_server": "utf8mb4_unicode_ci",
+    "explicit_defaults_for_timestamp": "1",
+    "log_bin_trust_function_creators": "1",
+    "ssl_ca": "/etc/mysql/tls/ca.pem",
+    "ssl_cert": "/etc/mysql/tls/server-cert.pem",
+    "ssl_key": "/etc/mysql/tls/server-key.pem",
+    "tls_version": "TLSv1.2,TLSv1.3",
+    "require_secure_transport": "ON",
+    "max_connections": "300",
+    "innodb_buffer_pool_size": "256M",
+    "admin_address": "127.0.0.1",
+    "admin_port": "33062",
+    "create_admin_listener_thread": "ON",
+}
+
+# Effective values in the form MySQL 9.7 shows them (booleans ON/OFF, sizes in bytes), the rounding helpers too.
 EFFECTIVE = {
     "bind_address": "10.0.0.5",
     "port": "3306",
@@ -94,29 +114,8 @@ READ_ONLY = {"bind_address", "port", "admin_address", "admin_port", "create_admi
 
 def test_the_templates_mysqld_section_is_read_by_variable_name():
     managed = settings.option_settings(_rendered())
-    assert managed == _expected_managed()
+    assert managed == MANAGED
     assert "default_character_set" not in managed  # [client] is not the server's
-
-
-def _expected_managed() -> dict:
-    return {
-        "bind_address": "10.0.0.5",
-        "port": "3306",
-        "character_set_server": "utf8mb4",
-        "collation_server": "utf8mb4_unicode_ci",
-        "explicit_defaults_for_timestamp": "1",
-        "log_bin_trust_function_creators": "1",
-        "ssl_ca": "/etc/mysql/tls/ca.pem",
-        "ssl_cert": "/etc/mysql/tls/server-cert.pem",
-        "ssl_key": "/etc/mysql/tls/server-key.pem",
-        "tls_version": "TLSv1.2,TLSv1.3",
-        "require_secure_transport": "ON",
-        "max_connections": "300",
-        "innodb_buffer_pool_size": "256M",
-        "admin_address": "127.0.0.1",
-        "admin_port": "33062",
-        "create_admin_listener_thread": "ON",
-    }
 
 
 def test_option_file_syntax():
@@ -210,7 +209,7 @@ def test_values_for_set_global_have_the_servers_types():
 
 def _plan(persisted=None, effective=None, sources=None, managed=None):
     return settings.plan(
-        _expected_managed() if managed is None else managed,
+        MANAGED if managed is None else managed,
         persisted or {},
         dict(EFFECTIVE, **(effective or {})),
         TYPES,
@@ -251,7 +250,7 @@ def test_a_persist_only_value_never_applied_needs_only_the_reset():
 
 
 def test_an_option_that_is_no_variable_is_not_compared():
-    managed = dict(_expected_managed(), plugin_load_add="auth_socket.so")
+    managed = dict(MANAGED, plugin_load_add="auth_socket.so")
     assert _plan(managed=managed) == []
 
 
@@ -293,7 +292,7 @@ class FakeServer:
     def __init__(self, persisted=None, effective=None, metadata=True, rewrites=None):
         self.persisted = dict(persisted or {})
         self.effective = dict(EFFECTIVE, **(effective or {}))
-        self.sources = {name: ("GLOBAL", "/etc/mysql/mysql.conf.d/oci-mlops.cnf") for name in _expected_managed()}
+        self.sources = {name: ("GLOBAL", "/etc/mysql/mysql.conf.d/oci-mlops.cnf") for name in MANAGED}
         self.sources.update({name: ("DYNAMIC", "") for name in (effective or {})})
         self.metadata = metadata
         self.rewrites = rewrites or {}  # name -> what the server shows whatever is set
