@@ -2,8 +2,11 @@
 
 import datetime as dt
 import ipaddress
+import json
 import os
 import secrets
+import subprocess
+import time
 from pathlib import Path
 
 import pymysql
@@ -18,6 +21,14 @@ LAB_CIDR = os.environ["LAB_NETWORK_CIDR"]  # the scenario's network (its molecul
 
 def _sql(host, query):
     return host.check_output(f'mysql -NBe "{query}"')
+
+
+ADMIN_CNF = "/etc/oci-mlops/mysql-admin.cnf"
+
+
+def _admin(host, query):
+    """The role's login: the administrative interface, with the option file the role writes for root."""
+    return host.check_output(f'mysql --defaults-extra-file={ADMIN_CNF} -NBe "{query}"')
 
 
 def _ipv4(host):
@@ -81,6 +92,26 @@ def test_root_only_by_local_socket(host):
     with pytest.raises(pymysql.err.OperationalError) as err:
         pymysql.connect(host=_ipv4(host), user="root", password="", connect_timeout=5)
     assert err.value.args[0] in (1045, 1130), err.value
+
+
+def test_the_roles_administrative_account_is_on_loopback_only(host):
+    rows = _sql(host, "SELECT CONCAT(host, ':', plugin) FROM mysql.user WHERE user = 'oci_mlops_admin'")
+    assert rows == "127.0.0.1:caching_sha2_password"
+    grants = _sql(host, "SHOW GRANTS FOR 'oci_mlops_admin'@'127.0.0.1'")
+    assert "SERVICE_CONNECTION_ADMIN" in grants and "WITH GRANT OPTION" in grants
+    option_file = host.file(ADMIN_CNF)
+    assert (option_file.user, option_file.group, option_file.mode) == ("root", "root", 0o600)
+
+
+def test_administrative_interface_listens_on_loopback_only(host):
+    assert _sql(host, "SELECT @@admin_address, @@admin_port, @@create_admin_listener_thread") == "127.0.0.1\t33062\t1"
+    assert host.socket("tcp://127.0.0.1:33062").is_listening
+    assert not host.socket(f"tcp://{_ipv4(host)}:33062").is_listening
+    assert "33062/tcp" not in host.check_output("firewall-cmd --list-ports").split()
+    assert "33062" not in host.check_output("firewall-cmd --list-rich-rules")
+    # over TLS (require_secure_transport applies there too), the chain verified against the platform's CA
+    assert _admin(host, "SELECT CURRENT_USER()") == "oci_mlops_admin@127.0.0.1"
+    assert _admin(host, "SHOW SESSION STATUS LIKE 'Ssl_version'").split("\t")[1] in ("TLSv1.2", "TLSv1.3")
 
 
 def test_no_test_database(host):
@@ -167,3 +198,134 @@ def test_tls_with_another_ca_fails(host, probe_user, tmp_path):
             connect_timeout=5,
         )
     assert "CERTIFICATE_VERIFY_FAILED" in str(err.value), err.value
+
+
+# --- Settings drift (SET PERSIST, SET GLOBAL) and a saturated server ----------
+# Each case is injected by hand, reported by a check-mode run of the scenario's
+# converge.yml (task and diff) and repaired by one converge; the last run
+# reports changed=0.
+PROJECT = Path(__file__).resolve().parents[3]
+CONVERGE = Path(__file__).resolve().parents[1] / "converge.yml"
+SETTINGS_TASK = "mysql_server : Compare the effective settings with oci-mlops.cnf, nothing persisted"
+RESTART_TASK = "mysql_server : Restart mysqld to drop what only a start resets"
+# A throwaway account that root (auth_socket AS 'root') uses to fill the server.
+FILLER = "mysql-filler"
+FILLER_SCRIPT = """
+import pathlib, time, pymysql
+conns = []
+while True:
+    try:
+        conns.append(pymysql.connect(unix_socket="/run/mysqld/mysqld.sock", user="filler"))
+    except pymysql.err.OperationalError as exc:
+        if exc.args[0] != 1040:
+            raise
+        break
+# root takes the one connection kept beyond max_connections for CONNECTION_ADMIN
+conns.append(pymysql.connect(unix_socket="/run/mysqld/mysqld.sock", user="root"))
+pathlib.Path("/run/mysql-filler.ready").write_text(str(len(conns)))
+time.sleep(600)
+"""
+
+
+def _converge(*args) -> tuple[int, dict, str]:
+    """The scenario's converge.yml from the repository root against its hosts, as an operator runs it.
+
+    Returns the exit status, {task name: result} of the tasks that reported changed, and the output.
+    """
+    env = dict(
+        os.environ,
+        ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_CONFIG=str(PROJECT / "ansible.cfg"),
+        ANSIBLE_ROLES_PATH=str(PROJECT / "ansible" / "roles"),
+        ANSIBLE_COLLECTIONS_PATH=str(PROJECT / ".ansible" / "collections"),
+    )
+    run = subprocess.run(
+        ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], str(CONVERGE), *args],
+        cwd=PROJECT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    output = run.stdout + run.stderr
+    data, _ = json.JSONDecoder().raw_decode(run.stdout[run.stdout.index("{") :])
+    changed = {
+        task["task"]["name"]: result
+        for play in data["plays"]
+        for task in play["tasks"]
+        for result in task["hosts"].values()
+        if result.get("changed")
+    }
+    return run.returncode, changed, output
+
+
+def _persisted(host) -> str:
+    names = "SELECT GROUP_CONCAT(VARIABLE_NAME ORDER BY VARIABLE_NAME) FROM performance_schema.persisted_variables"
+    return _sql(host, names)
+
+
+def test_persisted_settings_are_reported_and_repaired(host):
+    assert _persisted(host) == "NULL", "something is persisted on the converged server"
+    # a managed variable, and one oci-mlops.cnf does not set (only a restart returns it to its default)
+    _sql(host, "SET PERSIST max_connections = 123; SET PERSIST wait_timeout = 600")
+    assert _persisted(host) == "max_connections,wait_timeout"
+
+    rc, changed, output = _converge("--check", "--diff")
+    assert rc == 0, output[-3000:]
+    assert SETTINGS_TASK in changed, f"check mode did not report the persisted settings: {sorted(changed)}"
+    drift = changed[SETTINGS_TASK]["diff"]
+    assert "mysqld-auto.cnf: max_connections = 123" in drift["before"] and "max_connections = 123" in drift["before"]
+    assert "max_connections = 300 (oci-mlops.cnf)" in drift["after"]
+    assert "mysqld-auto.cnf: wait_timeout = 600" in drift["before"] and "wait_timeout: not persisted" in drift["after"]
+    assert RESTART_TASK in changed
+    assert set(changed) <= {SETTINGS_TASK, RESTART_TASK}, sorted(changed)
+    assert _persisted(host) == "max_connections,wait_timeout", "check mode changed the server"
+
+    rc, changed, output = _converge("--diff")
+    assert rc == 0, output[-3000:]
+    assert {SETTINGS_TASK, RESTART_TASK} <= set(changed), sorted(changed)
+    assert _persisted(host) == "NULL"
+    assert _sql(host, "SELECT @@GLOBAL.max_connections, @@GLOBAL.wait_timeout") == "300\t28800"
+    assert not host.file("/var/lib/mysql/mysqld-auto.cnf").contains("max_connections")
+
+
+@pytest.fixture
+def saturated(host):
+    """max_connections lowered at runtime and filled by an ordinary account; a root session holds the spare one."""
+    host.run("rm -f /run/mysql-filler.ready")
+    _sql(host, "CREATE USER IF NOT EXISTS 'filler'@'localhost' IDENTIFIED WITH auth_socket AS 'root'")
+    _sql(host, "SET GLOBAL max_connections = 12")
+    host.check_output(f"systemd-run --unit={FILLER} --collect python3 -c '{FILLER_SCRIPT}'")
+    deadline = time.monotonic() + 60
+    while not host.file("/run/mysql-filler.ready").exists:
+        assert time.monotonic() < deadline, host.run(f"journalctl -u {FILLER} --no-pager -n 30").stdout
+        time.sleep(1)
+    yield
+    host.run(f"systemctl stop {FILLER}")
+    _sql(host, "DROP USER IF EXISTS 'filler'@'localhost'")
+
+
+def test_a_saturated_server_still_takes_the_roles_login_and_the_converge(host, saturated):
+    refused = host.run("mysql -u filler -NBe 'SELECT 1'")
+    assert refused.rc != 0 and "1040" in refused.stderr, refused.stderr  # Too many connections
+    # root over the socket has no room left: the spare connection is taken
+    refused = host.run("mysql -NBe 'SELECT 1'")
+    assert refused.rc != 0 and "1040" in refused.stderr, refused.stderr
+    # the administrative interface is not counted against max_connections
+    assert _admin(host, "SELECT CURRENT_USER(), @@GLOBAL.max_connections") == "oci_mlops_admin@127.0.0.1\t12"
+
+    rc, changed, output = _converge("--diff")
+    assert rc == 0, output[-3000:]
+    assert SETTINGS_TASK in changed, sorted(changed)
+    assert "max_connections = 12 (set at runtime)" in changed[SETTINGS_TASK]["diff"]["before"]
+    assert _admin(host, "SELECT @@GLOBAL.max_connections") == "300"
+    assert _sql(host, "SELECT @@GLOBAL.max_connections") == "300"  # root has room again
+
+
+def test_next_converge_reports_no_change(host):
+    rc, changed, output = _converge()
+    assert rc == 0, output[-3000:]
+    assert not changed, sorted(changed)
+    assert _persisted(host) == "NULL"

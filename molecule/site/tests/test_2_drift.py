@@ -65,6 +65,17 @@ CASES = [
         f"{GRANTS} | grep -q 'GRANT ALL PRIVILEGES ON .mlflow.\\.\\*'",
     ),
     Case(
+        # A server variable persisted by hand: the datadir's mysqld-auto.cnf
+        # overrides the managed oci-mlops.cnf at every start. The role resets it
+        # and sets the file's value back at runtime (no restart).
+        "SET PERSIST of a managed MySQL variable (max_connections 300 -> 250)",
+        DB,
+        "mysql -e 'SET PERSIST max_connections = 250'",
+        ("mysql_server : Compare the effective settings with oci-mlops.cnf, nothing persisted",),
+        "[ \"$(mysql -NBe 'SELECT COUNT(*) FROM performance_schema.persisted_variables')\" = 0 ]"
+        " && [ \"$(mysql -NBe 'SELECT @@GLOBAL.max_connections')\" = 300 ]",
+    ),
+    Case(
         "changed MLflow flag (--workers 2 -> 3)",
         MLFLOW,
         f"sed -i 's/--workers 2 /--workers 3 /' {MLFLOW_UNIT}"
