@@ -32,18 +32,10 @@ class Airflow:
         self.session = requests.Session()
         self._login()
 
-    @property
-    def url(self):
-        # Through the edge, like every user (the api-server admits only the edge).
-        return f"{sitekit.EDGE_URL}/airflow"
+    url = sitekit.AIRFLOW_URL
 
     def _login(self):
-        resp = requests.post(
-            f"{self.url}/auth/token",
-            json={"username": "admin", "password": sitekit.secret("airflow_admin_password")},
-            timeout=30,
-            verify=sitekit.CA,
-        )
+        resp = sitekit.airflow_admin_sign_in()
         assert resp.status_code == 201, resp.text
         self.session.headers["Authorization"] = f"Bearer {resp.json()['access_token']}"
 

@@ -37,6 +37,8 @@ HOSTS = (DB, MLFLOW, AIRFLOW, API, EDGE)
 _SCENARIO_ENV = yaml.safe_load((PROJECT / "molecule" / "site" / "molecule.yml").read_text())["provisioner"]["env"]
 EDGE_URL = f"https://localhost:{443 + int(_SCENARIO_ENV['LAB_PORT_OFFSET'])}"
 CA = str(Path(INVENTORY).parent / ".secrets" / "lab-ca" / "lab-ca.crt")
+# Airflow through the edge, like every user (the api-server admits only the edge).
+AIRFLOW_URL = f"{EDGE_URL}/airflow"
 
 MODEL = "iris-classifier"
 ALIAS = "champion"
@@ -55,6 +57,16 @@ def secret(*names: str) -> str:
         if (SECRETS_DIR / name).exists():
             return (SECRETS_DIR / name).read_text().split()[0]
     raise FileNotFoundError(f"none of {names} in {SECRETS_DIR}")
+
+
+def airflow_admin_sign_in() -> requests.Response:
+    """POST /auth/token through the edge with the generated Airflow admin password."""
+    return requests.post(
+        f"{AIRFLOW_URL}/auth/token",
+        json={"username": "admin", "password": secret("airflow_admin_password")},
+        timeout=30,
+        verify=CA,
+    )
 
 
 def api_key() -> str:

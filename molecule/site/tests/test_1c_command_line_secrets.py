@@ -14,7 +14,6 @@ rclone with the bucket's read-write key in its --config file). Sampled the same 
 import importlib.util
 import json
 
-import requests
 import sitekit
 import yaml
 from cmdline_sampler import Sampler, findings, secret_values
@@ -80,14 +79,7 @@ def test_no_secret_on_a_command_line_during_the_converges():
 
 
 def _admin_logs_in() -> int:
-    # Through the edge, as users sign in (the api-server admits only the edge's address).
-    resp = requests.post(
-        f"{sitekit.EDGE_URL}/airflow/auth/token",
-        json={"username": "admin", "password": sitekit.secret("airflow_admin_password")},
-        timeout=30,
-        verify=sitekit.CA,
-    )
-    return resp.status_code
+    return sitekit.airflow_admin_sign_in().status_code
 
 
 def test_no_secret_on_a_command_line_when_the_admin_is_reset_and_dags_published():
