@@ -3,7 +3,7 @@
 import re
 
 import yaml
-from conftest import ROLES, ROOT
+from conftest import ROLES, ROOT, lock_pins
 
 ROLE = ROLES / "airflow"
 # The freeze `make dags-lock` writes; the role's pipelines lock adds its hashes
@@ -12,13 +12,11 @@ PIPELINES_CONSTRAINTS = ROLE / "files" / "pipelines-constraints-python3.11.txt"
 
 
 def _pins(path):
-    """{normalized name: version} of the name==version lines of a requirements/constraints file."""
-    pins = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        match = re.match(r"^([A-Za-z0-9_.-]+)(?:\[[^\]]*\])?==(\S+)$", line.strip())
-        if match:
-            pins[re.sub(r"[-_.]+", "-", match[1]).lower()] = match[2]
-    return pins
+    """{normalized name: version} of a requirements/constraints file or lock
+    (several versions of a name in a universal lock: joined with ' or ')."""
+    return {
+        name: " or ".join(sorted(versions)) for name, versions in lock_pins(path.read_text(encoding="utf-8")).items()
+    }
 
 
 def _role_packages():
@@ -56,7 +54,7 @@ def test_pipelines_train_with_the_versions_the_serving_app_loads_with():
 
 def test_airflow_side_of_the_dag_tests_matches_the_role():
     defaults = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text(encoding="utf-8"))
-    text = (ROOT / "tests" / "dags" / "requirements-airflow.txt").read_text(encoding="utf-8")
+    text = (ROOT / "tests" / "dags" / "requirements-airflow.in").read_text(encoding="utf-8")
     assert f"apache-airflow=={defaults['airflow_version']}" in text
     # the constraints file the role's lock was compiled from
     source = (ROLE / "files" / defaults["airflow_lock_file"]).with_suffix(".in").read_text(encoding="utf-8")

