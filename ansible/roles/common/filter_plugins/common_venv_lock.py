@@ -29,15 +29,22 @@ def lock_pins(lock) -> list[str]:
     return pins
 
 
-def lock_missing(lock, wanted) -> list[str]:
-    """The entries of WANTED the lock does not pin: 'name==version' needs
-    that version (under any marker), a bare name any version. Names compare
-    normalized (case, runs of -_.), extras are ignored."""
+def lock_versions(lock) -> dict[str, set[str]]:
+    """{normalized name (case, runs of -_.): versions} of a lock's (or a
+    freeze's, a constraints file's, an .in's) requirements, whatever their
+    markers; '' for a name without ==version. Extras are ignored."""
     held: dict[str, set[str]] = {}
     for pin in lock_pins(lock):
         match = _REQUIREMENT.match(pin)
         if match:
             held.setdefault(_normalize(match["name"]), set()).add(match["version"] or "")
+    return held
+
+
+def lock_missing(lock, wanted) -> list[str]:
+    """The entries of WANTED the lock does not pin: 'name==version' needs
+    that version (under any marker), a bare name any version."""
+    held = lock_versions(lock)
     missing = []
     for entry in wanted:
         match = _REQUIREMENT.match(str(entry).strip())
