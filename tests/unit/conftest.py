@@ -25,6 +25,12 @@ def load_plugin(path: Path):
     return module
 
 
+# The reader of the locks with hashes (common's filter plugin, also used by the
+# roles): LOCK.lock_versions(text) is {normalized name: versions} of a lock,
+# freeze, constraints file or .in (a universal lock may pin several versions).
+LOCK = load_plugin(ROLES / "common" / "filter_plugins" / "common_venv_lock.py")
+
+
 PLATFORM_DEFAULTS = ROLES / "platform_defaults" / "defaults" / "main"
 TOPOLOGY = yaml.safe_load((PLATFORM_DEFAULTS / "topology.yml").read_text(encoding="utf-8"))["oci_mlops_topology"]
 # The roles a platform host applies besides common and firewalld: their

@@ -3,19 +3,21 @@
 import re
 
 import yaml
-from conftest import ROLES, ROOT
+from conftest import LOCK, ROLES, ROOT
 
 ROLE = ROLES / "airflow"
+# The freeze `make dags-lock` writes; the role's pipelines lock adds its hashes
+# (tests/unit/test_venv_locks.py checks they agree).
+PIPELINES_CONSTRAINTS = ROLE / "files" / "pipelines-constraints-python3.11.txt"
 
 
 def _pins(path):
-    """{normalized name: version} of the name==version lines of a requirements/constraints file."""
-    pins = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        match = re.match(r"^([A-Za-z0-9_.-]+)(?:\[[^\]]*\])?==(\S+)$", line.strip())
-        if match:
-            pins[re.sub(r"[-_.]+", "-", match[1]).lower()] = match[2]
-    return pins
+    """{normalized name: version} of a requirements/constraints file or lock
+    (several versions of a name in a universal lock: joined with ' or ')."""
+    return {
+        name: " or ".join(sorted(versions))
+        for name, versions in LOCK.lock_versions(path.read_text(encoding="utf-8")).items()
+    }
 
 
 def _role_packages():
@@ -24,15 +26,13 @@ def _role_packages():
 
 
 def test_role_packages_are_in_the_pipelines_constraints():
-    defaults = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text(encoding="utf-8"))
-    constraints = _pins(ROLE / "files" / defaults["airflow_pipelines_constraints_file"])
+    constraints = _pins(PIPELINES_CONSTRAINTS)
     for name, version in _role_packages().items():
         assert constraints.get(name) == version, f"{name}=={version} vs constraints {constraints.get(name)}"
 
 
 def test_dag_test_lock_contains_the_deployed_pipelines_set():
-    defaults = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text(encoding="utf-8"))
-    deployed = _pins(ROLE / "files" / defaults["airflow_pipelines_constraints_file"])
+    deployed = _pins(PIPELINES_CONSTRAINTS)
     tested = _pins(ROOT / "tests" / "dags" / "requirements-pipelines.txt")
     assert {k: tested.get(k) for k in deployed} == deployed
 
@@ -55,6 +55,10 @@ def test_pipelines_train_with_the_versions_the_serving_app_loads_with():
 
 def test_airflow_side_of_the_dag_tests_matches_the_role():
     defaults = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text(encoding="utf-8"))
-    text = (ROOT / "tests" / "dags" / "requirements-airflow.txt").read_text(encoding="utf-8")
+    text = (ROOT / "tests" / "dags" / "requirements-airflow.in").read_text(encoding="utf-8")
     assert f"apache-airflow=={defaults['airflow_version']}" in text
-    assert defaults["airflow_constraints_file"] in text
+    # the constraints file the role's lock was compiled from
+    source = (ROLE / "files" / defaults["airflow_lock_file"]).with_suffix(".in").read_text(encoding="utf-8")
+    constraints = re.search(r"^-c \.\./(\S+)$", source, re.M)
+    assert constraints, "the airflow lock's .in names no constraints file"
+    assert f"ansible/roles/airflow/files/{constraints[1]}" in text
