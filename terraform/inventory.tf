@@ -54,6 +54,7 @@ resource "local_file" "infra_vars" {
     # The roles' client-CIDR variables, [{name, cidrs}] (topology).
     service_firewall_vars = local.service_client_cidr_vars
     front_door_names      = local.front_door_names
+    lb_subnet_cidrs       = [var.public_subnet_cidr]
     ssh_jump              = var.inventory_ssh_jump
     ssh_common_args       = local.ssh_common_args
     ansible_user          = var.ansible_user

@@ -296,6 +296,14 @@ def test_published_services_admit_only_the_load_balancer(tf):
     # The host firewall of a published service admits the load balancer's subnet only.
     cidr_vars = _code(tf.locals()["service_client_cidr_vars"])
     assert "svc.published ? [var.public_subnet_cidr]" in cidr_vars
+    # The edge takes the client's address from the load balancer's X-Forwarded-For
+    # (its sign-in rate limit counts users, not the load balancer).
+    infra = _code(_res(tf, "local_file", "infra_vars")["content"])
+    assert "lb_subnet_cidrs = [var.public_subnet_cidr]" in infra
+    template = (TF_DIR / "templates" / "infra.yml.tftpl").read_text(encoding="utf-8")
+    assert "edge_trusted_proxy_cidrs: ${jsonencode(lb_subnet_cidrs)}" in template
+    specs = yaml.safe_load((ROOT / "ansible" / "roles" / "edge" / "meta" / "argument_specs.yml").read_text())
+    assert "edge_trusted_proxy_cidrs" in specs["argument_specs"]["main"]["options"]
 
 
 def test_private_services_admit_their_clients_east_west(tf):

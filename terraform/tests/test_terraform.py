@@ -429,6 +429,7 @@ INFRA_VARS = dict(
     ssh_sources=["10.0.2.9/32"],
     ansible_user="opc",
     front_door_names=["203.0.113.80"],
+    lb_subnet_cidrs=["10.0.1.0/24"],
     bastion_id="ocid1.bastion.oc1.eu-frankfurt-1.aaaatest",
     bastion_host="host.bastion.eu-frankfurt-1.oci.oraclecloud.com",
     ssh_jump=True,
