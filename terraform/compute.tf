@@ -1,7 +1,9 @@
 # Service hosts: one instance per entry of local.instances (var.instance_groups),
-# each in its group's NSG: the public groups' (the edge) in the public subnet
-# with a public IP, every other group's in the private subnet without one. Bare OS only: no user_data,
-# no cloud-init software installation (Ansible installs everything).
+# each in its group's NSG, all in the private subnet without a public IP (the
+# edge too: the load balancer is the public entry, loadbalancer.tf; SSH comes
+# through the Bastion service, bastion.tf; egress through the NAT and service
+# gateways). Bare OS only: no user_data, no cloud-init software installation
+# (Ansible installs everything).
 
 # Newest image of the chosen OS and version compatible with each shape used.
 data "oci_core_images" "os" {
@@ -36,8 +38,8 @@ resource "oci_core_instance" "this" {
   }
 
   create_vnic_details {
-    subnet_id        = each.value.public ? oci_core_subnet.public.id : oci_core_subnet.private.id
-    assign_public_ip = each.value.public && var.assign_public_ip
+    subnet_id        = oci_core_subnet.private.id
+    assign_public_ip = false
     nsg_ids          = [oci_core_network_security_group.service[each.value.group].id]
     hostname_label   = replace(each.key, "-", "")
     display_name     = "${local.name}-${each.key}-vnic"

@@ -5,7 +5,7 @@
 #   inventory/oci/group_vars/all/infra.yml   the infra_* variables the
 #       playbooks read (DB endpoint, buckets, namespace, region...), the
 #       host firewalls' client CIDRs, the edge's server names, and how SSH
-#       reaches the private hosts (inventory_ssh_jump)
+#       reaches the hosts: through the OCI Bastion (inventory_ssh_jump)
 # Secrets are never written here: see docs/deploy-oci.md (Ansible Vault).
 
 resource "local_file" "inventory" {
@@ -19,31 +19,22 @@ resource "local_file" "inventory" {
     project          = var.project
     environment      = var.environment
   })
-
-  lifecycle {
-    precondition {
-      condition     = !var.inventory_ssh_jump || (var.assign_public_ip && length(local.public_hosts) > 0)
-      error_message = "inventory_ssh_jump = true needs a public host to jump through: assign_public_ip = true and a published service's group on instances (the edge)."
-    }
-  }
 }
 
 locals {
-  # The hosts with a public IP (the public groups'), first one first.
-  public_hosts = sort([for key, inst in local.instances : key if inst.public])
+  # What users type: public_hostnames, or else the load balancer's public IP.
+  front_door_names = length(var.public_hostnames) > 0 ? var.public_hostnames : local.lb_public_ips
 
-  # What users type: public_hostnames, or else the public hosts' addresses.
-  front_door_names = length(var.public_hostnames) > 0 ? var.public_hostnames : [
-    for key in local.public_hosts : coalesce(oci_core_instance.this[key].public_ip, oci_core_instance.this[key].private_ip)
-  ]
-
-  # SSH to the hosts' private IPs through the first public host: a
-  # ProxyCommand (not ProxyJump, whose jump connection ignores the options
-  # Ansible passes on the command line), accepting the jump host's key on
-  # first use, with the user's ssh defaults (agent, ~/.ssh/config) for the key.
-  ssh_common_args = var.inventory_ssh_jump && length(local.public_hosts) > 0 ? format(
-    "-o ProxyCommand=\"ssh -W %%h:%%p -o BatchMode=yes -o StrictHostKeyChecking=accept-new %s@%s\"",
-    var.ansible_user, oci_core_instance.this[local.public_hosts[0]].public_ip,
+  # SSH to the hosts' private IPs through the OCI Bastion: a ProxyCommand (not
+  # ProxyJump, whose jump connection ignores the options Ansible passes on the
+  # command line) to the bastion's SSH endpoint as the session (its OCID is
+  # the user name), a dynamic port forwarding (SOCKS5) session valid for every
+  # host, accepting the bastion's key on first use, with the user's ssh
+  # defaults (agent, ~/.ssh/config) for the session's key. The session OCID
+  # is read at run time (sessions expire): infra_bastion_session_id.
+  ssh_common_args = var.inventory_ssh_jump ? format(
+    "-o ProxyCommand=\"ssh -W %%h:%%p -p 22 -o BatchMode=yes -o StrictHostKeyChecking=accept-new {{ infra_bastion_session_id }}@%s\"",
+    local.bastion_host,
   ) : ""
 }
 
@@ -59,12 +50,15 @@ resource "local_file" "infra_vars" {
     db_endpoint      = oci_mysql_mysql_db_system.this.ip_address
     db_admin_user    = var.db_admin_username
     vcn_cidr         = var.vcn_cidr
-    ssh_sources      = distinct([var.vcn_cidr, var.admin_ssh_cidr])
+    ssh_sources      = [local.bastion_source]
     # The roles' client-CIDR variables, [{name, cidrs}] (topology).
     service_firewall_vars = local.service_client_cidr_vars
     front_door_names      = local.front_door_names
+    lb_subnet_cidrs       = [var.public_subnet_cidr]
     ssh_jump              = var.inventory_ssh_jump
     ssh_common_args       = local.ssh_common_args
     ansible_user          = var.ansible_user
+    bastion_id            = oci_bastion_bastion.this.id
+    bastion_host          = local.bastion_host
   })
 }

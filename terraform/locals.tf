@@ -18,23 +18,28 @@ locals {
   # services); var.instance_groups must have exactly these keys.
   instance_group_names = sort([for group, spec in local.topology.groups : group if spec.oci == "instances"])
 
-  # The groups users reach from outside: those serving a published service
-  # (the front door, the edge). Their instances alone sit in the public subnet
-  # with a public IP; every other instance group is in the private subnet.
-  public_groups = sort(distinct([
-    for name, svc in local.topology.services : svc.group
+  # The published services on instances (today the edge alone): what users
+  # reach from outside, through the load balancer only (loadbalancer.tf). Each
+  # gets a backend set over every instance of its group, an HTTPS listener on
+  # its port and, with an http_port, an HTTP listener redirecting to HTTPS.
+  lb_services = {
+    for name, svc in local.topology.services : name => svc
     if svc.published && contains(local.instance_group_names, svc.group)
-  ]))
-
-  # What each instance group serves to users: the published services' ports
-  # and their http_port (SSH (22) is opened on every host separately).
-  published_ports = {
-    for group in local.instance_group_names : group => sort(distinct(flatten([
-      for name, svc in local.topology.services : [
-        for port in [svc.port, try(svc.http_port, null)] : port if port != null
-      ] if svc.group == group && svc.published
-    ])))
   }
+
+  # The groups behind the load balancer (the front door's hosts).
+  front_door_groups = sort(distinct([for name, svc in local.lb_services : svc.group]))
+
+  # The ports the load balancer listens on: each published service's port and
+  # http_port (SSH never: it goes through the Bastion service).
+  lb_ports = sort(distinct(flatten([
+    for name, svc in local.lb_services : [
+      for port in [svc.port, try(svc.http_port, null)] : port if port != null
+    ]
+  ])))
+
+  # Protocol number of ICMP in security rules.
+  icmp = "1"
 
   # The managed MySQL DB System: the topology's service of its group.
   db_service = local.topology.services.mysql
@@ -52,36 +57,35 @@ locals {
     if !svc.published && contains(local.nsg_groups, svc.group)
   }
 
-  # Who may reach the published ports: the VCN, the admin CIDR and any extra
-  # client CIDRs.
+  # Who may reach the load balancer's listeners: the VCN, the admin CIDR and
+  # any extra client CIDRs (["0.0.0.0/0"] for a platform on the internet).
   service_sources = distinct(concat([var.vcn_cidr, var.admin_ssh_cidr], var.service_client_cidrs))
 
-  # The subnet CIDR of each instance group's hosts.
+  # The subnet CIDR of each instance group's hosts: all in the private one.
   group_subnet_cidrs = {
-    for group in local.instance_group_names : group => contains(local.public_groups, group) ? var.public_subnet_cidr : var.private_subnet_cidr
+    for group in local.instance_group_names : group => var.private_subnet_cidr
   }
 
   # The host-firewall variables of the services on the instances, by the
   # topology's naming rule (<role>_client_cidrs), and what they admit: the
-  # NSGs' sources for a published service; for a private one, the subnets
-  # of its client groups (their NSGs are the NSG rule's sources).
+  # load balancer's subnet for a published service (its NSG admits only the
+  # load balancer's NSG); for a private one, the subnets of its client groups
+  # (their NSGs are the NSG rule's sources).
   service_client_cidr_vars = [
     for name, svc in local.topology.services : {
       name  = format(local.topology.client_cidrs_variable, svc.role)
-      cidrs = svc.published ? local.service_sources : sort(distinct([for client in try(svc.clients, []) : local.group_subnet_cidrs[client]]))
+      cidrs = svc.published ? [var.public_subnet_cidr] : sort(distinct([for client in try(svc.clients, []) : local.group_subnet_cidrs[client]]))
     } if contains(local.instance_group_names, svc.group)
   ]
 
   # One entry per instance: "mlflow-1", "airflow-1", "airflow-2", ... for the
-  # topology's instance groups, sized by var.instance_groups; public: in the
-  # public subnet with a public IP (a public group's host).
+  # topology's instance groups, sized by var.instance_groups.
   instances = merge([
     for group in local.instance_group_names : {
       for i in range(var.instance_groups[group].count) :
       "${group}-${i + 1}" => merge(var.instance_groups[group], {
-        group  = group
-        index  = i + 1
-        public = contains(local.public_groups, group)
+        group = group
+        index = i + 1
       })
     }
   ]...)

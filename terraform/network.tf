@@ -1,9 +1,10 @@
-# VCN: a public subnet for the front door (the hosts of the topology's
-# published services: the edge, with public IPs), a private one for every
-# other instance group and the MySQL DB System (no public IPs; outbound
-# through the NAT gateway, Oracle services through the service gateway).
-# Access is granted by network security groups, one per instance group and the
-# DB's (security.tf); the VCN's default security list has no rule at all.
+# VCN: a public subnet for the public entry points alone (the load balancer,
+# loadbalancer.tf; the bastion's sessions arrive through the Bastion service),
+# a private one for every instance and the MySQL DB System (no public IPs;
+# outbound through the NAT gateway, Oracle services through the service
+# gateway). Access is granted by network security groups, one per instance
+# group, the DB's and the load balancer's (security.tf); the VCN's default
+# security list carries only the ICMP that path MTU discovery needs.
 
 resource "oci_core_vcn" "this" {
   compartment_id = var.compartment_ocid
@@ -48,8 +49,7 @@ resource "oci_core_service_gateway" "this" {
   }
 }
 
-# Public subnet (the edge): default route to the internet gateway (instances
-# with a public IP).
+# Public subnet (the load balancer): default route to the internet gateway.
 resource "oci_core_route_table" "public" {
   compartment_id = var.compartment_ocid
   vcn_id         = oci_core_vcn.this.id
@@ -64,9 +64,10 @@ resource "oci_core_route_table" "public" {
   }
 }
 
-# Private subnet (the backends, the DB System): internet through NAT
-# (outbound only: packages, PyPI), Oracle services (Object Storage, the OCI
-# APIs, the MySQL backups) through the service gateway.
+# Private subnet (every instance, the DB System, the bastion's endpoint):
+# internet through NAT (outbound only: packages, PyPI), Oracle services
+# (Object Storage, the OCI APIs, the MySQL backups) through the service
+# gateway. No instance has a public IP, so this is their only way out.
 resource "oci_core_route_table" "private" {
   compartment_id = var.compartment_ocid
   vcn_id         = oci_core_vcn.this.id
@@ -88,12 +89,43 @@ resource "oci_core_route_table" "private" {
   }
 }
 
-# Locked down: no rule at all (no ingress, no egress). Security lists and
-# NSGs add up, so every opening is an NSG rule (security.tf) and nothing else.
+# Locked down but for ICMP errors: security lists and NSGs add up, so every
+# service opening is an NSG rule (security.tf). Both subnets use this list:
+# - ICMP type 3 code 4 ("fragmentation needed") from anywhere: path MTU
+#   discovery. Without it a host behind the NAT gateway or the load balancer
+#   whose path has a smaller MTU never learns it and large replies hang
+#   (OCI's own default security list has this rule for that reason);
+# - ICMP type 3 (destination unreachable) from inside the VCN.
+# No TCP/UDP rule: no port is open through this list.
 resource "oci_core_default_security_list" "this" {
   manage_default_resource_id = oci_core_vcn.this.default_security_list_id
   display_name               = "${local.name}-default-sl"
   freeform_tags              = local.common_tags
+
+  ingress_security_rules {
+    protocol    = local.icmp
+    source      = "0.0.0.0/0"
+    source_type = "CIDR_BLOCK"
+    stateless   = false
+    description = "Path MTU discovery: ICMP fragmentation needed"
+
+    icmp_options {
+      type = 3
+      code = 4
+    }
+  }
+
+  ingress_security_rules {
+    protocol    = local.icmp
+    source      = var.vcn_cidr
+    source_type = "CIDR_BLOCK"
+    stateless   = false
+    description = "ICMP destination unreachable from inside the VCN"
+
+    icmp_options {
+      type = 3
+    }
+  }
 }
 
 resource "oci_core_subnet" "public" {

@@ -1,27 +1,41 @@
 output "instances" {
-  description = "Hosts per inventory group: name, private IP, public IP (the edge's only; the others are in the private subnet)."
+  description = "Hosts per inventory group: name and private IP (every instance is in the private subnet, without a public IP)."
   value = {
     for group in local.instance_group_names : group => [
       for key, inst in oci_core_instance.this : {
         name       = inst.display_name
         private_ip = inst.private_ip
-        public_ip  = inst.public_ip
       } if local.instances[key].group == group
     ]
   }
 }
 
 locals {
-  # The front door: the published service on the instances (the edge), which
-  # routes each service with a route (the topology) under its path.
-  front_door_port = one([
-    for name, svc in local.topology.services : svc.port
-    if svc.published && contains(local.instance_group_names, svc.group)
-  ])
+  # The front door: the published service on the instances (the edge, behind
+  # the load balancer), which routes each service with a route (the
+  # topology) under its path.
+  front_door_port = one([for name, svc in local.lb_services : svc.port])
+}
+
+output "load_balancer_ip" {
+  description = "Public IP address of the load balancer, the platform's only public entry (point public_hostnames' DNS records at it)."
+  value       = one(local.lb_public_ips)
+}
+
+output "load_balancer_urls" {
+  description = "The load balancer's HTTPS URL of each published service (public_hostnames' first name, or the load balancer's IP): the front door's root."
+  value = {
+    for name, svc in local.lb_services : name => "https://${local.front_door_names[0]}:${svc.port}/"
+  }
+}
+
+output "bastion_id" {
+  description = "OCID of the OCI Bastion, the only SSH path to the hosts: create a dynamic port forwarding (SOCKS5) session on it and export its OCID as OCI_BASTION_SESSION_ID before running Ansible."
+  value       = oci_bastion_bastion.this.id
 }
 
 output "endpoints" {
-  description = "What users open: each routed service's URL on the front door (public_hostnames or the first edge host's address)."
+  description = "What users open: each routed service's URL on the front door (public_hostnames or the load balancer's public IP)."
   value = {
     for name, svc in local.topology.services :
     name => "https://${local.front_door_names[0]}:${local.front_door_port}${svc.route}"
@@ -30,7 +44,7 @@ output "endpoints" {
 }
 
 output "ssh_jump" {
-  description = "How the controller reaches the private hosts (inventory_ssh_jump): the ssh arguments written to inventory/oci as ansible_ssh_common_args, empty when the controller reaches the VCN itself."
+  description = "How the controller reaches the hosts (inventory_ssh_jump): the ssh arguments written to inventory/oci as ansible_ssh_common_args (a ProxyCommand through the bastion session named by infra_bastion_session_id), empty when inventory_ssh_jump is false."
   value       = local.ssh_common_args
 }
 

@@ -1,11 +1,18 @@
-# Network security groups: one per instance group, and the DB System's. The
-# ingress rules, all in one resource (ingress), follow the topology:
-# - a published service's ports (the edge's port and http_port) from the VCN,
-#   admin_ssh_cidr and service_client_cidrs (local.published_ports);
+# Network security groups: one per instance group, the DB System's and the
+# load balancer's. The ingress rules, all in one resource (ingress), follow
+# the topology:
+# - the load balancer's listeners (each published service's port and
+#   http_port) from the VCN, admin_ssh_cidr and service_client_cidrs
+#   (local.lb_rules): the only CIDR-sourced service rules;
+# - a published service's port on its group's NSG only from the load
+#   balancer's NSG (local.published_rules): the edge is not reachable from
+#   anywhere else;
 # - a private service's port only from the NSGs of its client groups
 #   (local.private_services; the DB System's MySQL the same way);
-# - SSH (22) on every instance from the VCN and admin_ssh_cidr.
-# Egress: the VCN, and HTTP(S) out (through NAT from the private subnet).
+# - SSH (22) on every instance only from the bastion's private endpoint
+#   (bastion.tf): no SSH from admin_ssh_cidr or the internet.
+# Egress: the VCN, and HTTP(S) out (through NAT from the private subnet); the
+# load balancer's NSG only to its backends' port.
 
 resource "oci_core_network_security_group" "service" {
   for_each = toset(local.instance_group_names)
@@ -35,6 +42,15 @@ resource "oci_core_network_security_group" "db" {
   freeform_tags  = local.common_tags
 }
 
+# The load balancer's NSG (loadbalancer.tf): its listeners' ports from the
+# CIDR sources, and out only to its backends.
+resource "oci_core_network_security_group" "lb" {
+  compartment_id = var.compartment_ocid
+  vcn_id         = oci_core_vcn.this.id
+  display_name   = "${local.name}-lb-nsg"
+  freeform_tags  = local.common_tags
+}
+
 locals {
   # The NSG of each group in local.nsg_groups.
   group_nsg_ids = merge(
@@ -42,26 +58,37 @@ locals {
     { (local.db_service.group) = oci_core_network_security_group.db.id },
   )
 
-  # One rule per (group, published port, CIDR source).
-  published_rules = merge([
-    for group, ports in local.published_ports : {
-      for pair in setproduct(ports, local.service_sources) :
-      "${group}-${pair[0]}-${pair[1]}" => {
-        group       = group
-        port        = pair[0]
-        source_type = "CIDR_BLOCK"
-        source      = pair[1]
-        description = "${group} serves ${pair[0]}/tcp to ${pair[1]}"
-      }
+  # One rule per (load balancer port, CIDR source), on the load balancer's NSG.
+  lb_rules = {
+    for pair in setproduct(local.lb_ports, local.service_sources) :
+    "lb-${pair[0]}-${pair[1]}" => {
+      nsg_id      = oci_core_network_security_group.lb.id
+      port        = pair[0]
+      source_type = "CIDR_BLOCK"
+      source      = pair[1]
+      description = "The load balancer serves ${pair[0]}/tcp to ${pair[1]}"
     }
-  ]...)
+  }
+
+  # One rule per published service: its port on its group's NSG, from the
+  # load balancer's NSG alone (listeners and health checks).
+  published_rules = {
+    for name, svc in local.lb_services :
+    "${svc.group}-${svc.port}-lb" => {
+      nsg_id      = local.group_nsg_ids[svc.group]
+      port        = svc.port
+      source_type = "NETWORK_SECURITY_GROUP"
+      source      = oci_core_network_security_group.lb.id
+      description = "${name} (${svc.port}/tcp) from the load balancer"
+    }
+  }
 
   # One rule per (private service, client group): the client's NSG as source.
   client_rules = merge([
     for name, svc in local.private_services : {
       for client in try(svc.clients, []) :
       "${svc.group}-${svc.port}-${client}" => {
-        group       = svc.group
+        nsg_id      = local.group_nsg_ids[svc.group]
         port        = svc.port
         source_type = "NETWORK_SECURITY_GROUP"
         source      = local.group_nsg_ids[client]
@@ -70,27 +97,27 @@ locals {
     }
   ]...)
 
-  ssh_rules = merge([
-    for group in local.instance_group_names : {
-      for source in distinct([var.vcn_cidr, var.admin_ssh_cidr]) :
-      "${group}-22-${source}" => {
-        group       = group
-        port        = 22
-        source_type = "CIDR_BLOCK"
-        source      = source
-        description = "SSH from ${source}"
-      }
+  # SSH on every instance from the bastion's private endpoint only (its
+  # sessions' connections come from that address in the private subnet).
+  ssh_rules = {
+    for group in local.instance_group_names :
+    "${group}-22-bastion" => {
+      nsg_id      = local.group_nsg_ids[group]
+      port        = 22
+      source_type = "CIDR_BLOCK"
+      source      = local.bastion_source
+      description = "SSH from the bastion's private endpoint"
     }
-  ]...)
+  }
 
-  ingress_rules = merge(local.published_rules, local.client_rules, local.ssh_rules)
+  ingress_rules = merge(local.lb_rules, local.published_rules, local.client_rules, local.ssh_rules)
 }
 
 resource "oci_core_network_security_group_security_rule" "ingress" {
   #checkov:skip=CKV_OCI_21:Stateful on purpose: a stateless ingress rule needs a matching stateless egress rule for the replies (ephemeral ports 1024-65535 to the same sources), which opens more than this rule.
   for_each = local.ingress_rules
 
-  network_security_group_id = local.group_nsg_ids[each.value.group]
+  network_security_group_id = each.value.nsg_id
   direction                 = "INGRESS"
   protocol                  = "6"
   source_type               = each.value.source_type
@@ -138,6 +165,27 @@ resource "oci_core_network_security_group_security_rule" "egress" {
         min = tcp_options.value
         max = tcp_options.value
       }
+    }
+  }
+}
+
+# The load balancer reaches its backends only: each published service's port
+# on its group's NSG (traffic and health checks).
+resource "oci_core_network_security_group_security_rule" "lb_egress" {
+  for_each = local.lb_services
+
+  network_security_group_id = oci_core_network_security_group.lb.id
+  direction                 = "EGRESS"
+  protocol                  = "6"
+  destination_type          = "NETWORK_SECURITY_GROUP"
+  destination               = oci_core_network_security_group.service[each.value.group].id
+  stateless                 = false
+  description               = "To ${each.key} (${each.value.port}/tcp) on the ${each.value.group} hosts"
+
+  tcp_options {
+    destination_port_range {
+      min = each.value.port
+      max = each.value.port
     }
   }
 }

@@ -105,7 +105,7 @@ variable "vcn_cidr" {
 }
 
 variable "public_subnet_cidr" {
-  description = "CIDR of the public subnet (the hosts of the topology's published services: the edge), inside vcn_cidr."
+  description = "CIDR of the public subnet (the load balancer, the only public entry), inside vcn_cidr."
   type        = string
   default     = "10.0.1.0/24"
 
@@ -116,7 +116,7 @@ variable "public_subnet_cidr" {
 }
 
 variable "private_subnet_cidr" {
-  description = "CIDR of the private subnet (every other instance group's hosts, and the MySQL DB System), inside vcn_cidr."
+  description = "CIDR of the private subnet (every instance, the MySQL DB System, the bastion's endpoint), inside vcn_cidr."
   type        = string
   default     = "10.0.2.0/24"
 
@@ -127,7 +127,7 @@ variable "private_subnet_cidr" {
 }
 
 variable "admin_ssh_cidr" {
-  description = "The only CIDR (besides the VCN) allowed to reach SSH (22) on the hosts (the edge's public IP, the private hosts' through a VPN) and the edge's ports: your office, VPN or bastion. Never 0.0.0.0/0."
+  description = "The only CIDR allowed to connect to the bastion's sessions (its client allow-list; SSH to the hosts goes through the OCI Bastion service only), also admitted to the load balancer's listeners: your office or VPN. Never 0.0.0.0/0."
   type        = string
 
   validation {
@@ -137,7 +137,7 @@ variable "admin_ssh_cidr" {
 }
 
 variable "service_client_cidrs" {
-  description = "Extra CIDRs allowed to reach the published service ports (the topology's published services: the edge's HTTPS and HTTP ports), e.g. your users' networks; [\"0.0.0.0/0\"] for a platform on the internet. The VCN and admin_ssh_cidr always are."
+  description = "Extra CIDRs allowed to reach the load balancer's listeners (the topology's published services: the edge's HTTPS and HTTP ports), e.g. your users' networks; [\"0.0.0.0/0\"] for a platform on the internet. The VCN and admin_ssh_cidr always are."
   type        = list(string)
   default     = []
 
@@ -148,7 +148,7 @@ variable "service_client_cidrs" {
 }
 
 variable "public_hostnames" {
-  description = "DNS names users reach the front door by (records you create for the edge hosts' public IPs): the edge's server names and certificate names (edge_server_names in the inventory), the first one canonical. Empty: the edge hosts' public IPs (private IPs without assign_public_ip)."
+  description = "DNS names users reach the front door by (records you create for the load balancer's public IP): the names of the load balancer's certificate and the edge's server names (edge_server_names in the inventory), the first one canonical. Empty: the load balancer's public IP."
   type        = list(string)
   default     = []
 
@@ -158,10 +158,78 @@ variable "public_hostnames" {
   }
 }
 
-variable "assign_public_ip" {
-  description = "Give the hosts of the public subnet (the edge) a public IP. false: the front door is reachable only from inside the VCN or through a VPN/FastConnect (and inventory_ssh_jump must be false). The other hosts never get one (private subnet)."
-  type        = bool
-  default     = true
+# ---------------------------------------------------------------------------
+# Load balancer (the public entry) and bastion (SSH)
+# ---------------------------------------------------------------------------
+variable "lb_certificate_id" {
+  description = "OCID of the OCI Certificates service certificate the load balancer's HTTPS listener presents (imported or issued there, naming public_hostnames). The private key stays in the Certificates service: nothing secret is in this configuration or its state."
+  type        = string
+
+  validation {
+    condition     = can(regex("^ocid1\\.certificate\\.", var.lb_certificate_id))
+    error_message = "lb_certificate_id must be a certificate OCID of the OCI Certificates service (ocid1.certificate....)."
+  }
+}
+
+variable "lb_min_bandwidth_mbps" {
+  description = "Minimum (pre-provisioned) bandwidth of the flexible load balancer, in Mbps (10 is the smallest, and free-tier eligible)."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.lb_min_bandwidth_mbps >= 10 && var.lb_min_bandwidth_mbps <= 8000
+    error_message = "lb_min_bandwidth_mbps must be between 10 and 8000."
+  }
+}
+
+variable "lb_max_bandwidth_mbps" {
+  description = "Maximum bandwidth of the flexible load balancer, in Mbps (at least lb_min_bandwidth_mbps)."
+  type        = number
+  default     = 100
+
+  validation {
+    condition     = var.lb_max_bandwidth_mbps >= 10 && var.lb_max_bandwidth_mbps <= 8000
+    error_message = "lb_max_bandwidth_mbps must be between 10 and 8000."
+  }
+}
+
+variable "lb_tls_protocols" {
+  description = "TLS versions of the load balancer's HTTPS listener and of its connections to the backends (the edge's own: TLSv1.2 and TLSv1.3). They must match lb_cipher_suite_name's ciphers."
+  type        = list(string)
+  default     = ["TLSv1.2"]
+
+  validation {
+    condition     = length(var.lb_tls_protocols) > 0 && alltrue([for p in var.lb_tls_protocols : contains(["TLSv1.2", "TLSv1.3"], p)])
+    error_message = "lb_tls_protocols must list TLSv1.2 and/or TLSv1.3 (older versions are refused)."
+  }
+}
+
+variable "lb_cipher_suite_name" {
+  description = "Predefined or existing cipher suite of the load balancer (listener and backend TLS). The default, ECDHE with AES-GCM for TLS 1.2, matches the edge's edge_tls_ciphers; with TLSv1.3 in lb_tls_protocols pick a suite that has TLS 1.3 ciphers."
+  type        = string
+  default     = "oci-modern-ssl-cipher-suite-v1"
+}
+
+variable "lb_idle_timeout_seconds" {
+  description = "Idle timeout of the load balancer's HTTPS connections, in seconds: as long as the edge keeps an idle websocket (edge_websocket_read_timeout, 3600 s, the dashboard); the OCI default (60 s) would cut idle dashboard sessions."
+  type        = number
+  default     = 3600
+
+  validation {
+    condition     = var.lb_idle_timeout_seconds >= 1 && var.lb_idle_timeout_seconds <= 7200
+    error_message = "lb_idle_timeout_seconds must be between 1 and 7200."
+  }
+}
+
+variable "bastion_max_session_ttl_seconds" {
+  description = "Longest a bastion session may last, in seconds (the OCI Bastion service allows 1800 to 10800): a site.yml run must finish within one session."
+  type        = number
+  default     = 10800
+
+  validation {
+    condition     = var.bastion_max_session_ttl_seconds >= 1800 && var.bastion_max_session_ttl_seconds <= 10800
+    error_message = "bastion_max_session_ttl_seconds must be between 1800 and 10800."
+  }
 }
 
 # ---------------------------------------------------------------------------
@@ -195,8 +263,8 @@ variable "instance_groups" {
     and boot volume size. The keys must be exactly the topology's instance
     groups (oci: instances in ansible/roles/platform_defaults/defaults/main/topology.yml;
     checked by a precondition on the NSGs); its managed groups (db,
-    objectstore) are OCI services, not instances. The edge (the front door,
-    the only hosts with a public IP) needs little: nginx.
+    objectstore) are OCI services, not instances. The edge (the front door
+    behind the load balancer) needs little: nginx.
   EOT
   type = map(object({
     count           = number
@@ -369,7 +437,7 @@ variable "inventory_name" {
 }
 
 variable "inventory_ssh_jump" {
-  description = "How Ansible reaches the hosts, which the inventory names by their private IPs: true (default) through an SSH jump over the first edge host's public IP (ProxyCommand in inventory/oci/group_vars/all/infra.yml; needs assign_public_ip and the controller in admin_ssh_cidr); false: the controller reaches the VCN itself (VPN/FastConnect, an OCI Bastion session, or it runs inside the VCN)."
+  description = "How Ansible reaches the hosts, which the inventory names by their private IPs: true (default) through the OCI Bastion: an ssh ProxyCommand over the dynamic port forwarding (SOCKS5) session whose OCID is in OCI_BASTION_SESSION_ID (written to inventory/oci/group_vars/all/infra.yml; the controller must be in admin_ssh_cidr); false: nothing is written, you configure SSH through the bastion yourself (e.g. ~/.ssh/config). The hosts accept SSH from the bastion only."
   type        = bool
   default     = true
 }

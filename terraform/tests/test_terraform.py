@@ -26,7 +26,7 @@ WORLD = "0.0.0.0/0"
 SERVICES = TOPOLOGY["services"]
 INSTANCE_GROUPS = {g for g, spec in TOPOLOGY["groups"].items() if spec["oci"] == "instances"}
 # What the locals compute from the topology, computed here independently.
-# The groups users reach (published services on instances): public subnet, public IPs.
+# The groups users reach (published services on instances), behind the load balancer.
 PUBLIC_GROUPS = {svc["group"] for svc in SERVICES.values() if svc["published"] and svc["group"] in INSTANCE_GROUPS}
 # Groups with an NSG: the instance groups' and the managed DB System's.
 NSG_GROUPS = INSTANCE_GROUPS | {SERVICES["mysql"]["group"]}
@@ -75,6 +75,8 @@ def test_no_group_name_or_port_is_restated(tf):
         # Not restatements either: the egress rules' outbound HTTPS/HTTP to the
         # internet (packages, PyPI, OCI APIs), whatever the edge listens on.
         code = re.sub(r"egress_rules = merge\(\[.*?\]\.\.\.\)", "", code, flags=re.S)
+        # Nor the load balancer's bandwidth range (Mbps, 10 to 8000).
+        code = re.sub(r'variable "lb_\w+_bandwidth_mbps" \{.*?\n\}', "", code, flags=re.S)
         # Not restatements: resource labels, and the IAM grants' look-ups of one
         # group's dynamic group (what each group may do with each bucket is policy).
         code = re.sub(r'resource "\w+" "\w+"', "", code)
@@ -116,10 +118,12 @@ def test_instances_are_tagged_with_their_group(tf):
 
 
 def test_nsg_ports_are_the_topology_published_ports(tf):
-    expr = _code(tf.locals()["published_ports"])
-    assert "for group in local.instance_group_names" in expr
+    """The load balancer's ports are the published services' port and http_port."""
+    expr = _code(tf.locals()["lb_ports"])
+    assert "for name, svc in local.lb_services" in expr
     assert "for port in [svc.port, try(svc.http_port, null)] : port if port != null" in expr
-    assert "if svc.group == group && svc.published" in expr
+    services = _code(tf.locals()["lb_services"])
+    assert "if svc.published && contains(local.instance_group_names, svc.group)" in services
 
 
 def test_managed_db_port_and_clients_come_from_the_topology(tf):
@@ -148,8 +152,10 @@ def test_ingress_rules_are_one_resource_over_published_client_and_ssh_rules(tf):
     assert set(rules) == {"ingress"}, sorted(rules)
     rule = rules["ingress"]
     assert rule["for_each"] == "${local.ingress_rules}"
-    assert tf.locals()["ingress_rules"] == "${merge(local.published_rules, local.client_rules, local.ssh_rules)}"
-    assert rule["network_security_group_id"] == "${local.group_nsg_ids[each.value.group]}"
+    assert tf.locals()["ingress_rules"] == (
+        "${merge(local.lb_rules, local.published_rules, local.client_rules, local.ssh_rules)}"
+    )
+    assert rule["network_security_group_id"] == "${each.value.nsg_id}"
     assert rule["source_type"] == "${each.value.source_type}"
     assert rule["source"] == "${each.value.source}"
     assert unquote(rule["protocol"]) == "6" and rule["stateless"] is False
@@ -160,15 +166,16 @@ def test_ingress_rules_are_one_resource_over_published_client_and_ssh_rules(tf):
     instance_nsgs += "oci_core_network_security_group.service[group].id"
     assert instance_nsgs in nsg_ids
 
-    published = _code(tf.locals()["published_rules"])
-    assert "for group, ports in local.published_ports" in published
-    assert "setproduct(ports, local.service_sources)" in published
-    assert 'source_type = "CIDR_BLOCK", source = pair[1]' in published
+    # The CIDR sources reach the load balancer's NSG only (test_network_shape.py
+    # has the rest of the front door's rules).
+    lb = _code(tf.locals()["lb_rules"])
+    assert "setproduct(local.lb_ports, local.service_sources)" in lb
+    assert "nsg_id = oci_core_network_security_group.lb.id, port = pair[0]," in lb
+    assert 'source_type = "CIDR_BLOCK", source = pair[1]' in lb
 
     ssh = _code(tf.locals()["ssh_rules"])
     assert "for group in local.instance_group_names" in ssh
-    assert re.search(r"distinct\(\[var\.vcn_cidr, var\.admin_ssh_cidr\]\)", ssh)
-    assert f'port = {SSH}, source_type = "CIDR_BLOCK", source = source' in ssh
+    assert f'port = {SSH}, source_type = "CIDR_BLOCK", source = local.bastion_source' in ssh
 
 
 def test_each_private_service_admits_exactly_its_clients_nsgs(tf):
@@ -180,10 +187,10 @@ def test_each_private_service_admits_exactly_its_clients_nsgs(tf):
     clients = _code(tf.locals()["client_rules"])
     assert "for name, svc in local.private_services" in clients
     assert "for client in try(svc.clients, [])" in clients
-    assert "group = svc.group, port = svc.port," in clients
+    assert "nsg_id = local.group_nsg_ids[svc.group], port = svc.port," in clients
     assert 'source_type = "NETWORK_SECURITY_GROUP", source = local.group_nsg_ids[client],' in clients
-    # The CIDR-sourced rules are the published ports' and SSH's only.
-    assert "local.private_services" not in _code(tf.locals()["published_rules"])
+    # The CIDR-sourced rules are the load balancer's and SSH's only.
+    assert "local.private_services" not in _code(tf.locals()["lb_rules"])
     # Every client has an NSG (precondition on the service NSGs).
     nsg = tf.resources("oci_core_network_security_group")[("oci_core_network_security_group", "service")]
     conditions = " ".join(_code(p["condition"]) for p in nsg["lifecycle"][0]["precondition"])
@@ -212,31 +219,31 @@ def test_web_ports_only_on_the_public_groups(tf):
 
 
 def test_no_world_open_ssh_or_mysql_anywhere(tf):
-    # No security list (default or not) carries an ingress rule at all.
+    # No security list (default or not) carries an ingress rule but ICMP
+    # (path MTU discovery, test_network_shape.py).
     for rtype in ("oci_core_security_list", "oci_core_default_security_list"):
         for key, body in tf.resources(rtype).items():
-            assert not body.get("ingress_security_rules"), f"{key} has ingress rules"
+            for rule in body.get("ingress_security_rules", []):
+                assert rule["protocol"] == "${local.icmp}", f"{key} has a non-ICMP ingress rule"
+    assert unquote(tf.locals()["icmp"]) == "1"
     # Literal sources of every ingress rule are never the world.
     for name, body in _ingress_rules(tf).items():
         assert unquote(body["source"]) != WORLD, name
-    # The only CIDR-sourced rules on 22 come from vcn_cidr and admin_ssh_cidr;
-    # admin_ssh_cidr has no default and refuses /0.
+    # The only CIDR-sourced rules on 22 come from the bastion's endpoint; the
+    # bastion admits admin_ssh_cidr, which has no default and refuses /0.
     admin = tf.variables()["admin_ssh_cidr"]
     assert "default" not in admin
     assert any('!endswith(var.admin_ssh_cidr, "/0")' in v["condition"] for v in admin["validation"])
     assert unquote(tf.variables()["vcn_cidr"]["default"]) != WORLD
     # MySQL only from NSGs (no CIDR source at all): it is a private service.
     assert (SERVICES["mysql"]["group"], SERVICES["mysql"]["port"]) in PRIVATE_PORTS
-    # Nothing in the configuration uses 0.0.0.0/0 as an ingress source.
+    # Nothing in the configuration uses 0.0.0.0/0 as an ingress source, but the
+    # ICMP "fragmentation needed" rule of path MTU discovery.
     for fname in tf.parsed:
         text = (TF_DIR / fname).read_text(encoding="utf-8")
-        assert not re.search(r'\bsource\s*=\s*"0\.0\.0\.0/0"', text), fname
-
-
-def test_default_security_list_is_locked_down(tf):
-    (body,) = tf.resources("oci_core_default_security_list").values()
-    assert "ingress_security_rules" not in body
-    assert body["manage_default_resource_id"] == "${oci_core_vcn.this.default_security_list_id}"
+        for m in re.finditer(r'\bsource\s*=\s*"0\.0\.0\.0/0"', text):
+            rule = text[text.rfind("ingress_security_rules", 0, m.start()) : text.find("}\n  }", m.end())]
+            assert re.search(r"type\s*=\s*3\s+code\s*=\s*4", rule), (fname, rule)
 
 
 # --------------------------------------------------------------------------
@@ -258,33 +265,6 @@ def test_instances_are_hardened_and_bare(tf):
     images = tf.data("oci_core_images")["os"]
     assert images["operating_system"] == "${var.instance_os}"
     assert unquote(tf.variables()["instance_os"]["default"]) == "Oracle Linux"
-
-
-def test_only_the_public_groups_get_a_public_ip_and_the_public_subnet(tf):
-    expr = _code(tf.locals()["public_groups"])
-    assert "for name, svc in local.topology.services : svc.group" in expr
-    assert "if svc.published && contains(local.instance_group_names, svc.group)" in expr
-    assert "public = contains(local.public_groups, group)" in _code(tf.locals()["instances"])
-    body = tf.resources("oci_core_instance")[("oci_core_instance", "this")]
-    vnic = body["create_vnic_details"][0]
-    assert vnic["subnet_id"] == "${each.value.public ? oci_core_subnet.public.id : oci_core_subnet.private.id}"
-    assert vnic["assign_public_ip"] == "${each.value.public && var.assign_public_ip}"
-    subnets = tf.resources("oci_core_subnet")
-    assert subnets[("oci_core_subnet", "private")]["prohibit_public_ip_on_vnic"] is True
-    assert subnets[("oci_core_subnet", "public")]["prohibit_public_ip_on_vnic"] is False
-    # Nothing else lands in the public subnet.
-    for path in tf.files:
-        code = path.read_text(encoding="utf-8")
-        uses = len(re.findall(r"oci_core_subnet\.public\.id", code))
-        assert uses == (1 if path.name == "compute.tf" else 0), path.name
-    # The private subnet reaches out through NAT and to Oracle services through the service gateway.
-    rt = tf.resources("oci_core_route_table")[("oci_core_route_table", "private")]
-    targets = {r["network_entity_id"] for r in rt["route_rules"]}
-    assert targets == {"${oci_core_nat_gateway.this.id}", "${oci_core_service_gateway.this.id}"}
-    assert subnets[("oci_core_subnet", "private")]["route_table_id"] == "${oci_core_route_table.private.id}"
-    # Today: the edge alone; every other instance group is private.
-    assert PUBLIC_GROUPS == {"edge"}
-    assert INSTANCE_GROUPS - PUBLIC_GROUPS == {"mlflow", "airflow", "api"}
 
 
 def test_db_is_private_with_backups(tf):
@@ -446,25 +426,28 @@ INFRA_VARS = dict(
     db_endpoint="10.0.2.17",
     db_admin_user="mlopsadmin",
     vcn_cidr="10.0.0.0/16",
-    ssh_sources=["10.0.0.0/16", "203.0.113.10/32"],
+    ssh_sources=["10.0.2.9/32"],
     ansible_user="opc",
     front_door_names=["203.0.113.80"],
+    lb_subnet_cidrs=["10.0.1.0/24"],
+    bastion_id="ocid1.bastion.oc1.eu-frankfurt-1.aaaatest",
+    bastion_host="host.bastion.eu-frankfurt-1.oci.oraclecloud.com",
     ssh_jump=True,
     ssh_common_args=(
-        '-o ProxyCommand="ssh -W %h:%p -o BatchMode=yes -o StrictHostKeyChecking=accept-new opc@203.0.113.80"'
+        '-o ProxyCommand="ssh -W %h:%p -p 22 -o BatchMode=yes -o StrictHostKeyChecking=accept-new '
+        '{{ infra_bastion_session_id }}@host.bastion.eu-frankfurt-1.oci.oraclecloud.com"'
     ),
 )
 SUBNETS = {"public": "10.0.1.0/24", "private": "10.0.2.0/24"}
-SERVICE_SOURCES = ["10.0.0.0/16", "203.0.113.10/32"]
 # What local.service_client_cidr_vars evaluates to: the topology's naming rule
-# applied to the services on instances; a published one admits the NSGs'
-# sources, a private one its clients' subnets.
+# applied to the services on instances; a published one admits the load
+# balancer's (public) subnet, a private one its clients' subnets (all private).
 CLIENT_CIDR_VARS = [
     {
         "name": TOPOLOGY["client_cidrs_variable"] % svc["role"],
-        "cidrs": SERVICE_SOURCES
+        "cidrs": [SUBNETS["public"]]
         if svc["published"]
-        else sorted({SUBNETS["public" if c in PUBLIC_GROUPS else "private"] for c in svc.get("clients", [])}),
+        else sorted({SUBNETS["private"] for c in svc.get("clients", [])}),
     }
     for svc in SERVICES.values()
     if svc["group"] in INSTANCE_GROUPS
@@ -514,21 +497,6 @@ def test_inventory_variables_match_the_terraform_choices(tf):
     assert set(auth) <= AUTH_TYPES
 
 
-def test_ssh_reaches_the_private_hosts_through_the_first_public_host(tf):
-    expr = _code(tf.locals()["ssh_common_args"])
-    assert "var.inventory_ssh_jump" in expr
-    assert "ProxyCommand" in expr and "ssh -W %%h:%%p" in expr
-    # The jump host's key is accepted on first use (Ansible's options do not reach the jump connection).
-    assert "StrictHostKeyChecking=accept-new" in expr and "BatchMode=yes" in expr
-    assert "var.ansible_user, oci_core_instance.this[local.public_hosts[0]].public_ip" in expr
-    assert "for key, inst in local.instances : key if inst.public" in _code(tf.locals()["public_hosts"])
-    (pre,) = _local_file(tf, "inventory")["lifecycle"][0]["precondition"]
-    assert "!var.inventory_ssh_jump || (var.assign_public_ip && length(local.public_hosts) > 0)" in pre["condition"]
-    # The front door's names: public_hostnames or the public hosts' addresses.
-    names = _code(tf.locals()["front_door_names"])
-    assert "var.public_hostnames" in names and "for key in local.public_hosts" in names
-
-
 def test_infra_vars_render_with_everything_the_playbooks_read(tf):
     body = _local_file(tf, "infra_vars")
     assert unquote(body["filename"]).endswith("/group_vars/all/infra.yml")
@@ -552,29 +520,29 @@ def test_infra_vars_render_with_everything_the_playbooks_read(tf):
     for path in (ROOT / "ansible" / "roles").rglob("defaults/**/*.yml"):
         used |= set(re.findall(r"\binfra_[a-z_]+", path.read_text(encoding="utf-8")))
     assert used <= set(data), used - set(data)
-    assert data["firewalld_ssh_sources"] == ["10.0.0.0/16", "203.0.113.10/32"]
+    assert data["firewalld_ssh_sources"] == ["10.0.2.9/32"]
     # The services' client CIDRs, named by the topology's rule: a published
     # service admits the NSGs' sources, a private one its clients' subnets.
     assert body["content"].count("service_firewall_vars = local.service_client_cidr_vars") == 1
     expr = _code(tf.locals()["service_client_cidr_vars"])
     assert "format(local.topology.client_cidrs_variable, svc.role)" in expr
-    assert "svc.published ? local.service_sources" in expr
+    assert "svc.published ? [var.public_subnet_cidr]" in expr
     assert "for client in try(svc.clients, []) : local.group_subnet_cidrs[client]" in expr
     assert "if contains(local.instance_group_names, svc.group)" in expr
     subnets = _code(tf.locals()["group_subnet_cidrs"])
-    assert "contains(local.public_groups, group) ? var.public_subnet_cidr : var.private_subnet_cidr" in subnets
+    assert "group => var.private_subnet_cidr" in subnets
     assert CLIENT_CIDR_VARS, "no service on instances"
     for entry in CLIENT_CIDR_VARS:
         assert data[entry["name"]] == entry["cidrs"], entry["name"]
         role = entry["name"].removesuffix("_client_cidrs")
         specs = yaml.safe_load((ROOT / "ansible" / "roles" / role / "meta" / "argument_specs.yml").read_text())
         assert entry["name"] in specs["argument_specs"]["main"]["options"], f"{entry['name']} is no input of {role}"
-    # Today: the edge open to the NSGs' sources, the backends to the subnets of
-    # their clients only (mlflow: the edge's and the private one's).
+    # Today: the edge open to the load balancer's subnet, the backends to the
+    # subnets of their clients only (all in the private one, the edge too).
     by_name = {e["name"]: e["cidrs"] for e in CLIENT_CIDR_VARS}
-    assert by_name["edge_client_cidrs"] == SERVICE_SOURCES
-    assert by_name["mlflow_client_cidrs"] == sorted(SUBNETS.values())
-    assert by_name["airflow_client_cidrs"] == [SUBNETS["public"]]
+    assert by_name["edge_client_cidrs"] == [SUBNETS["public"]]
+    assert by_name["mlflow_client_cidrs"] == [SUBNETS["private"]]
+    assert by_name["airflow_client_cidrs"] == [SUBNETS["private"]]
     # The edge role's server names.
     assert data["edge_server_names"] == INFRA_VARS["front_door_names"]
     specs = yaml.safe_load((ROOT / "ansible" / "roles" / "edge" / "meta" / "argument_specs.yml").read_text())
@@ -587,7 +555,7 @@ def test_infra_vars_render_with_everything_the_playbooks_read(tf):
 
 
 @pytest.mark.parametrize("jump", [True, False])
-def test_infra_vars_ssh_through_the_edge_only_when_asked(tf, jump):
+def test_infra_vars_ssh_through_the_bastion_only_when_asked(tf, jump):
     text = (TF_DIR / "templates" / "infra.yml.tftpl").read_text(encoding="utf-8")
     data = yaml.safe_load(tftpl.render(text, {**INFRA_VARS, "ssh_jump": jump}))
     if jump:
@@ -598,8 +566,15 @@ def test_infra_vars_ssh_through_the_edge_only_when_asked(tf, jump):
 
         assert shlex.split(args) == [
             "-o",
-            "ProxyCommand=ssh -W %h:%p -o BatchMode=yes -o StrictHostKeyChecking=accept-new opc@203.0.113.80",
+            "ProxyCommand=ssh -W %h:%p -p 22 -o BatchMode=yes -o StrictHostKeyChecking=accept-new "
+            "{{ infra_bastion_session_id }}@host.bastion.eu-frankfurt-1.oci.oraclecloud.com",
         ]
+        # The session OCID comes from the environment at run time, failing by name without it.
+        session = data["infra_bastion_session_id"]
+        assert "lookup('ansible.builtin.env', 'OCI_BASTION_SESSION_ID')" in session
+        assert "undef(hint='OCI_BASTION_SESSION_ID is not set" in session
     else:
         assert "ansible_ssh_common_args" not in data
+        assert "infra_bastion_session_id" not in data
+    assert data["infra_bastion_id"] == INFRA_VARS["bastion_id"]
     assert "ssh_jump = var.inventory_ssh_jump" in _local_file(tf, "infra_vars")["content"]

@@ -142,6 +142,42 @@ def test_routes_are_rendered(site):
     assert "location = / {\n            return 302 /mlflow/;" in conf
 
 
+def test_client_address_is_the_connection_s_unless_proxies_are_trusted(site, tmp_path):
+    """Default (the lab): no realip, a client's X-Forwarded-For is ignored.
+    Behind the OCI load balancer (edge_trusted_proxy_cidrs = its subnet): the
+    client's address comes from X-Forwarded-For appended by those proxies
+    only, so the login rate limit counts users, not the load balancer."""
+    assert "set_real_ip_from" not in site["conf"] and "real_ip_header" not in site["conf"]
+    extra = {**site["extra"], "edge_trusted_proxy_cidrs": ["10.0.1.0/24", "10.0.3.0/24"]}
+    vars_files = [str(ROLE / "defaults/main.yml"), str(ROLE / "vars/main.yml"), str(ROLE / "vars/Debian.yml")]
+    plays = [
+        {
+            "name": "Render the edge behind a load balancer",
+            "hosts": "localhost",
+            "gather_facts": False,
+            "tasks": [
+                {"name": "Load the role's variables", "ansible.builtin.include_vars": "{{ item }}", "loop": vars_files},
+                {
+                    "name": "Render nginx.conf",
+                    "ansible.builtin.template": {
+                        "src": str(ROLE / "templates/nginx.conf.j2"),
+                        "dest": str(tmp_path / "nginx.conf"),
+                        "mode": "0644",
+                    },
+                },
+            ],
+        }
+    ]
+    _playbook(tmp_path, plays, extra)
+    conf = (tmp_path / "nginx.conf").read_text()
+    http = conf.split("http {", 1)[1].split("server {", 1)[0]
+    assert "set_real_ip_from 10.0.1.0/24;" in http and "set_real_ip_from 10.0.3.0/24;" in http
+    assert "real_ip_header X-Forwarded-For;" in http and "real_ip_recursive on;" in http
+    # Before the rate limit's zone, whose key is the (real) client address.
+    assert http.index("real_ip_header") < http.index("limit_req_zone $binary_remote_addr")
+    assert "proxy_set_header X-Forwarded-For $remote_addr;" in conf
+
+
 def test_dropin_hardens_and_keeps_what_nginx_needs(site):
     dropin = (site["dir"] / "dropin.conf").read_text().splitlines()
     assert "ProtectSystem=strict" in dropin and "NoNewPrivileges=true" in dropin
