@@ -67,6 +67,8 @@ resource "oci_core_instance" "this" {
   # on project/environment; the dynamic groups match the defined tag.
   freeform_tags = merge(local.common_tags, { ansible_group = each.value.group })
   defined_tags  = { "${oci_identity_tag_namespace.this.name}.${oci_identity_tag.ansible_group.name}" = each.value.group }
+  # ...only once the new tag has propagated (iam.tf).
+  depends_on = [time_sleep.tag_propagation]
 
   lifecycle {
     # A newer image must not replace running hosts; rebuild them on purpose
