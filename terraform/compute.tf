@@ -21,8 +21,11 @@ resource "oci_core_instance" "this" {
 
   availability_domain = local.availability_domain
   compartment_id      = var.compartment_ocid
-  display_name        = "${local.name}-${each.key}"
-  shape               = each.value.shape
+  # A valid Ansible variable name (letters, digits, underscores): the
+  # oracle.oci inventory sets a host variable named after the display name,
+  # and ansible-core deprecates invalid names (removal in 2.23).
+  display_name = replace("${local.name}-${each.key}", "-", "_")
+  shape        = each.value.shape
 
   shape_config {
     ocpus         = each.value.ocpus

@@ -1,13 +1,16 @@
 """Issue #16: the defects a review found that a first real apply or deploy
-would hit, each checked statically (points 1, 2, 4 and 7).
+would hit, each checked statically (points 1, 2, 4, 7 and 9).
 """
 
 from __future__ import annotations
 
 import re
 
+import oci_inventory_plugin as plugin
+import pytest
+import tftpl
 import yaml
-from conftest import ROOT, unquote
+from conftest import ROOT, TF_DIR, unquote
 
 TOPOLOGY = yaml.safe_load(
     (ROOT / "ansible" / "roles" / "platform_defaults" / "defaults" / "main" / "topology.yml").read_text()
@@ -168,3 +171,135 @@ def test_the_mysql_version_is_pinned(tf):
         assert re.fullmatch(pattern, good), good
     for bad in ("8.4", "8", "latest", "MySQL 8.4.6", "5.7.44", "8.4.6 "):
         assert not re.fullmatch(pattern, bad), bad
+
+
+# --------------------------------------------------------------------------
+# 9. The inventory: real plugin options, only the playbooks' groups
+# --------------------------------------------------------------------------
+INVENTORY_VARS = dict(
+    auth_type="api_key",
+    config_profile="DEFAULT",
+    regions=["eu-frankfurt-1"],
+    compartment_ocid="ocid1.compartment.oc1..aaaatest",
+    project="oci-mlops",
+    environment="prod",
+)
+
+
+def _inventory():
+    text = (TF_DIR / "templates" / "inventory.oci.yml.tftpl").read_text(encoding="utf-8")
+    return yaml.safe_load(tftpl.render(text, INVENTORY_VARS))
+
+
+def test_the_vendored_option_lists_are_the_real_plugins():
+    """Against the installed collection (and ansible-core) when present; the
+    vendored lists otherwise stand (their versions are in the module)."""
+    real = plugin.real_plugin_options()
+    if real is None:
+        pytest.skip("oracle.oci is not installed: the vendored lists of oracle.oci 5.5.0 are used")
+    assert real["own"] == plugin.OWN_OPTIONS, (
+        f"oracle.oci {real['version']} at {real['path']}: "
+        f"missing {sorted(real['own'] - plugin.OWN_OPTIONS)}, gone {sorted(plugin.OWN_OPTIONS - real['own'])}"
+    )
+    assert set(real["extends"]) == set(plugin.FRAGMENTS)
+    assert real["auth_types"] == plugin.AUTH_TYPES
+    if real["fragments"] is not None:
+        assert real["fragments"] == plugin.FRAGMENT_OPTIONS
+
+
+def test_the_vendored_lists_name_their_source():
+    doc = plugin.__doc__
+    assert f"collection version {plugin.COLLECTION_VERSION}" in doc
+    assert f"ansible-core {plugin.ANSIBLE_CORE_VERSION}" in doc
+    assert "plugins/inventory/oci.py" in doc
+    requirements = yaml.safe_load((ROOT / "requirements.yml").read_text())["collections"]
+    (oci,) = [c for c in requirements if c["name"] == "oracle.oci"]
+    low, high = re.fullmatch(r">=([\d.]+),<([\d.]+)", oci["version"]).groups()
+    version = tuple(int(x) for x in plugin.COLLECTION_VERSION.split("."))
+    assert tuple(int(x) for x in low.split(".")) <= version < tuple(int(x) for x in high.split("."))
+
+
+def test_a_misspelled_option_is_caught():
+    cfg = _inventory()
+    assert not plugin.unknown_options(cfg)
+    for typo in ("default_group", "keyed_group", "hostname_formats", "exclude_filters", "tenancy"):
+        assert plugin.unknown_options({**cfg, typo: []}) == {typo}
+
+
+def test_the_inventory_uses_only_real_options(tf):
+    cfg = _inventory()
+    assert not plugin.unknown_options(cfg), plugin.unknown_options(cfg)
+    assert cfg["auth_type"] in plugin.AUTH_TYPES
+    for comp in cfg["compartments"]:
+        assert set(comp) <= plugin.COMPARTMENT_OPTIONS, comp
+    for keyed in cfg["keyed_groups"]:
+        assert set(keyed) <= plugin.KEYED_GROUP_OPTIONS, keyed
+    auth = re.findall(r'"([a-z_]+)"', tf.variables()["inventory_auth_type"]["validation"][0]["condition"])
+    assert set(auth) <= plugin.AUTH_TYPES
+
+
+def test_the_inventory_turns_the_default_groups_off():
+    assert _inventory()["default_groups"] == []
+    assert "default_groups_preferences" not in _inventory()
+
+
+def _hosts(compartment="db"):
+    """One host per instance group, in a compartment named like a playbook
+    group, with Oracle's creation tags, as the plugin sees them."""
+    return {
+        group: {
+            "compartment_name": compartment,
+            "region": "eu-frankfurt-1",
+            "availability_domain": "Uocm:EU-FRANKFURT-1-AD-1",
+            "freeform_tags": {"project": "oci-mlops", "environment": "prod", "ansible_group": group},
+            "defined_tags": {
+                "oci-mlops-prod": {"ansible_group": group},
+                "Oracle-Tags": {"CreatedBy": "ocid1.user.oc1..x", "CreatedOn": "2026-12-01T10:00:00.000Z"},
+            },
+        }
+        for group in sorted(INSTANCE_GROUPS)
+    }
+
+
+def test_the_simulation_reproduces_the_reported_groups():
+    """Without default_groups the plugin adds the compartment (`db`), a group
+    per tag and per creation timestamp: what the review saw, ~16 per host."""
+    cfg = {k: v for k, v in _inventory().items() if k != "default_groups"}
+    groups = plugin.groups_of(cfg, _hosts()["mlflow"])
+    assert "db" in groups and "mlflow" in groups
+    assert any("CreatedOn" in g for g in groups)
+    assert len(groups) >= 10, groups
+
+
+@pytest.mark.parametrize("compartment", ["db", "objectstore", "mlops"])
+def test_the_inventory_yields_exactly_the_playbooks_groups(compartment):
+    cfg = _inventory()
+    per_host = {group: plugin.groups_of(cfg, host) for group, host in _hosts(compartment).items()}
+    for group, groups in per_host.items():
+        assert groups == {group, plugin.ALWAYS_GROUP}, (group, groups)
+    all_groups = set().union(*per_host.values())
+    assert all_groups - {plugin.ALWAYS_GROUP} == INSTANCE_GROUPS
+    assert not all_groups & MANAGED_GROUPS
+    # all_hosts is the plugin's own, always there: no play, role or topology uses it.
+    assert plugin.ALWAYS_GROUP not in TOPOLOGY["groups"]
+    for path in list((ROOT / "ansible").rglob("*.yml")) + [ROOT / "site.yml"]:
+        assert plugin.ALWAYS_GROUP not in path.read_text(encoding="utf-8"), path
+
+
+def test_group_names_and_display_names_are_valid_identifiers(tf):
+    """ansible-core 2.19 deprecates (removal in 2.23) inventory variables
+    with invalid names, and the plugin sets a host variable named after each
+    instance's display name; group names with other characters are rewritten
+    with a warning."""
+    for group in INSTANCE_GROUPS:
+        assert group.isidentifier() and group.isascii(), group
+    inst = tf.resources("oci_core_instance")[("oci_core_instance", "this")]
+    assert inst["display_name"] == '${replace("${local.name}-${each.key}", "-", "_")}'
+    # What that gives with the most hyphenated names the variables allow.
+    project_re = _regex_of(tf, "project")
+    env_re = _regex_of(tf, "environment")
+    for project, env in (("oci-mlops", "prod"), ("a-b-c", "dev2"), ("x9-", "qa")):
+        assert re.fullmatch(project_re, project) and re.fullmatch(env_re, env)
+        for group in INSTANCE_GROUPS:
+            name = f"{project}-{env}-{group}-1".replace("-", "_")
+            assert name.isidentifier() and name.isascii(), name
