@@ -214,7 +214,9 @@ def test_the_vendored_lists_name_their_source():
     assert "plugins/inventory/oci.py" in doc
     requirements = yaml.safe_load((ROOT / "requirements.yml").read_text())["collections"]
     (oci,) = [c for c in requirements if c["name"] == "oracle.oci"]
-    low, high = re.fullmatch(r">=([\d.]+),<([\d.]+)", oci["version"]).groups()
+    bounds = re.fullmatch(r">=([\d.]+),<([\d.]+)", oci["version"])
+    assert bounds, oci["version"]
+    low, high = bounds.groups()
     version = tuple(int(x) for x in plugin.COLLECTION_VERSION.split("."))
     assert tuple(int(x) for x in low.split(".")) <= version < tuple(int(x) for x in high.split("."))
 
