@@ -23,8 +23,11 @@ resource "oci_core_instance" "this" {
 
   availability_domain = local.availability_domain
   compartment_id      = var.compartment_ocid
-  display_name        = "${local.name}-${each.key}"
-  shape               = each.value.shape
+  # A valid Ansible variable name (letters, digits, underscores): the
+  # oracle.oci inventory sets a host variable named after the display name,
+  # and ansible-core deprecates invalid names (removal in 2.23).
+  display_name = replace("${local.name}-${each.key}", "-", "_")
+  shape        = each.value.shape
 
   shape_config {
     ocpus         = each.value.ocpus
@@ -69,6 +72,8 @@ resource "oci_core_instance" "this" {
   # on project/environment; the dynamic groups match the defined tag.
   freeform_tags = merge(local.common_tags, { ansible_group = each.value.group })
   defined_tags  = { "${oci_identity_tag_namespace.this.name}.${oci_identity_tag.ansible_group.name}" = each.value.group }
+  # ...only once the new tag has propagated (iam.tf).
+  depends_on = [time_sleep.tag_propagation]
 
   lifecycle {
     # A newer image must not replace running hosts; rebuild them on purpose

@@ -14,7 +14,12 @@ resource "oci_mysql_mysql_db_system" "this" {
   admin_username          = var.db_admin_username
   admin_password          = var.db_admin_password
   port                    = local.db_port
+  mysql_version           = var.mysql_version
   freeform_tags           = local.common_tags
+
+  maintenance {
+    window_start_time = var.db_maintenance_window_start
+  }
 
   backup_policy {
     is_enabled        = true

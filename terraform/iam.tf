@@ -10,6 +10,13 @@ resource "oci_identity_tag_namespace" "this" {
   name           = local.tag_namespace
   description    = "Tags of ${local.name} (dynamic-group matching)"
   freeform_tags  = local.common_tags
+
+  lifecycle {
+    precondition {
+      condition     = var.home_region == null || var.home_region == local.subscribed_home_region
+      error_message = "home_region is ${coalesce(var.home_region, "null")}, but the tenancy's home region (region subscription is_home_region) is ${coalesce(local.subscribed_home_region, "unknown")}: IAM writes only succeed there. Unset home_region or set it to the home region."
+    }
+  }
 }
 
 resource "oci_identity_tag" "ansible_group" {
@@ -23,6 +30,20 @@ resource "oci_identity_tag" "ansible_group" {
   validator {
     validator_type = "ENUM"
     values         = local.instance_group_names
+  }
+}
+
+# A new tag namespace and tag are not usable at once: OCI rejects resources
+# that set them until they propagate ("TagNamespace ... does not exist",
+# terraform-provider-oci#2065, where the maintainers recommend a time_sleep).
+# Every resource that sets defined_tags depends on this wait (depends_on);
+# it waits again whenever the tag is replaced.
+resource "time_sleep" "tag_propagation" {
+  create_duration = var.tag_propagation_wait
+
+  triggers = {
+    tag_namespace_id = oci_identity_tag_namespace.this.id
+    tag_id           = oci_identity_tag.ansible_group.id
   }
 }
 
@@ -111,7 +132,17 @@ resource "oci_identity_user" "mlflow_s3" {
   compartment_id = var.tenancy_ocid
   name           = "${local.name}-mlflow-s3"
   description    = "MLflow artifacts (S3 compatibility API) of ${local.name}"
-  freeform_tags  = local.common_tags
+  # Identity-domain tenancies refuse a user without a primary email ("The
+  # primary email must be specified", terraform-provider-oci#2388).
+  email         = var.mlflow_s3_user_email
+  freeform_tags = local.common_tags
+
+  lifecycle {
+    precondition {
+      condition     = var.mlflow_s3_user_email != null
+      error_message = "create_mlflow_s3_user = true needs mlflow_s3_user_email: the IAM user's primary email (identity-domain tenancies refuse a user without one)."
+    }
+  }
 }
 
 resource "oci_identity_group" "mlflow_s3" {

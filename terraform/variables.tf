@@ -32,7 +32,7 @@ variable "region" {
 }
 
 variable "home_region" {
-  description = "The tenancy's home region, where IAM resources are created; null: same as region."
+  description = "The tenancy's home region, where IAM resources (tag namespace, dynamic groups, policies, the S3 user) are created; null: read from the tenancy's region subscriptions (is_home_region). When set it must be that region (checked at plan)."
   type        = string
   default     = null
 
@@ -88,6 +88,17 @@ variable "tag_namespace_name" {
   description = "Name of the defined-tag namespace created for the dynamic groups (unique in the tenancy); null: <project>-<environment>."
   type        = string
   default     = null
+}
+
+variable "tag_propagation_wait" {
+  description = "How long to wait after creating the defined tag before creating the resources that set it (OCI rejects a tag that has not propagated yet), as a duration such as 90s or 2m."
+  type        = string
+  default     = "90s"
+
+  validation {
+    condition     = can(regex("^[0-9]+(s|m)$", var.tag_propagation_wait))
+    error_message = "tag_propagation_wait must be a duration in seconds or minutes, e.g. 90s or 2m."
+  }
 }
 
 # ---------------------------------------------------------------------------
@@ -354,13 +365,34 @@ variable "db_backup_retention_days" {
 }
 
 variable "db_backup_window_start" {
-  description = "Start (UTC, HH:MM) of the daily backup window."
+  description = "Start of the DB System's daily 30-minute backup window, in the provider's format HH:MM-00:00 (UTC; what the API returns, so the plan stays without a diff)."
   type        = string
-  default     = "02:00"
+  default     = "02:00-00:00"
 
   validation {
-    condition     = can(regex("^([01][0-9]|2[0-3]):[0-5][0-9]$", var.db_backup_window_start))
-    error_message = "db_backup_window_start must be HH:MM."
+    condition     = can(regex("^([01][0-9]|2[0-3]):[0-5][0-9]-00:00$", var.db_backup_window_start))
+    error_message = "db_backup_window_start must be HH:MM-00:00 (UTC), e.g. 02:00-00:00."
+  }
+}
+
+variable "db_maintenance_window_start" {
+  description = "Start of the DB System's weekly maintenance window (UTC), as the provider writes it: \"<ddd> HH:MM\" with a lower-case day, e.g. \"sun 03:00\". Keep it away from the backup window."
+  type        = string
+  default     = "sun 03:00"
+
+  validation {
+    condition     = can(regex("^(mon|tue|wed|thu|fri|sat|sun) ([01][0-9]|2[0-3]):[0-5][0-9]$", var.db_maintenance_window_start))
+    error_message = "db_maintenance_window_start must be \"<ddd> HH:MM\" with ddd one of mon tue wed thu fri sat sun, e.g. \"sun 03:00\"."
+  }
+}
+
+variable "mysql_version" {
+  description = "MySQL server version of the DB System, pinned (e.g. 8.4.6; `oci mysql version list --compartment-id <ocid>` lists what the region offers). Changing it later is an upgrade of the DB System; Airflow supports MySQL 8.0, 8.4 and the 9.x innovation releases."
+  type        = string
+
+  validation {
+    condition     = can(regex("^(8\\.(0|4)|9\\.[0-9]+)\\.[0-9]+(-u[0-9]+)?$", var.mysql_version))
+    error_message = "mysql_version must be a full MySQL version such as 8.4.6 or 9.5.1 (8.0.x, 8.4.x or 9.x.y)."
   }
 }
 
@@ -411,9 +443,20 @@ variable "dags_publisher_group" {
 }
 
 variable "create_mlflow_s3_user" {
-  description = "Create an IAM user limited to the artifacts bucket and a customer secret key for MLflow's S3-compatible access (the secret lands in the Terraform state)."
+  description = "Create an IAM user limited to the artifacts bucket and a customer secret key for MLflow's S3-compatible access (the secret lands in the Terraform state). Needs mlflow_s3_user_email."
   type        = bool
   default     = false
+}
+
+variable "mlflow_s3_user_email" {
+  description = "Primary email of the MLflow S3 user (create_mlflow_s3_user): identity-domain tenancies refuse a user without one. A mailbox the operators read (OCI may send it notices)."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.mlflow_s3_user_email == null || can(regex("^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$", var.mlflow_s3_user_email))
+    error_message = "mlflow_s3_user_email must be null or an email address (name@example.com)."
+  }
 }
 
 # ---------------------------------------------------------------------------

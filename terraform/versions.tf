@@ -13,6 +13,11 @@ terraform {
       source  = "hashicorp/local"
       version = ">= 2.4.0, < 3.0.0"
     }
+    # time_sleep: the wait for the defined tag to propagate (iam.tf).
+    time = {
+      source  = "hashicorp/time"
+      version = ">= 0.9.0, < 1.0.0"
+    }
   }
 }
 
@@ -21,10 +26,27 @@ provider "oci" {
   config_file_profile = var.oci_config_profile
 }
 
-# IAM resources (tag namespace, dynamic groups, policies, users) live in the
-# tenancy's home region.
+# IAM resources (tag namespace, dynamic groups, policies, users) are written
+# in the tenancy's home region (OCI refuses IAM writes elsewhere): the region
+# the tenancy's subscriptions mark is_home_region, read with the default
+# provider (any region answers). var.home_region, when set, must be that
+# region (precondition on the tag namespace, iam.tf).
+data "oci_identity_region_subscriptions" "home" {
+  tenancy_id = var.tenancy_ocid
+
+  filter {
+    name   = "is_home_region"
+    values = ["true"]
+  }
+}
+
+locals {
+  subscribed_home_region = one(data.oci_identity_region_subscriptions.home.region_subscriptions[*].region_name)
+  home_region            = coalesce(var.home_region, local.subscribed_home_region)
+}
+
 provider "oci" {
   alias               = "home"
-  region              = coalesce(var.home_region, var.region)
+  region              = local.home_region
   config_file_profile = var.oci_config_profile
 }

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 
+import oci_inventory_plugin
 import pytest
 import tftpl
 import yaml
@@ -372,43 +373,11 @@ def test_versions_are_constrained(tf):
 # --------------------------------------------------------------------------
 # The generated inventory
 # --------------------------------------------------------------------------
-# Options of the oracle.oci.oci inventory plugin (collection docs:
-# https://docs.oracle.com/iaas/tools/oci-ansible-collection/latest/collections/oracle/oci/oci_inventory.html)
-PLUGIN_OPTIONS = {
-    "plugin",
-    "auth_type",
-    "config_file",
-    "config_profile",
-    "api_user",
-    "api_user_fingerprint",
-    "api_user_key_file",
-    "api_user_key_pass_phrase",
-    "tenancy",
-    "region",
-    "regions",
-    "compartments",
-    "filters",
-    "exclude_filters",
-    "include_filters",
-    "hostname_format",
-    "hostname_format_preferences",
-    "keyed_groups",
-    "groups",
-    "compose",
-    "strict",
-    "fetch_db_hosts",
-    "fetch_compute_hosts",
-    "enable_parallel_processing",
-    "max_thread_count",
-    "cache",
-    "cache_plugin",
-    "cache_timeout",
-    "cache_connection",
-    "cache_prefix",
-    "leading_separator",
-    "use_extra_vars",
-}
-AUTH_TYPES = {"api_key", "instance_principal", "instance_obo_user", "resource_principal", "security_token"}
+# Options of the oracle.oci.oci inventory plugin: vendored from the real
+# plugin's DOCUMENTATION with its version, checked against an installed
+# collection (oci_inventory_plugin.py, test_defects.py).
+PLUGIN_OPTIONS = oci_inventory_plugin.PLUGIN_OPTIONS
+AUTH_TYPES = oci_inventory_plugin.AUTH_TYPES
 INVENTORY_VARS = dict(
     auth_type="api_key",
     config_profile="DEFAULT",

@@ -46,7 +46,13 @@ def rendered(tmp_path_factory) -> dict:
     (tmp / "db-ca.pem").write_text(ca)  # the operator's file next to the OCI inventory
     inventory = {
         "all": {
-            "vars": {"ansible_connection": "local", **OCI_INFRA},
+            "vars": {
+                "ansible_connection": "local",
+                **OCI_INFRA,
+                # the operator's vault on OCI: the S3 pair is never generated there (mlflow.env reads it)
+                "vault_s3_access_key": "ocid1.credential.oc1..test",
+                "vault_s3_secret_key": "issued-by-oci",
+            },
             "children": {group: {"hosts": {f"{group}-1": {"private_ip": ip}}} for group, ip in HOSTS.items()},
         }
     }

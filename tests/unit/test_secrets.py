@@ -44,6 +44,8 @@ class Lab:
                     "ansible_connection": "local",
                     "ansible_become": False,
                     "ansible_python_interpreter": os.environ.get("PYTHON", __import__("sys").executable),
+                    # a lab: its own object store, whose S3 key pair is generated (lab.yml)
+                    "oci_mlops_generate_s3_keys": True,
                 },
                 "children": {
                     "airflow": {"hosts": {"h-airflow": hosts["h-airflow"]}},

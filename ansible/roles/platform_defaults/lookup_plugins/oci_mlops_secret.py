@@ -5,7 +5,9 @@ name, length, chars, the groups whose hosts hold it, purpose). This lookup
 returns, for each name, `vault_<name>` (or the declaration's `vault` variable)
 when it is defined, else the controller's copy `<oci_mlops_secrets_dir>/<name>`,
 generated on first use with the declared length and characters by
-ansible.builtin.password (same file format and locking as before).
+ansible.builtin.password (same file format and locking as before), unless
+the declaration's `generated_if` variable is false: then only vault will do
+(e.g. the S3 key pair on OCI, which must be a customer secret key OCI issued).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import hashlib
 import os
 
 from ansible.errors import AnsibleLookupError
+from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.loader import lookup_loader
 from ansible.plugins.lookup import LookupBase
 
@@ -23,7 +26,8 @@ short_description: a declared platform secret, from vault or generated once on t
 description:
   - Returns each named secret, declared in C(oci_mlops_secrets).
   - C(vault_<name>) (or the declaration's C(vault) variable) wins when defined.
-  - Else the controller file C(<oci_mlops_secrets_dir>/<name>), generated once when absent.
+  - Else the controller file C(<oci_mlops_secrets_dir>/<name>), generated once when absent,
+    unless the declaration's C(generated_if) variable is false (then an error names the vault variable).
 options:
   _terms:
     description: Names of declared secrets.
@@ -51,6 +55,14 @@ class LookupModule(LookupBase):
     def _var(self, variables, name):
         return self._templar.template(variables[name])
 
+    def _may_generate(self, decl, variables) -> bool:
+        """False when the declaration's generated_if variable is false (or undefined)."""
+        flag = decl.get("generated_if")
+        if flag is None:
+            return True
+        value = self._var(variables, flag) if flag in variables else False
+        return boolean(value, strict=False)
+
     def run(self, terms, variables=None, **kwargs):
         self.set_options(var_options=variables, direct=kwargs)
         variables = variables or {}
@@ -73,6 +85,15 @@ class LookupModule(LookupBase):
                 value = str(self._var(variables, vault_var))
             elif digest:
                 value = _read(path)
+            elif not self._may_generate(decl, variables):
+                flag = decl["generated_if"]
+                raise AnsibleLookupError(
+                    f"Secret {name} must come from vault here: set {vault_var}."
+                    f" It is not generated because {flag} is false: on OCI the S3 API accepts only a customer"
+                    " secret key OCI issued (terraform output s3_access_key/s3_secret_key with"
+                    " create_mlflow_s3_user = true, or one created for an existing user); docs/deploy-oci.md."
+                    f" A platform with its own object store (the lab) sets {flag}: true."
+                )
             else:
                 term = f"{path} length={int(decl['length'])} chars={','.join(decl['chars'])}"
                 value = lookup_loader.get("ansible.builtin.password", loader=self._loader, templar=self._templar).run(
