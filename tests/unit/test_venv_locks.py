@@ -374,3 +374,70 @@ def test_the_rclone_wheels_were_checked_against_upstream(lock):
         for tag in ("manylinux2014_x86_64.musllinux_1_1_x86_64", "manylinux2014_aarch64.musllinux_1_1_aarch64")
     )
     assert set(checked.values()) <= set(re.findall(r"sha256:([0-9a-f]{64})", lock.read_text(encoding="utf-8")))
+
+
+def _lock_pins_here(lock: Path) -> dict[str, str]:
+    """The lock's pins whose environment marker holds on this Python."""
+    from packaging.markers import Marker
+
+    pins = {}
+    for line in lock.read_text(encoding="utf-8").splitlines():
+        match = PIN.match(line)
+        if not match:
+            continue
+        marker = line.split(";", 1)[1].rstrip(" \\") if ";" in line else ""
+        if not marker or Marker(marker).evaluate():
+            pins[_normal(match["name"])] = match["version"]
+    return pins
+
+
+def _freeze(venv: Path) -> dict[str, str]:
+    out = subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "pip", "freeze", "--disable-pip-version-check"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return {_normal(name): version for name, version in re.findall(r"^([^=\s]+)==(\S+)$", out, re.M)}
+
+
+def test_a_virtualenv_rebuilt_from_its_lock_is_the_same(tmp_path):
+    """A rebuild (the issue's "a week apart") installs exactly what the lock
+    names, nothing floats: two virtualenvs built one after the other from the
+    Terraform tests' lock with --require-hashes have identical `pip freeze`
+    output, equal to the lock's pins for this Python. Skipped when the package
+    index is not reachable."""
+    lock = ROOT / "terraform" / "tests" / "requirements.txt"
+    freezes = []
+    for name in ("first", "rebuilt"):
+        venv = tmp_path / name
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")} | {"PIP_CONFIG_FILE": os.devnull}
+        done = subprocess.run(
+            [
+                "nice",
+                "-n",
+                "19",
+                str(venv / "bin" / "python"),
+                "-m",
+                "pip",
+                "install",
+                "--disable-pip-version-check",
+                "--no-input",
+                "--quiet",
+                "--require-hashes",
+                "-r",
+                str(lock),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+            env=env,
+        )
+        if done.returncode != 0 and HASH_MISMATCH not in done.stderr and "No matching distribution" not in done.stderr:
+            pytest.skip(f"package index not reachable: {done.stderr.strip().splitlines()[-1:]}")
+        assert done.returncode == 0, done.stdout + done.stderr
+        freezes.append(_freeze(venv))
+    assert freezes[0] == freezes[1]
+    assert freezes[0] == _lock_pins_here(lock)
