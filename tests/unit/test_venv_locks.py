@@ -159,10 +159,16 @@ def test_every_lock_agrees_with_its_source(lock):
             assert versions == named[name], f"{lock}: {name} {versions}, its source {named[name]}"
 
 
-def test_mlflow_version_and_its_lock_agree():
+@pytest.mark.parametrize("store", ["s3", "oci"])
+def test_mlflow_version_and_its_lock_agree(store):
+    """Each artifact store's lock (vars/main.yml mlflow_venv_lock) holds what
+    the role installs for it (mlflow_venv_packages)."""
     defaults = _defaults("mlflow")
-    lock = _role_lock("mlflow", f"locks/mlflow-{defaults['mlflow_version']}.txt")
+    suffix = "-oci" if store == "oci" else ""
+    lock = _role_lock("mlflow", f"locks/mlflow-{defaults['mlflow_version']}{suffix}.txt")
     wanted = [f"mlflow[auth]=={defaults['mlflow_version']}", *defaults["mlflow_pip_packages"]]
+    if store == "oci":
+        wanted += defaults["mlflow_oci_pip_packages"]
     assert LOCK.lock_missing(lock, wanted) == []
 
 
