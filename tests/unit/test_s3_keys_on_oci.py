@@ -1,5 +1,9 @@
 """Issue #16 point 2: on OCI the S3 key pair is never generated.
 
+With OCI's default artifacts store (oci://, the host's instance principal)
+nothing reads the pair and nothing asks for it; with an s3:// destination
+(oci_mlops_artifacts_store: s3) it must come from vault:
+
 OCI's S3 compatibility API accepts only a customer secret key OCI issued; a
 random pair generated on the controller would be rejected at MLflow's first
 artifact. The platform's defaults (OCI's) refuse to generate
@@ -26,7 +30,7 @@ PLAYBOOKS = ROOT / "ansible" / "playbooks"
 S3_VARS = ("mlflow_s3_access_key", "mlflow_s3_secret_key", "object_store_access_key")
 
 
-def _inventory(tmp: Path, lab: bool) -> Path:
+def _inventory(tmp: Path, lab: bool, store: str = "s3") -> Path:
     hosts = {"h-mlflow": {"private_ip": "10.0.2.10", "oci_mlops_secrets_record_path": str(tmp / "record.json")}}
     inventory = {
         "all": {
@@ -34,7 +38,7 @@ def _inventory(tmp: Path, lab: bool) -> Path:
                 "ansible_connection": "local",
                 "ansible_become": False,
                 "ansible_python_interpreter": sys.executable,
-                **({} if lab else OCI_INFRA),
+                **({} if lab else OCI_INFRA | {"oci_mlops_artifacts_store": store}),
             },
             "children": {"mlflow": {"hosts": hosts}},
         }
@@ -65,7 +69,9 @@ def _run(tmp: Path, inventory: Path, playbook: Path, *args: str) -> subprocess.C
     )
 
 
-def _render(tmp: Path, inventory: Path, *args: str) -> tuple[subprocess.CompletedProcess, dict | None]:
+def _render(
+    tmp: Path, inventory: Path, *args: str, names: tuple[str, ...] = S3_VARS
+) -> tuple[subprocess.CompletedProcess, dict | None]:
     """What the roles get for S3_VARS on h-mlflow (a probe playbook next to the others)."""
     out = tmp / "values.json"
     probe = PLAYBOOKS / f".probe-s3-{os.getpid()}-{tmp.name}.yml"
@@ -82,7 +88,7 @@ def _render(tmp: Path, inventory: Path, *args: str) -> tuple[subprocess.Complete
                             "name": "Dump",
                             "ansible.builtin.copy": {
                                 "dest": str(out),
-                                "content": "{{ {" + ", ".join(f"'{n}': {n}" for n in S3_VARS) + "} | to_json }}",
+                                "content": "{{ {" + ", ".join(f"'{n}': {n}" for n in names) + "} | to_json }}",
                             },
                         }
                     ],
@@ -106,6 +112,7 @@ def test_the_s3_pair_is_declared_not_generated_on_oci():
     }
     for name in ("s3_access_key", "s3_secret_key"):
         assert declared[name].get("generated_if") == "oci_mlops_generate_s3_keys", name
+        assert declared[name].get("needed_if") == "oci_mlops_s3_keys_needed", name
     defaults = yaml.safe_load(
         (ROOT / "ansible" / "roles" / "platform_defaults" / "defaults" / "main" / "secrets.yml").read_text()
     )
@@ -156,3 +163,16 @@ def test_the_secrets_guard_stops_an_oci_run_first(tmp_path, vault):
         assert "set vault_s3_access_key" in run.stdout and "set vault_s3_secret_key" in run.stdout
         # it stopped before reading any record
         assert "Read the secrets this host recorded" not in run.stdout
+
+
+def test_on_oci_with_the_oci_store_nothing_asks_for_the_s3_pair(tmp_path):
+    """OCI's default, oci://: the guard passes without any S3 key in vault,
+    MLflow gets none, and none is generated."""
+    inventory = _inventory(tmp_path, lab=False, store="oci")
+    guard = _run(tmp_path, inventory, PLAYBOOKS / "secrets-guard.yml")
+    assert guard.returncode == 0, guard.stdout[-3000:]
+    # (object_store_access_key is the lab's object store's, absent on OCI)
+    run, values = _render(tmp_path, inventory, names=S3_VARS[:2])
+    assert run.returncode == 0 and values is not None, run.stdout[-3000:]
+    assert values["mlflow_s3_access_key"] == "" and values["mlflow_s3_secret_key"] == ""
+    assert not (tmp_path / "secrets" / "s3_access_key").exists()
