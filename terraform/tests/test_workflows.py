@@ -44,6 +44,13 @@ def all_workflows() -> dict[str, dict]:
     return {p.name: load(p.name) for p in sorted(WORKFLOWS.glob("*.yml"))}
 
 
+def triggers(wf: dict) -> dict:
+    """The `on:` mapping (PyYAML reads an unquoted `on` as True)."""
+    on = wf.get("on", wf.get(True))
+    assert isinstance(on, dict), "the workflow's on: must be a mapping"
+    return on
+
+
 def steps(job: dict) -> list[dict]:
     return job.get("steps") or []
 
@@ -262,7 +269,7 @@ def test_deploy_never_applies_and_reads_the_outputs():
 
 def test_deploy_checks_out_the_infra_runs_sha():
     deploy = load("deploy.yml")
-    dispatch = (deploy.get("on") or deploy.get(True))["workflow_dispatch"] or {}
+    dispatch = triggers(deploy)["workflow_dispatch"] or {}
     inputs = dispatch.get("inputs") or {}
     sha_inputs = [k for k, v in inputs.items() if v.get("required") and "sha" in k.lower()]
     assert sha_inputs, "deploy.yml: workflow_dispatch needs a required SHA input"
@@ -277,7 +284,7 @@ def test_deploy_checks_out_the_infra_runs_sha():
 
 def test_deploy_reaches_the_hosts_through_the_bastion_or_a_runner_in_the_vcn():
     deploy = load("deploy.yml")
-    dispatch = (deploy.get("on") or deploy.get(True))["workflow_dispatch"] or {}
+    dispatch = triggers(deploy)["workflow_dispatch"] or {}
     assert "runner" in (dispatch.get("inputs") or {}), "deploy.yml: a documented input chooses a self-hosted runner"
     text = "\n".join(run_text(j) for j in deploy["jobs"].values())
     assert "scripts/oci-bastion-ssh-config" in text
