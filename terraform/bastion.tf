@@ -3,7 +3,7 @@
 # private endpoint sits in the private subnet and is the one SSH source the
 # instances' NSGs admit (security.tf, local.ssh_rules). Clients connect to
 # the bastion's public SSH endpoint (host.bastion.<region>.oci.oraclecloud.com)
-# from admin_ssh_cidr only, with a time-limited session (at most
+# from admin_ssh_cidr (and bastion_client_cidrs) only, with a time-limited session (at most
 # bastion_max_session_ttl_seconds) created through the OCI API/CLI with the
 # operator's SSH public key.
 #
@@ -17,7 +17,7 @@ resource "oci_bastion_bastion" "this" {
   target_subnet_id = oci_core_subnet.private.id
   # Letters and digits only.
   name                         = "${replace(local.name, "-", "")}bastion"
-  client_cidr_block_allow_list = [var.admin_ssh_cidr]
+  client_cidr_block_allow_list = concat([var.admin_ssh_cidr], var.bastion_client_cidrs)
   max_session_ttl_in_seconds   = var.bastion_max_session_ttl_seconds
   # Needed for dynamic port forwarding (SOCKS5) sessions.
   dns_proxy_status = "ENABLED"

@@ -50,7 +50,7 @@ resource "local_file" "infra_vars" {
     db_endpoint      = oci_mysql_mysql_db_system.this.ip_address
     db_admin_user    = var.db_admin_username
     vcn_cidr         = var.vcn_cidr
-    ssh_sources      = [local.bastion_source]
+    ssh_sources      = concat([local.bastion_source], var.ssh_runner_cidrs)
     # The roles' client-CIDR variables, [{name, cidrs}] (topology).
     service_firewall_vars = local.service_client_cidr_vars
     front_door_names      = local.front_door_names

@@ -97,3 +97,8 @@ output "inventory_files" {
   description = "Files written for Ansible: the oracle.oci inventory and the infra_* variables."
   value       = [local_file.inventory.filename, local_file.infra_vars.filename]
 }
+
+output "bastion_max_session_ttl_seconds" {
+  description = "Longest a bastion session may last (the deploy workflow asks its sessions for this long)."
+  value       = var.bastion_max_session_ttl_seconds
+}

@@ -99,7 +99,8 @@ locals {
 
   # SSH on every instance from the bastion's private endpoint only (its
   # sessions' connections come from that address in the private subnet).
-  ssh_rules = {
+  # A self-hosted runner inside the VCN (ssh_runner_cidrs) is admitted too.
+  ssh_rules = merge({
     for group in local.instance_group_names :
     "${group}-22-bastion" => {
       nsg_id      = local.group_nsg_ids[group]
@@ -108,7 +109,16 @@ locals {
       source      = local.bastion_source
       description = "SSH from the bastion's private endpoint"
     }
-  }
+    }, {
+    for pair in setproduct(local.instance_group_names, var.ssh_runner_cidrs) :
+    "${pair[0]}-22-runner-${pair[1]}" => {
+      nsg_id      = local.group_nsg_ids[pair[0]]
+      port        = 22
+      source_type = "CIDR_BLOCK"
+      source      = pair[1]
+      description = "SSH from a runner inside the VCN (ssh_runner_cidrs)"
+    }
+  })
 
   ingress_rules = merge(local.lb_rules, local.published_rules, local.client_rules, local.ssh_rules)
 }

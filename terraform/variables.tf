@@ -243,6 +243,28 @@ variable "bastion_max_session_ttl_seconds" {
   }
 }
 
+variable "bastion_client_cidrs" {
+  description = "More CIDRs allowed to connect to the bastion's sessions besides admin_ssh_cidr, e.g. a CI runner's fixed egress address (/32). GitHub-hosted runners have no fixed address: use a self-hosted runner (ssh_runner_cidrs) or a runner with a static IP. Never 0.0.0.0/0."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for c in var.bastion_client_cidrs : can(cidrhost(c, 0)) && !endswith(c, "/0")])
+    error_message = "bastion_client_cidrs must be IPv4 CIDRs narrower than /0 (0.0.0.0/0 is refused)."
+  }
+}
+
+variable "ssh_runner_cidrs" {
+  description = "CIDRs inside the VCN (e.g. a self-hosted CI runner in the private subnet, /32) admitted to SSH on every host directly, in the NSGs and the hosts' firewalls, besides the bastion. Empty (default): SSH only through the bastion."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for c in var.ssh_runner_cidrs : can(cidrhost(c, 0)) && !endswith(c, "/0")])
+    error_message = "ssh_runner_cidrs must be IPv4 CIDRs narrower than /0."
+  }
+}
+
 # ---------------------------------------------------------------------------
 # Compute
 # ---------------------------------------------------------------------------

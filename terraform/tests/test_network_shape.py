@@ -208,7 +208,7 @@ def test_only_the_load_balancer_is_in_the_public_subnet(tf):
     # Bastion service's, open to admin_ssh_cidr alone.
     bastion = _res(tf, "oci_bastion_bastion", "this")
     assert bastion["target_subnet_id"] == "${oci_core_subnet.private.id}"
-    assert bastion["client_cidr_block_allow_list"] == ["${var.admin_ssh_cidr}"]
+    assert _code(bastion["client_cidr_block_allow_list"]) == "${concat([var.admin_ssh_cidr], var.bastion_client_cidrs)}"
     assert unquote(bastion["bastion_type"]) == "STANDARD"
     assert unquote(bastion["dns_proxy_status"]) == "ENABLED", "dynamic port forwarding (SOCKS5) sessions"
     ttl = tf.variables()["bastion_max_session_ttl_seconds"]
@@ -328,7 +328,7 @@ def test_ssh_only_through_the_bastion(tf):
     assert "public_ip" not in args
     # The host firewalls' SSH source is the same as the NSGs'.
     infra = _code(_res(tf, "local_file", "infra_vars")["content"])
-    assert "ssh_sources = [local.bastion_source]" in infra
+    assert "ssh_sources = concat([local.bastion_source], var.ssh_runner_cidrs)" in infra
     # No precondition about a public jump host any more.
     assert "lifecycle" not in _res(tf, "local_file", "inventory")
 
@@ -360,3 +360,29 @@ def test_terraform_files_are_where_the_shape_says(tf):
     names = {p.name for p in tf.files}
     assert {"loadbalancer.tf", "bastion.tf", "network.tf", "security.tf"} <= names
     assert (TF_DIR / "templates" / "infra.yml.tftpl").is_file()
+
+
+def test_a_runner_inside_the_vcn_is_admitted_to_ssh_where_the_bastion_is(tf):
+    """ssh_runner_cidrs (a self-hosted CI runner inside the VCN) gets SSH on
+    every group's NSG and in the hosts' firewalls (the ssh_sources the
+    inventory writes), the same places as the bastion's endpoint; the deploy
+    workflow's self-hosted option depends on it."""
+    ssh = _code(tf.locals()["ssh_rules"])
+    assert "for pair in setproduct(local.instance_group_names, var.ssh_runner_cidrs)" in ssh
+    assert "nsg_id = local.group_nsg_ids[pair[0]]" in ssh and "source = pair[1]" in ssh
+    infra = _code(_res(tf, "local_file", "infra_vars")["content"])
+    assert "ssh_sources = concat([local.bastion_source], var.ssh_runner_cidrs)" in infra
+    for name in ("ssh_runner_cidrs", "bastion_client_cidrs"):
+        variable = tf.variables()[name]
+        assert variable["default"] == [], name
+        assert '!endswith(c, "/0")' in _code(variable["validation"]), f"{name}: 0.0.0.0/0 must be refused"
+
+
+def test_the_deploy_asks_its_bastion_sessions_for_the_bastions_ttl(tf):
+    """The deploy workflow's sessions last what the bastion allows (an output),
+    not a number of its own that a lower bastion_max_session_ttl_seconds would refuse."""
+    outputs = {unquote(n): b for block in tf._blocks("output") for n, b in block.items()}
+    assert outputs["bastion_max_session_ttl_seconds"]["value"] == "${var.bastion_max_session_ttl_seconds}"
+    deploy = (ROOT / ".github" / "workflows" / "deploy.yml").read_text(encoding="utf-8")
+    assert ".bastion_max_session_ttl_seconds.value" in deploy
+    assert not re.search(r"--ttl \d", deploy)

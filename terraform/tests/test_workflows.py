@@ -353,6 +353,33 @@ def test_home_region_reaches_terraform_wherever_it_runs():
             )
 
 
+def test_every_required_variable_reaches_the_plans_and_applies():
+    """A variable without a default (variables.tf) must come from TF_VAR_ in
+    every job that plans or applies: the jobs run with TF_INPUT=false and no
+    tfvars file is committed, so a missing one fails every plan."""
+    import hcl2
+
+    required = set()
+    for path in sorted((ROOT / "terraform").glob("*.tf")):
+        with path.open(encoding="utf-8") as fh:
+            for block in hcl2.load(fh).get("variable", []):
+                for name, body in block.items():
+                    if "default" not in body:
+                        required.add(name.strip('"'))
+    assert {"mysql_version", "lb_certificate_id", "tenancy_ocid"} <= required
+    seen = 0
+    for name, wf in all_workflows().items():
+        top_env = wf.get("env") or {}
+        for jname, job in wf["jobs"].items():
+            if not any(sub in {"plan", "apply", "destroy"} for sub, _ in terraform_commands(run_text(job))):
+                continue
+            seen += 1
+            env = {**top_env, **(job.get("env") or {})}
+            missing = sorted(v for v in required if not str(env.get(f"TF_VAR_{v}", "")).strip())
+            assert not missing, f"{name} job {jname} plans or applies without TF_VAR_ for {missing}"
+    assert seen, "no job plans or applies"
+
+
 # ---------------------------------------------------------------------------
 # Supply chain
 # ---------------------------------------------------------------------------
