@@ -265,14 +265,20 @@ def collection(tmp_path_factory):
     base = tmp_path_factory.mktemp("collections")
     shutil.copytree(VENDORED, base / "ansible_collections" / "oracle" / "oci")
 
-    def purge():
-        for name in [
-            n for n in sys.modules if n == "ansible_collections.oracle" or n.startswith("ansible_collections.oracle.")
-        ]:
+    def purge() -> dict:
+        """Take every ansible_collections module out of sys.modules: a test
+        that ran before may have imported the package `ansible_collections`
+        without a collection finder (a plain namespace package whose path
+        lacks this one), and imports below it would resolve there."""
+        taken = {
+            n: m for n, m in sys.modules.items() if n == "ansible_collections" or n.startswith("ansible_collections.")
+        }
+        for name in taken:
             del sys.modules[name]
+        return taken
 
     previous = AnsibleCollectionConfig.collection_finder
-    purge()
+    before = purge()
     finder = _AnsibleCollectionFinder(
         [str(Path(str(importlib.import_module("ansible._internal").__file__)).parent), str(base)], False
     )
@@ -284,6 +290,7 @@ def collection(tmp_path_factory):
     finally:
         _AnsibleCollectionFinder._remove()
         purge()
+        sys.modules.update(before)
         if previous is not None:
             previous._install()
 
