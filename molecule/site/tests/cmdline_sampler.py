@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -171,7 +172,7 @@ class Sampler:
 
     def stop(self) -> dict:
         self._stop.set()
-        for proc in self._procs.values():
+        for proc in list(self._procs.values()):
             if proc.poll() is None:
                 proc.terminate()
         # One deadline for all threads (not 15 s each: with five hosts that
@@ -229,19 +230,38 @@ def _main() -> int:
         return 0
     if not args.out or not args.stop_file:
         parser.error("run needs --out and --stop-file")
-    stop_file = Path(args.stop_file)
+    return _run(Path(args.out), Path(args.stop_file), [h for h in args.hosts.split(",") if h], args)
+
+
+def _log(message: str) -> None:
+    """One timestamped line on stderr (converge.yml keeps it as cmdlines-N.log; test_1c shows it)."""
+    sys.stderr.write(f"{time.strftime('%H:%M:%S')} sampler[{os.getpid()}]: {message}\n")
+    sys.stderr.flush()
+
+
+def _run(out: Path, stop_file: Path, hosts: list[str], args: argparse.Namespace) -> int:
+    """Sample until STOP-FILE appears, SIGTERM arrives or --max-seconds pass; then write OUT."""
     stop_file.unlink(missing_ok=True)
-    sampler = Sampler([h for h in args.hosts.split(",") if h], args.interval, args.max_seconds).start()
+    terminated = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: terminated.set())
+    sampler = Sampler(hosts, args.interval, args.max_seconds).start()
+    _log(f"sampling the controller and {len(hosts)} hosts into {out.name}")
     deadline = time.monotonic() + args.max_seconds
-    while not stop_file.exists() and time.monotonic() < deadline:
+    while not stop_file.exists() and not terminated.is_set() and time.monotonic() < deadline:
         time.sleep(0.2)
+    why = "stop file" if stop_file.exists() else "SIGTERM" if terminated.is_set() else "--max-seconds"
+    _log(f"stopping ({why})")
     result = sampler.stop()
-    out = Path(args.out)
+    result["stopped_by"] = why
     tmp = out.with_suffix(".tmp")
     tmp.touch(mode=0o600)
     tmp.write_text(json.dumps(result), encoding="utf-8")
     tmp.replace(out)
     stop_file.unlink(missing_ok=True)
+    _log(
+        f"wrote {out.name}: {result['seconds']} s, {result['passes']} passes, "
+        f"host lines {result['host_lines']}, {out.stat().st_size} bytes"
+    )
     return 0
 
 

@@ -69,13 +69,21 @@ def _check(result: dict, what: str) -> None:
     assert not found, f"{len(found)} secrets on command lines ({what}):\n" + "\n".join(found[:40])
 
 
+def _log_of(number: int) -> str:
+    log = sitekit.EPHEMERAL / f"cmdlines-{number}.log"
+    return log.read_text(encoding="utf-8", errors="replace")[-4000:] if log.exists() else f"(no {log.name})"
+
+
 def test_no_secret_on_a_command_line_during_the_converges():
-    records = sorted(sitekit.EPHEMERAL.glob("cmdlines-*.json"), key=lambda p: int(p.stem.split("-")[1]))
-    assert len(records) >= 2, f"converge.yml left {len(records)} sampling records (fresh + idempotence expected)"
-    for number, record in enumerate(records, 1):
-        _check(
-            json.loads(record.read_text(encoding="utf-8")), "fresh converge" if number == 1 else f"converge #{number}"
-        )
+    counter = sitekit.EPHEMERAL / "cmdlines.count"
+    assert counter.exists(), "converge.yml never started the sampler (no cmdlines.count)"
+    started = int(counter.read_text(encoding="utf-8"))
+    assert started >= 2, f"converge.yml started the sampler {started} time(s) (fresh + idempotence expected)"
+    missing = [n for n in range(1, started + 1) if not (sitekit.EPHEMERAL / f"cmdlines-{n}.json").exists()]
+    assert not missing, "\n".join(f"no record of converge #{n}; its sampler's log:\n{_log_of(n)}" for n in missing)
+    for number in range(1, started + 1):
+        record = json.loads((sitekit.EPHEMERAL / f"cmdlines-{number}.json").read_text(encoding="utf-8"))
+        _check(record, "fresh converge" if number == 1 else f"converge #{number}")
 
 
 def _admin_logs_in() -> int:
