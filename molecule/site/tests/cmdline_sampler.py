@@ -230,7 +230,7 @@ def _main() -> int:
         return 0
     if not args.out or not args.stop_file:
         parser.error("run needs --out and --stop-file")
-    return _run(Path(args.out), Path(args.stop_file), [h for h in args.hosts.split(",") if h], args)
+    return _run(args)
 
 
 def _log(message: str) -> None:
@@ -239,8 +239,10 @@ def _log(message: str) -> None:
     sys.stderr.flush()
 
 
-def _run(out: Path, stop_file: Path, hosts: list[str], args: argparse.Namespace) -> int:
+def _run(args: argparse.Namespace) -> int:
     """Sample until STOP-FILE appears, SIGTERM arrives or --max-seconds pass; then write OUT."""
+    out, stop_file = Path(args.out), Path(args.stop_file)
+    hosts = [h for h in args.hosts.split(",") if h]
     stop_file.unlink(missing_ok=True)
     terminated = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: terminated.set())

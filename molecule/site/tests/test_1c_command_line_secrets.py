@@ -58,7 +58,8 @@ def _check(result: dict, what: str) -> None:
     seen = {host: len(lines) for host, lines in result["hosts"].items()}
     sitekit.report(
         f"command-line sampling ({what}): {result['seconds']:.0f} s, {result['passes']} controller passes, "
-        f"{len(result['controller'])} distinct controller lines, per host {seen}"
+        f"{len(result['controller'])} distinct controller lines, per host {seen}, "
+        f"stopped by {result.get('stopped_by', '?')}"
     )
     # The sampler really watched: every host streamed, and it caught the roles' short commands.
     assert result["passes"] > 100, result["passes"]
