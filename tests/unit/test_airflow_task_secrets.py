@@ -195,14 +195,25 @@ def test_the_files_the_units_read(root):
     by_name = {t["name"]: t for t in main}
     units = by_name["Install the units"]["vars"]["systemd_service_environment_files"]
     assert "airflow.env" in units and "pipelines.env" in units and "credentials" not in units
-    files = by_name["Write the credential files (database URLs and shared secrets)"]
+    files = by_name["Write the credential files (database URLs and shared secrets) and the pipelines' environment"]
     assert files["no_log"] is True
-    assert files["ansible.builtin.copy"]["mode"] == "0440"
-    assert files["ansible.builtin.copy"]["owner"] == "root"
-    assert files["ansible.builtin.copy"]["content"] == "{{ item.value }}"  # no newline: _cmd's output is the value
+    entries = files["managed_files"]["files"]
+    # One entry per credential: root-owned (the module's default), airflow's group, 0440, the value
+    # as it is (no newline: _cmd's output is the value); a credential no longer used is removed.
+    credential = "{'path': airflow_credentials_dir ~ '/' ~ name, 'content': value,"
+    assert credential in " ".join(entries.split()), entries
+    assert "'group': airflow_user, 'mode': '0440', 'secret': true}" in " ".join(entries.split())
+    assert "'owner'" not in entries
+    assert files["managed_files"]["exclusive"] == ["{{ airflow_credentials_dir }}/*"]
     sync = yaml.safe_load((ROLES / "airflow" / "tasks" / "dag_sync.yml").read_text(encoding="utf-8"))
-    env = next(t for t in sync if t["name"].startswith("Write the sync's environment"))["ansible.builtin.template"]
-    assert (env["owner"], env["group"], env["mode"]) == ("root", "root", "0600")
+    task = next(t for t in sync if t["name"].startswith("Write the sync's environment"))
+    (env,) = task["managed_files"]["files"]
+    assert (env.get("owner", "root"), env.get("group", "root"), env["mode"], task["no_log"]) == (
+        "root",
+        "root",
+        "0600",
+        True,
+    )
 
 
 def test_the_lab_airflow_hosts_hold_a_read_only_key_of_a_read_only_endpoint(lab):

@@ -44,7 +44,7 @@ CASES = [
         DB,
         "sed -i 's/^\\[Service\\]$/[Service]\\nEnvironment=LAB_DRIFT=1/' /etc/systemd/system/object-store.service"
         " && systemctl daemon-reload",
-        ("systemd_service : Install the unit",),
+        ("systemd_service : Install the unit and its timer",),
         "! grep -q LAB_DRIFT /etc/systemd/system/object-store.service"
         " && ! systemctl show -p Environment object-store | grep -q LAB_DRIFT"
         " && systemctl is-active --quiet object-store",
@@ -80,7 +80,7 @@ CASES = [
         MLFLOW,
         f"sed -i 's/--workers 2 /--workers 3 /' {MLFLOW_UNIT}"
         f" && grep -q -- '--workers 3 ' {MLFLOW_UNIT} && systemctl daemon-reload",
-        ("systemd_service : Install the unit",),
+        ("systemd_service : Install the unit and its timer",),
         f"grep -q -- '--workers 2 ' {MLFLOW_UNIT} && systemctl show -p ExecStart mlflow | grep -q -- '--workers 2 '"
         " && systemctl is-active --quiet mlflow",
     ),
@@ -106,7 +106,7 @@ CASES = [
         AIRFLOW,
         "sed -i 's/^parallelism = 8$/parallelism = 32/' /etc/airflow/airflow.cfg"
         " && grep -q '^parallelism = 32$' /etc/airflow/airflow.cfg",
-        ("airflow : Write airflow.cfg",),
+        ("airflow : Write the configuration (airflow.cfg, FAB auth manager, environment, MySQL's CA)",),
         "grep -q '^parallelism = 8$' /etc/airflow/airflow.cfg",
     ),
     Case(
@@ -114,7 +114,7 @@ CASES = [
         AIRFLOW,
         "systemctl disable -q --now airflow-dag-sync.timer && rm /etc/systemd/system/airflow-dag-sync.timer"
         " && systemctl daemon-reload",
-        ("systemd_service : Install the timer",),
+        ("systemd_service : Install the unit and its timer",),
         "test -f /etc/systemd/system/airflow-dag-sync.timer && systemctl is-enabled -q airflow-dag-sync.timer"
         " && systemctl is-active -q airflow-dag-sync.timer",
     ),
@@ -122,7 +122,9 @@ CASES = [
         "secret file world-readable (Airflow's JWT secret)",
         AIRFLOW,
         "chmod 0644 /etc/airflow/credentials/airflow_jwt_secret",
-        ("airflow : Write the credential files (database URLs and shared secrets)",),
+        (
+            "airflow : Write the credential files (database URLs and shared secrets) and the pipelines' environment",
+        ),
         '[ "$(stat -c %a /etc/airflow/credentials/airflow_jwt_secret)" = 440 ]',
     ),
     Case(
@@ -184,7 +186,7 @@ CASES = [
         API,
         "sed -i 's/^SystemMaxUse=.*/SystemMaxUse=8G/' /etc/systemd/journald.conf.d/50-oci-mlops.conf"
         " && grep -q '^SystemMaxUse=8G' /etc/systemd/journald.conf.d/50-oci-mlops.conf",
-        ("common : Configure persistent, size-capped journald",),
+        ("common : Configure pip, a persistent size-capped journal and chrony",),
         "! grep -q '^SystemMaxUse=8G' /etc/systemd/journald.conf.d/50-oci-mlops.conf",
     ),
     Case(
