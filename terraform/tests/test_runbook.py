@@ -11,8 +11,10 @@ from the defaults, fails.
 
 from __future__ import annotations
 
+import operator
 import re
 
+import hcl2
 import yaml
 from conftest import ROOT, unquote
 
@@ -329,3 +331,125 @@ def test_cost_the_edge_host_counted_is_its_default(tf):
     spec = _instance_groups(tf)["edge"]
     assert tuple(int(x) for x in m.groups()) == (spec["ocpus"], spec["memory_gbs"], spec["boot_volume_gbs"])
     assert spec["count"] == 1
+
+
+# --------------------------------------------------------------------------
+# The Terraform version: versions.tf, the state backend the runbook and CI
+# configure, and the versions CI runs
+# --------------------------------------------------------------------------
+# The first Terraform release of each state backend the runbook or CI
+# configures. oci: hashicorp/terraform CHANGELOG, 1.12.0 (May 14, 2025),
+# "Added Terraform backend implementation for OCI Object Storage".
+BACKEND_SINCE = {"oci": (1, 12, 0)}
+CI_SETUP = ROOT / "scripts" / "ci-oci-setup"
+WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
+OPERATORS = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt, "=": operator.eq}
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in text.split("."))
+
+
+def _constraint(text: str) -> list[tuple[str, tuple[int, ...]]]:
+    """'>= 1.5.0, < 2.0.0' -> [('>=', (1, 5, 0)), ('<', (2, 0, 0))] (only these simple forms)."""
+    parts = []
+    for part in text.split(","):
+        m = re.fullmatch(r"\s*(>=|<=|>|<|=)\s*(\d+\.\d+\.\d+)\s*", part)
+        assert m, f"version constraint {text!r}: {part!r} is not an operator and a full version"
+        parts.append((m.group(1), _version(m.group(2))))
+    return parts
+
+
+def _bound(text: str, op: str) -> tuple[int, ...]:
+    (bound,) = [version for o, version in _constraint(text) if o == op]
+    return bound
+
+
+def _satisfies(version: str, constraint: str) -> bool:
+    return all(OPERATORS[op](_version(version), bound) for op, bound in _constraint(constraint))
+
+
+def _required_version(tf) -> str:
+    (block,) = tf.terraform()
+    return unquote(block["required_version"])
+
+
+def _backend_files() -> dict[str, dict]:
+    """The terraform blocks of the backend override files: the runbook's (step 3)
+    and the one scripts/ci-oci-setup writes for the workflows, parsed."""
+    (runbook,) = re.findall(r"```hcl\n(.*?)```", _section("3. Terraform state"), re.S)
+    ci = re.search(r"<<BACKEND\n(.*?)^BACKEND$", CI_SETUP.read_text(encoding="utf-8"), re.S | re.M).group(1)
+    return {name: hcl2.loads(code)["terraform"][0] for name, code in (("runbook", runbook), ("ci", ci))}
+
+
+def _controller_terraform() -> str:
+    """The runbook's bullet on the controller's Terraform (step 2)."""
+    section = _section("2. Tenancy prerequisites and the Terraform principal's IAM policy")
+    (bullet,) = [b for b in section.split("\n- ") if b.startswith("Terraform ")]
+    return re.sub(r"\s+", " ", bullet)
+
+
+def _ci_terraform_versions() -> dict[str, tuple[set[str], bool]]:
+    """{workflow: ({terraform_version of its setup-terraform steps}, whether it runs scripts/ci-oci-setup)}."""
+    found = {}
+    for path in WORKFLOWS:
+        workflow = yaml.safe_load(path.read_text(encoding="utf-8"))
+        for job_name, job in workflow["jobs"].items():
+            steps = job.get("steps", [])
+            versions = {
+                str(step["with"]["terraform_version"])
+                for step in steps
+                if str(step.get("uses", "")).startswith("hashicorp/setup-terraform@")
+            }
+            if versions:
+                oci_backend = any("scripts/ci-oci-setup" in str(step.get("run", "")) for step in steps)
+                found[f"{path.name}:{job_name}"] = (versions, oci_backend)
+    return found
+
+
+def test_the_runbook_states_versions_tfs_required_version(tf):
+    bullet = _controller_terraform()
+    stated = re.search(r"\(`required_version` in `terraform/versions\.tf`\) accepts `([^`]+)`", bullet)
+    assert stated, bullet
+    assert stated.group(1) == _required_version(tf)
+
+
+def test_each_backend_file_requires_the_terraform_of_its_backend(tf):
+    """An override's required_version replaces versions.tf's: it must carry the
+    backend's minimum and keep versions.tf's upper bound."""
+    code = _required_version(tf)
+    files = _backend_files()
+    for name, block in files.items():
+        (backend,) = (unquote(b) for entry in block["backend"] for b in entry)
+        assert "required_version" in block, f"{name}'s backend file: {backend} needs a required_version"
+        required = unquote(block["required_version"])
+        assert _bound(required, ">=") == BACKEND_SINCE[backend], f"{name}: {required}"
+        assert _bound(required, ">=") >= _bound(code, ">="), f"{name}: {required} accepts less than {code}"
+        assert _bound(required, "<") == _bound(code, "<"), f"{name}: {required} vs versions.tf {code}"
+    assert unquote(files["runbook"]["required_version"]) == unquote(files["ci"]["required_version"])
+    # The runbook says so in words too.
+    stated = re.match(r"Terraform `([^`]+)` with the native `oci` state backend", _controller_terraform())
+    assert stated, _controller_terraform()
+    assert stated.group(1) == unquote(files["runbook"]["required_version"])
+
+
+def test_every_version_the_runbook_gives_for_the_oci_backend_is_its_first_release():
+    text = re.sub(r"\s+", " ", RUNBOOK.read_text(encoding="utf-8"))
+    since = ".".join(str(x) for x in BACKEND_SINCE["oci"])
+    mentions = re.findall(r"Terraform (?:older than )?(\d+\.\d+(?:\.\d+)?)(?: or later|\b)", text)
+    assert mentions, "the runbook names no Terraform version"
+    assert set(mentions) == {since}, mentions
+
+
+def test_ci_runs_a_terraform_that_the_configuration_and_its_backend_accept(tf):
+    code = _required_version(tf)
+    backend = unquote(_backend_files()["ci"]["required_version"])
+    jobs = _ci_terraform_versions()
+    assert any(oci for _, oci in jobs.values()), "no workflow job runs scripts/ci-oci-setup"
+    for job, (versions, oci_backend) in jobs.items():
+        for version in versions:
+            assert _satisfies(version, code), f"{job}: Terraform {version} outside versions.tf's {code}"
+            if oci_backend:
+                assert _satisfies(version, backend), f"{job}: Terraform {version} has no oci backend ({backend})"
+    ci_uses = re.search(r"CI uses (\d+\.\d+\.\d+)", _controller_terraform()).group(1)
+    assert {v for versions, _ in jobs.values() for v in versions} == {ci_uses}
