@@ -163,24 +163,24 @@ def installed_fragments() -> dict | None:
     module location = DIR"; the terraform tests' own virtualenv has no
     ansible-core). None when there is none."""
     spec = importlib.util.find_spec("ansible")
-    for location in (spec.submodule_search_locations or []) if spec else []:
+    for package_dir in (spec.submodule_search_locations or []) if spec else []:
         # A directory named ansible/ on sys.path (this repository's) is a
         # namespace package without doc fragments: skipped.
-        files = _fragment_files(Path(location))
+        files = _fragment_files(Path(package_dir))
         if files:
-            from ansible.release import __version__  # type: ignore[import-not-found]
+            from ansible.release import __version__
 
-            return {"version": __version__, "path": location, "files": files}
+            return {"version": __version__, "path": package_dir, "files": files}
     for command in _ansible_commands():
         try:
             out = subprocess.run([command, "--version"], capture_output=True, text=True, timeout=60, check=True).stdout
         except (OSError, subprocess.SubprocessError):
             continue
-        version = re.search(r"^ansible \[core ([^\]]+)\]", out, re.M)
-        location = re.search(r"^\s*ansible python module location = (.+)$", out, re.M)
-        files = _fragment_files(Path(location.group(1).strip())) if location else None
-        if version and files:
-            return {"version": version.group(1), "path": location.group(1).strip(), "files": files}
+        core = re.search(r"^ansible \[core ([^\]]+)\]", out, re.M)
+        module = re.search(r"^\s*ansible python module location = (.+)$", out, re.M)
+        files = _fragment_files(Path(module.group(1).strip())) if module else None
+        if core and module and files:
+            return {"version": core.group(1), "path": module.group(1).strip(), "files": files}
     return None
 
 

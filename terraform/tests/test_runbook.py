@@ -59,6 +59,13 @@ def _row(title: str, first_cell: str) -> dict[str, str]:
     return matches[0]
 
 
+def _find(pattern: str, text: str, flags: int = 0) -> re.Match[str]:
+    """re.search that fails the test, naming the text, when it no longer says it that way."""
+    m = re.search(pattern, text, flags)
+    assert m, f"{pattern!r} not found in: {text}"
+    return m
+
+
 def _number(text: str) -> int:
     return int(text.replace(",", ""))
 
@@ -83,11 +90,11 @@ def _terms(text: str) -> tuple[dict[str, int], int]:
     """'mlflow 1 + airflow 2 + ... = 5 X' -> ({mlflow: 1, airflow: 2, ...}, 5)."""
     sum_, total = text.split("=", 1)
     terms = {group: int(n) for group, n in re.findall(r"(\w+) (\d+)", sum_)}
-    return terms, _number(re.match(r"\s*([\d,]+)", total).group(1))
+    return terms, _number(_find(r"^\s*([\d,]+)", total).group(1))
 
 
 def _hours_a_month() -> int:
-    return int(re.search(r"(\d+) hours a month", _section(COST_SECTION)).group(1))
+    return int(_find(r"(\d+) hours a month", _section(COST_SECTION)).group(1))
 
 
 def _single(tf, rtype):
@@ -128,11 +135,11 @@ def test_seed_000_instance_sizes_are_the_instance_groups_defaults(tf):
         for group, ocpus, memory in re.findall(r"(\w+)(?: \([^)]*\))? (\d+)(?: OCPUs?)?/(\d+)", here)
     }
     assert doc == {g: (spec["ocpus"], spec["memory_gbs"]) for g, spec in groups.items()}, here
-    hosts = re.search(r"(\w+) hosts? each", here).group(1)
+    hosts = _find(r"(\w+) hosts? each", here).group(1)
     assert {spec["count"] for spec in groups.values()} == {WORDS.get(hosts) or int(hosts)}, here
     (shape,) = re.findall(r"`(VM\.[^`]+)`", here)
     assert {spec["shape"] for spec in groups.values()} == {shape}
-    boot = int(re.search(r"(\d+) GB boot each", here).group(1))
+    boot = int(_find(r"(\d+) GB boot each", here).group(1))
     assert {spec["boot_volume_gbs"] for spec in groups.values()} == {boot}
 
 
@@ -141,13 +148,13 @@ def test_seed_000_db_backups_are_the_db_systems(tf):
     policy = _db(tf)["backup_policy"][0]
     assert policy["is_enabled"] is True
     assert policy["window_start_time"] == "${var.db_backup_window_start}" and "`db_backup_window_start`" in here
-    assert re.search(r"`db_backup_window_start` \(`([^`]+)`, UTC\)", here).group(1) == _default(
+    assert _find(r"`db_backup_window_start` \(`([^`]+)`, UTC\)", here).group(1) == _default(
         tf, "db_backup_window_start"
     )
-    window = re.search(r"daily (\d+)-minute window", here).group(1)
+    window = _find(r"daily (\d+)-minute window", here).group(1)
     assert f"daily {window}-minute backup window" in unquote(tf.variables()["db_backup_window_start"]["description"])
     assert policy["retention_in_days"] == "${var.db_backup_retention_days}"
-    kept = re.search(r"kept `db_backup_retention_days` \((\d+)\)", here).group(1)
+    kept = _find(r"kept `db_backup_retention_days` \((\d+)\)", here).group(1)
     assert int(kept) == _default(tf, "db_backup_retention_days")
     assert "PITR on" in here and policy["pitr_policy"][0]["is_enabled"] is True
     assert "final backup on deletion" in here
@@ -157,7 +164,7 @@ def test_seed_000_db_backups_are_the_db_systems(tf):
 def test_seed_000_maintenance_window_is_the_db_systems_and_after_the_backups(tf):
     here = _row(SEED_SECTION, "maintenance window")["here"]
     assert _db(tf)["maintenance"][0]["window_start_time"] == "${var.db_maintenance_window_start}"
-    start = re.search(r"weekly from `db_maintenance_window_start` \(`([^`]+)`, UTC\)", here).group(1)
+    start = _find(r"weekly from `db_maintenance_window_start` \(`([^`]+)`, UTC\)", here).group(1)
     assert start == _default(tf, "db_maintenance_window_start")
     # The "why" says: after the backup window (which lasts 30 minutes).
     assert "after the backup window" in _row(SEED_SECTION, "maintenance window")["why"]
@@ -177,7 +184,7 @@ def test_seed_000_egress_is_the_private_subnets_routes_and_nsg_egress(tf):
     assert routes["${oci_core_service_gateway.this.id}"] == '"SERVICE_CIDR_BLOCK"'
     # "TCP 443/80 only beyond the VCN": the instance groups' NSG egress rules
     # to the internet are TCP to exactly these ports.
-    doc_ports = {int(p) for p in re.search(r"TCP ([\d/]+) only beyond the VCN", here).group(1).split("/")}
+    doc_ports = {int(p) for p in _find(r"TCP ([\d/]+) only beyond the VCN", here).group(1).split("/")}
     egress = tf.locals()["egress_rules"]
     outside = re.findall(r'destination = "0\.0\.0\.0/0", protocol = "(\w+)", port = (\d+)', egress)
     assert {proto for proto, _ in outside} == {"6"}, egress
@@ -214,7 +221,7 @@ def test_seed_000_ssh_sessions_are_the_bastions(tf):
     here = _row(SEED_SECTION, "SSH")["here"]
     bastion = _single(tf, "oci_bastion_bastion")
     assert bastion["max_session_ttl_in_seconds"] == "${var.bastion_max_session_ttl_seconds}"
-    hours = int(re.search(r"`bastion_max_session_ttl_seconds` \((\d+) h\)", here).group(1))
+    hours = int(_find(r"`bastion_max_session_ttl_seconds` \((\d+) h\)", here).group(1))
     assert hours * 3600 == _default(tf, "bastion_max_session_ttl_seconds")
     assert "sessions only from `admin_ssh_cidr`" in here
     assert bastion["client_cidr_block_allow_list"] == "${concat([var.admin_ssh_cidr], var.bastion_client_cidrs)}"
@@ -222,7 +229,7 @@ def test_seed_000_ssh_sessions_are_the_bastions(tf):
 
 def test_seed_000_public_entry_ports_are_the_load_balancers(tf):
     here = _row(SEED_SECTION, "public entry")["here"]
-    https, http = (int(p) for p in re.search(r"HTTPS (\d+) .*?, (\d+) redirects", here).groups())
+    https, http = (int(p) for p in _find(r"HTTPS (\d+) .*?, (\d+) redirects", here).groups())
     published = [s for s in TOPOLOGY["services"].values() if s["published"] and s["group"] in INSTANCE_GROUPS]
     assert [(s["port"], s.get("http_port")) for s in published] == [(https, http)]
     lb = _single(tf, "oci_load_balancer_load_balancer")
@@ -240,7 +247,7 @@ def test_cost_ocpus_follow_from_instance_groups(tf):
     terms, total = _terms(row["default quantity"])
     assert terms == {g: spec["count"] * spec["ocpus"] for g, spec in groups.items()}, row
     assert total == sum(terms.values())
-    assert _number(re.fullmatch(r"([\d,]+) OCPU-hours", row["per month"]).group(1)) == total * _hours_a_month()
+    assert _number(_find(r"^([\d,]+) OCPU-hours$", row["per month"]).group(1)) == total * _hours_a_month()
 
 
 def test_cost_memory_follows_from_instance_groups(tf):
@@ -249,13 +256,13 @@ def test_cost_memory_follows_from_instance_groups(tf):
     terms, total = _terms(row["default quantity"])
     assert terms == {g: spec["count"] * spec["memory_gbs"] for g, spec in groups.items()}, row
     assert total == sum(terms.values())
-    assert _number(re.fullmatch(r"([\d,]+) GB-hours", row["per month"]).group(1)) == total * _hours_a_month()
+    assert _number(_find(r"^([\d,]+) GB-hours$", row["per month"]).group(1)) == total * _hours_a_month()
 
 
 def test_cost_boot_volumes_follow_from_instance_groups(tf):
     row = _row(COST_SECTION, "boot volumes")
     groups = _instance_groups(tf)
-    n, size = (int(x) for x in re.fullmatch(r"(\d+) × (\d+) GB", row["default quantity"]).groups())
+    n, size = (int(x) for x in _find(r"^(\d+) × (\d+) GB$", row["default quantity"]).groups())
     assert n == sum(spec["count"] for spec in groups.values())
     assert {spec["boot_volume_gbs"] for spec in groups.values()} == {size}
     storage, vpus_months, vpus = (int(x) for x in re.findall(r"\d+", row["per month"]))
@@ -271,7 +278,7 @@ def test_cost_the_db_system_is_one_standalone_db_shape(tf):
     row = _row(COST_SECTION, "MySQL DB System")
     db = _db(tf)
     assert db["shape_name"] == "${var.db_shape}"
-    shape = re.search(r"`db_shape` \(`([^`]+)`\)", row["default quantity"]).group(1)
+    shape = _find(r"`db_shape` \(`([^`]+)`\)", row["default quantity"]).group(1)
     assert shape == _default(tf, "db_shape")
     assert row["default quantity"].startswith("1 × ") and "standalone" in row["default quantity"]
     assert db.get("is_highly_available", False) is False
@@ -282,9 +289,9 @@ def test_cost_db_storage_and_backups_are_the_defaults(tf):
     row = _row(COST_SECTION, "MySQL storage")
     db = _db(tf)
     assert db["data_storage_size_in_gb"] == "${var.db_data_storage_size_gbs}"
-    storage = int(re.search(r"`db_data_storage_size_gbs` (\d+) GB", row["default quantity"]).group(1))
+    storage = int(_find(r"`db_data_storage_size_gbs` (\d+) GB", row["default quantity"]).group(1))
     assert storage == _default(tf, "db_data_storage_size_gbs")
-    days = int(re.search(r"(\d+) days of backups with PITR", row["default quantity"]).group(1))
+    days = int(_find(r"(\d+) days of backups with PITR", row["default quantity"]).group(1))
     assert days == _default(tf, "db_backup_retention_days")
     assert db["backup_policy"][0]["pitr_policy"][0]["is_enabled"] is True
     assert row["per month"].startswith(f"{storage} GB-months")
@@ -300,14 +307,14 @@ def test_cost_load_balancer_bandwidth_is_the_defaults(tf):
         "__is_block__": True,
     }
     quantity = row["default quantity"]
-    low = int(re.search(r"`lb_min_bandwidth_mbps` (\d+)", quantity).group(1))
-    high = int(re.search(r"`lb_max_bandwidth_mbps` (\d+) Mbps", quantity).group(1))
+    low = int(_find(r"`lb_min_bandwidth_mbps` (\d+)", quantity).group(1))
+    high = int(_find(r"`lb_max_bandwidth_mbps` (\d+) Mbps", quantity).group(1))
     assert (low, high) == (_default(tf, "lb_min_bandwidth_mbps"), _default(tf, "lb_max_bandwidth_mbps"))
     assert quantity.startswith("1 ") and "1 public IP" in quantity and lb["is_private"] is False
     hours = _hours_a_month()
     per_month = row["per month"]
     assert per_month.startswith(f"{hours} LB-hours")
-    mbps, h, mbps_hours = re.search(r"(\d+) Mbps × (\d+) h = ([\d,]+) Mbps-hours", per_month).groups()
+    mbps, h, mbps_hours = _find(r"(\d+) Mbps × (\d+) h = ([\d,]+) Mbps-hours", per_month).groups()
     assert (int(mbps), int(h), _number(mbps_hours)) == (low, hours, low * hours)
     assert f"up to {high} Mbps" in per_month
 
@@ -315,7 +322,7 @@ def test_cost_load_balancer_bandwidth_is_the_defaults(tf):
 def test_cost_one_bastion_and_one_gateway_each(tf):
     bastion = _row(COST_SECTION, "bastion")["default quantity"]
     _single(tf, "oci_bastion_bastion")
-    hours = int(re.fullmatch(r"1, sessions of at most (\d+) h when someone deploys", bastion).group(1))
+    hours = int(_find(r"^1, sessions of at most (\d+) h when someone deploys$", bastion).group(1))
     assert hours * 3600 == _default(tf, "bastion_max_session_ttl_seconds")
     gateways = _row(COST_SECTION, "NAT, service and internet gateways")
     assert gateways["default quantity"] == "1 each"
@@ -326,8 +333,7 @@ def test_cost_one_bastion_and_one_gateway_each(tf):
 def test_cost_the_edge_host_counted_is_its_default(tf):
     """The paragraph after the cost table: the edge stays behind the load balancer."""
     section = _section(COST_SECTION)
-    m = re.search(r"The `edge` host \((\d+) OCPU, (\d+) GB, one (\d+) GB boot volume\)", section)
-    assert m, f"{RUNBOOK.name} ({COST_SECTION}) does not size the edge host"
+    m = _find(r"The `edge` host \((\d+) OCPU, (\d+) GB, one (\d+) GB boot volume\)", section)
     spec = _instance_groups(tf)["edge"]
     assert tuple(int(x) for x in m.groups()) == (spec["ocpus"], spec["memory_gbs"], spec["boot_volume_gbs"])
     assert spec["count"] == 1
@@ -378,7 +384,7 @@ def _backend_files() -> dict[str, dict]:
     """The terraform blocks of the backend override files: the runbook's (step 3)
     and the one scripts/ci-oci-setup writes for the workflows, parsed."""
     (runbook,) = re.findall(r"```hcl\n(.*?)```", _section("3. Terraform state"), re.S)
-    ci = re.search(r"<<BACKEND\n(.*?)^BACKEND$", CI_SETUP.read_text(encoding="utf-8"), re.S | re.M).group(1)
+    ci = _find(r"<<BACKEND\n(.*?)^BACKEND$", CI_SETUP.read_text(encoding="utf-8"), re.S | re.M).group(1)
     return {name: hcl2.loads(code)["terraform"][0] for name, code in (("runbook", runbook), ("ci", ci))}
 
 
@@ -409,8 +415,7 @@ def _ci_terraform_versions() -> dict[str, tuple[set[str], bool]]:
 
 def test_the_runbook_states_versions_tfs_required_version(tf):
     bullet = _controller_terraform()
-    stated = re.search(r"\(`required_version` in `terraform/versions\.tf`\) accepts `([^`]+)`", bullet)
-    assert stated, bullet
+    stated = _find(r"\(`required_version` in `terraform/versions\.tf`\) accepts `([^`]+)`", bullet)
     assert stated.group(1) == _required_version(tf)
 
 
@@ -428,8 +433,7 @@ def test_each_backend_file_requires_the_terraform_of_its_backend(tf):
         assert _bound(required, "<") == _bound(code, "<"), f"{name}: {required} vs versions.tf {code}"
     assert unquote(files["runbook"]["required_version"]) == unquote(files["ci"]["required_version"])
     # The runbook says so in words too.
-    stated = re.match(r"Terraform `([^`]+)` with the native `oci` state backend", _controller_terraform())
-    assert stated, _controller_terraform()
+    stated = _find(r"^Terraform `([^`]+)` with the native `oci` state backend", _controller_terraform())
     assert stated.group(1) == unquote(files["runbook"]["required_version"])
 
 
@@ -451,5 +455,5 @@ def test_ci_runs_a_terraform_that_the_configuration_and_its_backend_accept(tf):
             assert _satisfies(version, code), f"{job}: Terraform {version} outside versions.tf's {code}"
             if oci_backend:
                 assert _satisfies(version, backend), f"{job}: Terraform {version} has no oci backend ({backend})"
-    ci_uses = re.search(r"CI uses (\d+\.\d+\.\d+)", _controller_terraform()).group(1)
+    ci_uses = _find(r"CI uses (\d+\.\d+\.\d+)", _controller_terraform()).group(1)
     assert {v for versions, _ in jobs.values() for v in versions} == {ci_uses}
