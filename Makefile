@@ -40,8 +40,9 @@ venv: ## Control-node virtualenv (.venv) and Ansible collections
 	@scripts/bootstrap
 
 images: prereqs ## Build the lab images (debootstrap + docker import) if missing
-	@if [[ "$$LAB_IMAGE" == "$(DEFAULT_LAB_IMAGE)" ]]; then lab/build-image.sh bookworm $(DEFAULT_LAB_IMAGE); fi
-	@if [[ "$$LAB_DB_IMAGE" == "$(DEFAULT_LAB_DB_IMAGE)" ]]; then lab/build-image.sh sid $(DEFAULT_LAB_DB_IMAGE); fi
+	@$(TIMED) images bash -c '\
+	  if [[ "$$LAB_IMAGE" == "$(DEFAULT_LAB_IMAGE)" ]]; then lab/build-image.sh bookworm $(DEFAULT_LAB_IMAGE); fi && \
+	  if [[ "$$LAB_DB_IMAGE" == "$(DEFAULT_LAB_DB_IMAGE)" ]]; then lab/build-image.sh sid $(DEFAULT_LAB_DB_IMAGE); fi'
 
 lab: venv images ## Start the lab hosts, converge site.yml on them, print what is where
 	@$(TIMED) lab-up ansible-playbook ansible/playbooks/lab-up.yml
@@ -168,14 +169,22 @@ publish-dags: venv ## Upload dags/ to the DAG bucket (lab: its S3 stand-in). INV
 MOLECULE_JOBS ?= 2
 
 molecule: venv images ## molecule test for every scenario (SCENARIOS="a b" for some, MOLECULE_JOBS=1 for one at a time)
-	@scripts/molecule-lanes $(MOLECULE_JOBS) $(SCENARIOS)
+	@scripts/lanes $(MOLECULE_JOBS) $(SCENARIOS)
 
 site-test: venv images ## molecule/site alone: the whole platform, end-to-end, drift and fault suites
-	@scripts/molecule-lanes 1 site
+	@scripts/lanes 1 site
 
-test: timings-reset lint unit dags-test app-test terraform-test molecule ## Everything CI runs
-	@echo "timings:" && cat artifacts/timings.txt
-	@echo "stages: $$(grep -c ' ok$$' artifacts/timings.txt) passed, $$(grep -vc ' ok$$' artifacts/timings.txt || true) failed"
+# Everything CI runs, in MOLECULE_JOBS lanes (scripts/lanes): the image build
+# and the scenarios overlap the stages that need no lab host, so molecule/site
+# (the longest job) starts as soon as the images exist. Every stage runs even
+# when another failed; the summary lists what failed.
+TEST_STAGES := make:images make:lint make:unit make:dags-test make:app-test make:terraform-test
+
+test: timings-reset venv ## Everything CI runs: lint, unit, DAG, app, Terraform tests and every scenario, in parallel lanes
+	@status=0; scripts/lanes $(MOLECULE_JOBS) $(TEST_STAGES) $(SCENARIOS) || status=$$?; \
+	echo "timings:" && cat artifacts/timings.txt; \
+	echo "stages: $$(grep -c ' ok$$' artifacts/timings.txt) passed, $$(grep -vc ' ok$$' artifacts/timings.txt || true) failed"; \
+	exit $$status
 
 timings-reset:
 	@rm -f artifacts/timings.txt

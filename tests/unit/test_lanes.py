@@ -1,0 +1,123 @@
+"""scripts/lanes: `make test`'s scheduler, run with stand-ins for `make` and `molecule`.
+
+The stand-ins append "start JOB <time>" and "end JOB <time>" to a journal and
+sleep a little, so the order, the overlap and the dependency on make:images
+are read from what really ran.
+"""
+
+import os
+import shutil
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+STUB = """#!/usr/bin/env bash
+# $0 is make or molecule; the job is make's target or molecule's -s argument.
+kind=$(basename "$0")
+if [[ $kind == make ]]; then job=make:${!#}; else job=${!#}; fi
+echo "start $job $(date +%s.%N)" >>"$LANES_JOURNAL"
+sleep "${LANES_SLEEP:-0.3}"
+if [[ " ${LANES_FAIL:-} " == *" $job "* ]]; then status=1; else status=0; fi
+echo "end $job $(date +%s.%N)" >>"$LANES_JOURNAL"
+exit $status
+"""
+
+
+@pytest.fixture()
+def tree(tmp_path: Path) -> Path:
+    (tmp_path / "scripts").mkdir()
+    for name in ("lanes", "timed"):
+        shutil.copy(ROOT / "scripts" / name, tmp_path / "scripts" / name)
+    stubs = tmp_path / "bin"
+    stubs.mkdir()
+    for name in ("make", "molecule"):
+        path = stubs / name
+        path.write_text(STUB)
+        path.chmod(path.stat().st_mode | stat.S_IXUSR)
+    return tmp_path
+
+
+def _run(tree: Path, jobs: int, *names: str, fail: str = "") -> tuple[subprocess.CompletedProcess, list]:
+    journal = tree / "journal"
+    env = dict(os.environ)
+    env.update(PATH=f"{tree / 'bin'}:{env['PATH']}", LANES_JOURNAL=str(journal), LANES_FAIL=fail)
+    result = subprocess.run(
+        [str(tree / "scripts" / "lanes"), str(jobs), *names],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    events = [line.split() for line in journal.read_text().splitlines()] if journal.exists() else []
+    return result, [(kind, job, float(t)) for kind, job, t in events]
+
+
+def _times(events: list) -> dict[str, tuple[float, float]]:
+    start = {job: t for kind, job, t in events if kind == "start"}
+    end = {job: t for kind, job, t in events if kind == "end"}
+    return {job: (start[job], end[job]) for job in start}
+
+
+def _max_overlap(events: list) -> int:
+    running = peak = 0
+    for kind, _, _ in sorted(events, key=lambda e: (e[2], e[0] == "start")):
+        running += 1 if kind == "start" else -1
+        peak = max(peak, running)
+    return peak
+
+
+def test_scenarios_wait_for_the_images_while_other_stages_run(tree: Path):
+    result, events = _run(tree, 2, "make:lint", "make:unit", "common", "site", "make:images")
+    assert result.returncode == 0, result.stdout + result.stderr
+    times = _times(events)
+    assert set(times) == {"make:images", "make:lint", "make:unit", "site", "common"}
+    images_end = times["make:images"][1]
+    assert times["site"][0] >= images_end and times["common"][0] >= images_end, times
+    # ORDER: images first, then site as soon as they exist; lint overlaps the image build.
+    assert times["make:lint"][0] < images_end, times
+    assert times["site"][0] < times["common"][0], times
+    assert _max_overlap(events) == 2
+    assert "lanes: 5 job(s) passed" in result.stdout
+
+
+def test_a_failed_image_build_fails_the_scenarios_without_running_them(tree: Path):
+    result, events = _run(tree, 2, "make:images", "make:lint", "site", "common", fail="make:images")
+    assert result.returncode == 1
+    ran = {job for kind, job, _ in events if kind == "start"}
+    assert ran == {"make:images", "make:lint"}, ran
+    assert "lanes: 3 of 4 job(s) failed: make:images site common" in result.stdout, result.stdout
+    assert "scenario site not run" in (tree / "artifacts" / "molecule" / "site.log").read_text()
+
+
+def test_every_job_runs_after_a_failure_and_the_failures_are_named(tree: Path):
+    result, events = _run(tree, 1, "make:lint", "make:unit", "common", fail="make:lint")
+    assert result.returncode == 1
+    assert [job for kind, job, _ in events if kind == "start"] == ["make:lint", "make:unit", "common"]
+    assert _max_overlap(events) == 1
+    assert "lanes: 1 of 3 job(s) failed: make:lint" in result.stdout
+    # A scenario is timed as its stage; a make target times itself (scripts/timed in the Makefile).
+    assert (tree / "artifacts" / "timings.txt").read_text().split()[:1] == ["molecule-common"]
+
+
+def test_without_the_image_job_scenarios_start_at_once(tree: Path):
+    result, events = _run(tree, 2, "common", "site")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert _max_overlap(events) == 2, events
+
+
+def test_one_lane_takes_the_jobs_in_order(tree: Path):
+    result, events = _run(tree, 1, "common", "make:unit", "site", "make:lint", "make:images")
+    assert result.returncode == 0, result.stdout + result.stderr
+    started = [job for kind, job, _ in events if kind == "start"]
+    assert started == ["make:images", "site", "make:lint", "make:unit", "common"], started
+
+
+def test_a_bad_lane_count_is_refused(tree: Path):
+    result, events = _run(tree, 0, "site")
+    assert result.returncode == 2 and "JOBS must be a positive integer" in result.stderr
+    assert events == []
