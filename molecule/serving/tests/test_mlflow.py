@@ -1,4 +1,12 @@
-"""The MLflow server, driven with the real MLflow client (the server's virtualenv)."""
+"""The MLflow server, driven with the real MLflow client (the server's virtualenv).
+
+The mlflow role's own suite. It runs in this scenario (db, mlflow and api
+hosts) because the mlflow role's converge here is the same as on db and
+mlflow hosts alone: one converge serves both suites. It runs between the
+dashboard's and the API's suites (file order); its last tests kill MLflow
+(it comes back) and spend the controller address's sign-in budget, which the
+other suites do not use (they reach MLflow from the api and mlflow hosts).
+"""
 
 import base64
 import importlib.util
@@ -14,9 +22,13 @@ from pathlib import Path
 
 import pytest
 import testinfra
+import testinfra.utils.ansible_runner
 import yaml
 
-testinfra_hosts = ["mol-mlflow-mlflow"]
+INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
+MLFLOW_HOST = testinfra.utils.ansible_runner.AnsibleRunner(INVENTORY).get_hosts("mlflow")[0]
+DB_HOST = testinfra.utils.ansible_runner.AnsibleRunner(INVENTORY).get_hosts("db")[0]
+testinfra_hosts = [MLFLOW_HOST]
 
 PORT = 5000
 VENV_PYTHON = "/opt/mlflow/venv/bin/python"
@@ -61,7 +73,7 @@ def _http(url, user=None, password=None, method="GET", body=None):
 def _client(host, script, user, password):
     """Run a Python script with the MLflow client on the mlflow host, as `user`; returns its JSON output."""
     env = {
-        "MLFLOW_TRACKING_URI": f"http://mol-mlflow-mlflow:{PORT}",
+        "MLFLOW_TRACKING_URI": f"http://{MLFLOW_HOST}:{PORT}",
         "MLFLOW_TRACKING_USERNAME": user,
         "MLFLOW_TRACKING_PASSWORD": password,
         "MLFLOW_DISABLE_TELEMETRY": "true",
@@ -85,7 +97,7 @@ def reader() -> tuple[str, str]:
 
 @pytest.fixture(scope="module")
 def objectstore():
-    return testinfra.get_host("ansible://mol-mlflow-db", ansible_inventory=os.environ["MOLECULE_INVENTORY_FILE"])
+    return testinfra.get_host(f"ansible://{DB_HOST}", ansible_inventory=INVENTORY)
 
 
 LOG_AND_REGISTER = """
@@ -292,7 +304,7 @@ MYSQL_TLS = _mysql_tls()
 
 @pytest.fixture(scope="module")
 def db():
-    return testinfra.get_host("ansible://mol-mlflow-db", ansible_inventory=os.environ["MOLECULE_INVENTORY_FILE"])
+    return testinfra.get_host(f"ansible://{DB_HOST}", ansible_inventory=INVENTORY)
 
 
 @pytest.fixture(scope="module")
