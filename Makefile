@@ -39,10 +39,12 @@ prereqs: ## Install Docker and debootstrap if missing, start dockerd
 venv: ## Control-node virtualenv (.venv) and Ansible collections
 	@scripts/bootstrap
 
+# Both images at once (each is mostly downloads): the slower one's time.
 images: prereqs ## Build the lab images (debootstrap + docker import) if missing
-	@$(TIMED) images bash -c '\
-	  if [[ "$$LAB_IMAGE" == "$(DEFAULT_LAB_IMAGE)" ]]; then lab/build-image.sh bookworm $(DEFAULT_LAB_IMAGE); fi && \
-	  if [[ "$$LAB_DB_IMAGE" == "$(DEFAULT_LAB_DB_IMAGE)" ]]; then lab/build-image.sh sid $(DEFAULT_LAB_DB_IMAGE); fi'
+	@$(TIMED) images bash -c 'pids=(); \
+	  if [[ "$$LAB_IMAGE" == "$(DEFAULT_LAB_IMAGE)" ]]; then lab/build-image.sh bookworm $(DEFAULT_LAB_IMAGE) & pids+=($$!); fi; \
+	  if [[ "$$LAB_DB_IMAGE" == "$(DEFAULT_LAB_DB_IMAGE)" ]]; then lab/build-image.sh sid $(DEFAULT_LAB_DB_IMAGE) & pids+=($$!); fi; \
+	  status=0; for p in "$${pids[@]}"; do wait "$$p" || status=1; done; exit $$status'
 
 lab: venv images ## Start the lab hosts, converge site.yml on them, print what is where
 	@$(TIMED) lab-up ansible-playbook ansible/playbooks/lab-up.yml
