@@ -290,7 +290,7 @@ def test_gc_needs_the_servers_environment(monkeypatch):
 # ----------------------------------------------------------- validation names the variable
 
 # Valid platform inputs, so that the role's earlier checks pass and its housekeeping check runs.
-ROLE_INPUTS = {
+ROLE_INPUTS: dict[str, dict] = {
     "airflow": {
         "airflow_database_url": "sqlite:////tmp/airflow.db",
         "airflow_fernet_key": "A" * 43 + "=",
@@ -344,7 +344,7 @@ ROLE_INPUTS = {
 )
 def test_bad_housekeeping_settings_fail_naming_the_variable(tmp_path, role, bad):
     play = {"name": "bad input", "hosts": "localhost", "gather_facts": False, "roles": [role]}
-    platform = {"oci_mlops_client_cidrs": [], "oci_mlops_service_client_cidrs": {}}
+    platform: dict[str, object] = {"oci_mlops_client_cidrs": [], "oci_mlops_service_client_cidrs": {}}
     run = run_local_play(tmp_path, [play], {**platform, **ROLE_INPUTS[role], **bad}, topology=True)
     out = run.stdout + run.stderr
     assert run.returncode != 0, out[-3000:]
