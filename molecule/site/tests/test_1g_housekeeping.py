@@ -161,7 +161,8 @@ def test_airflow_db_clean_deletes_old_rows_and_archive_tables(airflow):
 
     runs_after = _dag_run_ids(dag)
     assert old_run not in runs_after, "the DAG run 200 days old is still there"
-    assert runs_after == runs_before - {old_run}, f"other runs went too: {sorted(runs_before - runs_after)}"
+    # (the scheduler may have added a scheduled run meanwhile)
+    assert runs_before - {old_run} <= runs_after, f"other runs went too: {sorted(runs_before - runs_after - {old_run})}"
     events = _sql("airflow", f"SELECT event FROM log WHERE event LIKE 'hk-%-{TOKEN}';").split("\n")
     assert events == [f"hk-new-{TOKEN}"], events
     archives = _sql(
