@@ -122,7 +122,7 @@ def test_airflow_units(tmp_path):
     assert _value(units["airflow-db-clean.timer"]["Timer"], "OnCalendar") == ["*-*-* 03:10:00"]
     logs = units["airflow-log-clean.service"]["Service"]
     assert _value(logs, "ExecStart") == ["/opt/airflow/airflow-housekeeping logs 30 /var/lib/airflow/logs"]
-    assert _value(logs, "EnvironmentFile") == [] and _value(logs, "ReadWritePaths") == ["/var/lib/airflow/logs"]
+    assert _value(logs, "EnvironmentFile") == [] and _value(logs, "ReadWritePaths") == ["-/var/lib/airflow/logs"]
     assert _value(logs, "IPAddressDeny") == ["any"] and _value(logs, "RestrictAddressFamilies") == ["AF_UNIX"]
 
 
