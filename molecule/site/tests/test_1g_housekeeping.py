@@ -229,6 +229,31 @@ print(json.dumps(out))
 """
 
 
+# Afterwards: the suite's remaining experiment is deleted (it stays restorable until collected).
+CLEAN_UP = r"""
+import json, os, sys
+req = json.load(sys.stdin)
+os.environ.update(MLFLOW_TRACKING_URI=req["uri"], MLFLOW_TRACKING_USERNAME="admin",
+                  MLFLOW_TRACKING_PASSWORD=req["password"], MLFLOW_DISABLE_TELEMETRY="true")
+import mlflow
+mlflow.MlflowClient().delete_experiment(req["experiment_id"])
+"""
+
+
+def _as_admin(script: str, request: dict) -> str:
+    """SCRIPT with the mlflow host's MLflow, REQUEST (with the admin password) on stdin; its stdout."""
+    run = subprocess.run(
+        ["docker", "exec", "-i", MLFLOW, "/opt/mlflow/venv/bin/python", "-c", script],
+        input=json.dumps(request),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert run.returncode == 0, f"MLflow client on {MLFLOW} failed: {run.stderr[-3000:]}"
+    return run.stdout
+
+
 def _artifact_files(exp_id: str, run_id: str) -> int:
     return int(sitekit.out(DB, f"find {BUCKET_DIR}/{exp_id}/{run_id} -type f 2>/dev/null | wc -l"))
 
@@ -245,16 +270,7 @@ def test_mlflow_gc_deletes_old_deleted_runs_and_experiments_with_their_artifacts
         "password": sitekit.secret("mlflow_admin_password"),
         "token": TOKEN,
     }
-    run = subprocess.run(
-        ["docker", "exec", "-i", MLFLOW, "/opt/mlflow/venv/bin/python", "-c", CREATE],
-        input=json.dumps(request),
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert run.returncode == 0, f"creating the runs failed: {run.stderr[-3000:]}"
-    ids = json.loads(run.stdout.strip().splitlines()[-1])
+    ids = json.loads(_as_admin(CREATE, request).strip().splitlines()[-1])
     kept, gone = ids["kept_exp"], ids["gone_exp"]
     placed = {name: (kept, ids[name]) for name in ("old", "recent", "live")} | {"in_gone": (gone, ids["in_gone"])}
     for name, (exp_id, run_id) in placed.items():
@@ -284,6 +300,7 @@ def test_mlflow_gc_deletes_old_deleted_runs_and_experiments_with_their_artifacts
     # the registry's champion is untouched and served
     resp = _predict()
     assert resp.status_code == 200, resp.text
+    _as_admin(CLEAN_UP, {**request, "experiment_id": kept})
 
 
 # ------------------------------------------------------------------------------ serving API
