@@ -47,6 +47,7 @@ resource "local_file" "infra_vars" {
     namespace        = data.oci_objectstorage_namespace.this.namespace
     artifacts_bucket = oci_objectstorage_bucket.artifacts.name
     dags_bucket      = oci_objectstorage_bucket.dags.name
+    backups_bucket   = oci_objectstorage_bucket.backups.name
     db_endpoint      = oci_mysql_mysql_db_system.this.ip_address
     db_admin_user    = var.db_admin_username
     vcn_cidr         = var.vcn_cidr

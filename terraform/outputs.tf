@@ -69,10 +69,11 @@ output "namespace" {
 }
 
 output "buckets" {
-  description = "Bucket names: MLflow artifacts and Airflow DAGs."
+  description = "Bucket names: MLflow artifacts, Airflow DAGs and the backups."
   value = {
     artifacts = oci_objectstorage_bucket.artifacts.name
     dags      = oci_objectstorage_bucket.dags.name
+    backups   = oci_objectstorage_bucket.backups.name
   }
 }
 

@@ -439,6 +439,34 @@ variable "dags_bucket_name" {
   default     = null
 }
 
+variable "backups_bucket_name" {
+  description = "Bucket of the backup role's MySQL dumps; null: <project>-<environment>-backups."
+  type        = string
+  default     = null
+}
+
+variable "backups_retention_days" {
+  description = "Days the backups bucket keeps an object (lifecycle rule; the backup role's own retention, backup_keep_days, should be shorter)."
+  type        = number
+  default     = 35
+
+  validation {
+    condition     = var.backups_retention_days >= 1
+    error_message = "backups_retention_days must be at least 1."
+  }
+}
+
+variable "previous_versions_retention_days" {
+  description = "Days a previous (overwritten or deleted) object version is kept in the artifacts and backups buckets (lifecycle rules)."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.previous_versions_retention_days >= 1
+    error_message = "previous_versions_retention_days must be at least 1."
+  }
+}
+
 variable "kms_key_id" {
   description = "OCID of a Vault (KMS) key to encrypt the buckets with; null: Oracle-managed keys."
   type        = string
