@@ -49,8 +49,8 @@ output "ssh_jump" {
 }
 
 output "db_endpoint" {
-  description = "Private IP address of the MySQL DB System (port db_port)."
-  value       = oci_mysql_mysql_db_system.this.ip_address
+  description = "Private IP address of the MySQL DB System the platform uses (port db_port): the managed one, or db_endpoint_override."
+  value       = local.db_endpoint
 }
 
 output "db_port" {

@@ -397,6 +397,17 @@ variable "db_backup_window_start" {
   }
 }
 
+variable "db_endpoint_override" {
+  description = "Private IP of the MySQL DB System the platform uses instead of the one this configuration manages: a DB System restored from a backup or to a point in time (a new system, in the same private subnet and db NSG; docs/operations.md). null: the managed one."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.db_endpoint_override == null || can(cidrhost("${coalesce(var.db_endpoint_override, "0.0.0.0")}/32", 0))
+    error_message = "db_endpoint_override must be null or an IPv4 address."
+  }
+}
+
 variable "db_maintenance_window_start" {
   description = "Start of the DB System's weekly maintenance window (UTC), as the provider writes it: \"<ddd> HH:MM\" with a lower-case day, e.g. \"sun 03:00\". Keep it away from the backup window."
   type        = string

@@ -398,6 +398,16 @@ def test_backup_variables_feed_the_platform(tf):
     assert 'oci_mlops_backups_bucket: "{{ infra_backups_bucket }}"' in defaults
 
 
+def test_a_restored_db_system_replaces_the_endpoint_everywhere(tf):
+    """A restore from a DB System backup or PITR creates a new DB System: one
+    variable points the rendered inventory and the output at it."""
+    assert "db_endpoint_override" in tf.variables()
+    text = (TF_DIR / "database.tf").read_text(encoding="utf-8")
+    assert "coalesce(var.db_endpoint_override, oci_mysql_mysql_db_system.this.ip_address)" in text
+    assert _local_file(tf, "infra_vars")["content"].count("local.db_endpoint") == 1
+    assert "ip_address" not in (TF_DIR / "inventory.tf").read_text(encoding="utf-8")
+
+
 def test_the_dags_publisher_is_an_optional_group_scoped_to_the_dag_bucket(tf):
     policies = tf.resources("oci_identity_policy")
     publisher = policies[("oci_identity_policy", "dags_publisher")]
