@@ -468,3 +468,69 @@ def test_the_lab_backs_up_only_the_whole_platform(tmp_path, groups, enabled):
     assert got[0] is enabled
     if "objectstore" in groups:  # the lab's object store has a backups bucket exactly when there are backups
         assert ("backups" in got[1]) is enabled, got
+
+
+# --- restore.yml's controller play: the secrets the controller lacks ----------------------
+
+RESTORE_PLAYS = yaml.safe_load((ROOT / "ansible" / "playbooks" / "restore.yml").read_text(encoding="utf-8"))
+
+
+def _controller_play(tmp: Path, monkeypatch, bundle: Path, identity: Path) -> subprocess.CompletedProcess:
+    play = dict(next(p for p in RESTORE_PLAYS if p["name"] == "Put back the secrets the controller lacks"))
+    play["hosts"] = "localhost"
+    monkeypatch.setenv("OCI_MLOPS_SECRETS_DIR", str(tmp / "secrets"))
+    return run_local_play(
+        tmp,
+        [play],
+        {
+            "backup_restore_id": "20261201T000000Z",
+            "restore_controller_bundle": str(bundle),
+            "oci_mlops_backup_age_identity": str(identity),
+        },
+    )
+
+
+@needs_age
+def test_restore_puts_back_only_the_missing_secrets(tmp_path, monkeypatch):
+    identity = tmp_path / "operator.key"
+    subprocess.run([AGE_KEYGEN, "-o", str(identity)], capture_output=True, check=True)
+    recipient = subprocess.run([AGE_KEYGEN, "-y", str(identity)], capture_output=True, text=True, check=True).stdout
+    names = yaml.safe_load((ROOT / "ansible/roles/platform_defaults/defaults/main/backup.yml").read_text())[
+        "oci_mlops_backup_secret_names"
+    ]
+    backed_up = {name: f"{name}-from-the-backup-0123456789" for name in names}
+    bundle = tmp_path / "bundle.age"
+    subprocess.run(
+        [AGE, "--encrypt", "--recipient", recipient.strip(), "--output", str(bundle)],
+        input=json.dumps({"format": 1, "secrets": backed_up}).encode(),
+        check=True,
+    )
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    # The controller kept all but the Fernet key's source; its JWT secret differs from the backup's.
+    for name in names:
+        if name != "airflow_fernet_secret":
+            (secrets / name).write_text(backed_up[name] + "\n")
+    (secrets / "airflow_jwt_secret").write_text("rotated-since-the-backup-0123456789\n")
+
+    run = _controller_play(tmp_path, monkeypatch, bundle, identity)
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert (secrets / "airflow_fernet_secret").read_text() == backed_up["airflow_fernet_secret"] + "\n"
+    assert (secrets / "airflow_fernet_secret").stat().st_mode & 0o777 == 0o600
+    assert (secrets / "airflow_jwt_secret").read_text() == "rotated-since-the-backup-0123456789\n", "overwritten"
+    said = " ".join(run.stdout.split())  # (the callback wraps long messages)
+    assert "differ between the controller and the backup: airflow_jwt_secret." in said, said[-3000:]
+    assert "from-the-backup" not in run.stdout, "a secret reached the log"
+    assert not bundle.exists(), "the encrypted bundle stays on the controller"
+
+
+def test_restore_without_the_identity_stops_naming_what_is_missing(tmp_path, monkeypatch):
+    (tmp_path / "secrets").mkdir()
+    bundle = tmp_path / "bundle.age"
+    bundle.write_bytes(b"age-encryption.org/v1\n")
+    run = _controller_play(tmp_path, monkeypatch, bundle, tmp_path / "no-such-identity")
+    assert run.returncode != 0
+    said = " ".join(run.stdout.split())
+    assert "The controller lacks mlflow_db_password," in said and "airflow_fernet_secret," in said, said[-3000:]
+    assert "OCI_MLOPS_BACKUP_AGE_IDENTITY" in said and "Nothing was stopped or changed" in said
+    assert not list((tmp_path / "secrets").iterdir()), "something was written"
