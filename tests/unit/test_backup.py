@@ -534,3 +534,50 @@ def test_restore_without_the_identity_stops_naming_what_is_missing(tmp_path, mon
     assert "The controller lacks mlflow_db_password," in said and "airflow_fernet_secret," in said, said[-3000:]
     assert "OCI_MLOPS_BACKUP_AGE_IDENTITY" in said and "Nothing was stopped or changed" in said
     assert not list((tmp_path / "secrets").iterdir()), "something was written"
+
+
+def _fetch_play(store: Store, backup_id: str, monkeypatch) -> subprocess.CompletedProcess:
+    for key in ("RCLONE_CONFIG", "RCLONE_CONFIG_BACKUPS_TYPE", "OCI_MLOPS_BACKUP_REMOTE"):
+        monkeypatch.setenv(key, store.env[key])
+    play = [
+        {
+            "hosts": "localhost",
+            "gather_facts": False,
+            "tasks": [
+                {
+                    "ansible.builtin.include_role": {"name": "backup", "tasks_from": "restore_fetch"},
+                    "vars": {
+                        "backup_script": str(store.script),
+                        "backup_restore_id": backup_id,
+                        "backup_restore_dir": str(store.tmp / "restore"),
+                    },
+                }
+            ],
+        }
+    ]
+    return run_local_play(store.tmp, play)
+
+
+def test_the_restore_fetch_entry_point_downloads_a_good_backup(store, monkeypatch):
+    backup_id = store.add(dt.timedelta(hours=2))
+    run = _fetch_play(store, backup_id, monkeypatch)
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert (store.tmp / "restore" / "SHA256SUMS").is_file()
+    assert (store.tmp / "restore").stat().st_mode & 0o777 == 0o700
+
+
+@pytest.mark.parametrize(("wrong", "said"), [("20200101T000000Z", "No such backup"), ("../../x", "No such backup")])
+def test_the_restore_fetch_entry_point_refuses_a_wrong_id(store, monkeypatch, wrong, said):
+    newest = store.add(dt.timedelta(hours=2))
+    run = _fetch_play(store, wrong, monkeypatch)
+    assert run.returncode != 0
+    text = " ".join(run.stdout.split())
+    assert said in text and newest in text and "Nothing was stopped or changed" in text, text[-3000:]
+
+
+def test_the_restore_fetch_entry_point_refuses_a_damaged_backup(store, monkeypatch):
+    backup_id = store.add(dt.timedelta(hours=2))
+    (store.remote_dir / backup_id / "airflow.sql.gz").write_bytes(gzip.compress(b"-- Dump completed\n"))
+    run = _fetch_play(store, backup_id, monkeypatch)
+    assert run.returncode != 0
+    assert "The backup is damaged" in " ".join(run.stdout.split()), run.stdout[-3000:]
