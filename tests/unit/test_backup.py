@@ -581,3 +581,36 @@ def test_the_restore_fetch_entry_point_refuses_a_damaged_backup(store, monkeypat
     run = _fetch_play(store, backup_id, monkeypatch)
     assert run.returncode != 0
     assert "The backup is damaged" in " ".join(run.stdout.split()), run.stdout[-3000:]
+
+
+def test_the_unit_and_timer_are_hardened_oneshots(tmp_path):
+    tasks = yaml.safe_load((ROLE / "tasks" / "main.yml").read_text(encoding="utf-8"))
+    task = next(t for t in tasks if t["name"] == "Install the backup unit and its timer")
+    play = [
+        {
+            "hosts": "localhost",
+            "gather_facts": False,
+            "vars": {**DEFAULTS, **ROLE_VARS, "backup_bucket": "backups", "backup_remote_backend": "s3"},
+            "tasks": [task],
+            "handlers": [{"name": "Restart the backup timer", "ansible.builtin.debug": {"msg": "restart"}}],
+        }
+    ]
+    run = run_local_play(tmp_path, play, {"systemd_service_unit_dir": str(tmp_path)})
+    assert run.returncode == 0, run.stdout[-3000:]
+    unit = (tmp_path / "oci-mlops-backup.service").read_text().splitlines()
+    for line in (
+        "Type=oneshot",
+        "User=oci-mlops-backup",
+        "EnvironmentFile=/etc/oci-mlops-backup/rclone.env",
+        "ExecStart=/usr/local/sbin/oci-mlops-backup run",
+        "TimeoutStartSec=3600",
+        "ReadWritePaths=/var/lib/oci-mlops-backup",
+        "ProtectSystem=strict",
+        "NoNewPrivileges=true",
+        "CapabilityBoundingSet=",
+        "MemoryMax=512M",
+    ):
+        assert line in unit, line
+    assert not any(line.startswith(("Restart=", "StartLimitIntervalSec=", "WantedBy=")) for line in unit)
+    timer = (tmp_path / "oci-mlops-backup.timer").read_text().splitlines()
+    assert {"OnCalendar=hourly", "RandomizedDelaySec=120", "Persistent=true", "WantedBy=timers.target"} <= set(timer)
