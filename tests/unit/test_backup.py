@@ -499,7 +499,8 @@ def test_restore_puts_back_only_the_missing_secrets(tmp_path, monkeypatch):
         "oci_mlops_backup_secret_names"
     ]
     backed_up = {name: f"{name}-from-the-backup-0123456789" for name in names}
-    bundle = tmp_path / "bundle.age"
+    (tmp_path / "restore").mkdir()  # the play's private directory (restore.yml's first play makes it)
+    bundle = tmp_path / "restore" / "secrets.age"
     subprocess.run(
         [AGE, "--encrypt", "--recipient", recipient.strip(), "--output", str(bundle)],
         input=json.dumps({"format": 1, "secrets": backed_up}).encode(),
@@ -521,7 +522,7 @@ def test_restore_puts_back_only_the_missing_secrets(tmp_path, monkeypatch):
     said = " ".join(run.stdout.split())  # (the callback wraps long messages)
     assert "differ between the controller and the backup: airflow_jwt_secret." in said, said[-3000:]
     assert "from-the-backup" not in run.stdout, "a secret reached the log"
-    assert not bundle.exists(), "the encrypted bundle stays on the controller"
+    assert not bundle.parent.exists(), "the encrypted bundle stays on the controller"
 
 
 def test_restore_without_the_identity_stops_naming_what_is_missing(tmp_path, monkeypatch):
