@@ -13,6 +13,7 @@ import gzip
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -615,3 +616,73 @@ def test_the_unit_and_timer_are_hardened_oneshots(tmp_path):
     assert not any(line.startswith(("Restart=", "StartLimitIntervalSec=", "WantedBy=")) for line in unit)
     timer = (tmp_path / "oci-mlops-backup.timer").read_text().splitlines()
     assert {"OnCalendar=hourly", "RandomizedDelaySec=120", "Persistent=true", "WantedBy=timers.target"} <= set(timer)
+
+
+def test_run_uploads_a_complete_verifiable_backup_and_applies_retention(tmp_path):
+    """`run` end to end but for MySQL: mysqldump and mysql are stand-ins on
+    PATH (no MySQL server can run here; the real ones run in the restore
+    drill) that record their arguments; gzip, sha256sum, rclone are real."""
+    store = Store(tmp_path, keep_count=1, keep_days=1)
+    old = store.add(dt.timedelta(days=5))
+    fakes = tmp_path / "fakes"
+    fakes.mkdir()
+    (fakes / "mysqldump").write_text(
+        "#!/bin/sh\n"
+        f'echo "$@" >> {tmp_path}/mysqldump.argv\n'
+        'case "$1" in --version) echo "mysqldump  Ver 9.7.4 for Linux"; exit 0;; esac\n'
+        'for last; do :; done\necho "CREATE TABLE t (x int); -- schema $last"\necho "-- Dump completed on 2026-12-01"\n'
+    )
+    (fakes / "mysql").write_text(
+        "#!/bin/sh\n"
+        f'echo "$@" >> {tmp_path}/mysql.argv\n'
+        'case "$*" in *VERSION*) echo 9.7.4;; *alembic_version*) echo abc123;; esac\n'
+    )
+    for fake in fakes.iterdir():
+        fake.chmod(0o755)
+    config = tmp_path / "config"
+    config.mkdir()
+    (config / "secrets.age").write_bytes(b"age-encryption.org/v1\nciphertext")
+    env = dict(store.env, PATH=f"{fakes}:{os.environ['PATH']}")
+    run = subprocess.run([str(store.script), "run"], env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert run.returncode == 0, run.stdout + run.stderr
+
+    backup_id = (tmp_path / "state" / "last-success").read_text().strip()
+    assert re.fullmatch(r"[0-9]{8}T[0-9]{6}Z", backup_id)
+    assert f"backup {backup_id}: uploaded to" in run.stdout
+    uploaded = store.remote_dir / backup_id
+    assert sorted(p.name for p in uploaded.iterdir()) == sorted(
+        ["mlflow.sql.gz", "airflow.sql.gz", "secrets.age", "manifest.json", "SHA256SUMS"]
+    )
+    assert b"-- schema airflow" in gzip.decompress((uploaded / "airflow.sql.gz").read_bytes())
+    check = subprocess.run(
+        ["sha256sum", "--strict", "-c", "SHA256SUMS"], cwd=uploaded, capture_output=True, check=False
+    )
+    assert check.returncode == 0, check.stdout
+    manifest = json.loads((uploaded / "manifest.json").read_text())
+    assert manifest["id"] == backup_id and manifest["server_version"] == "9.7.4"
+    assert manifest["databases"]["mlflow"]["alembic_version"] == "abc123"
+    assert manifest["databases"]["airflow"]["bytes"] == (uploaded / "airflow.sql.gz").stat().st_size
+    # the dump's options, the option file, never a password
+    argv = (tmp_path / "mysqldump.argv").read_text()
+    assert f"--defaults-extra-file={tmp_path}/config/mysql.cnf --single-transaction" in argv
+    assert "--password" not in argv + (tmp_path / "mysql.argv").read_text()
+    # retention (keep 1, 1 day): the 5-day-old backup went, the new one stays
+    assert not (store.remote_dir / old).exists() and f"deleting backup {old}" in run.stdout
+    assert not (tmp_path / "state" / "work").exists(), "the dumps stay on the host"
+
+
+def test_run_fails_on_a_truncated_dump(tmp_path):
+    store = Store(tmp_path)
+    fakes = tmp_path / "fakes"
+    fakes.mkdir()
+    (fakes / "mysqldump").write_text("#!/bin/sh\necho 'CREATE TABLE t (x int);'\n")  # no completion line
+    (fakes / "mysql").write_text("#!/bin/sh\necho 9.7.4\n")
+    for fake in fakes.iterdir():
+        fake.chmod(0o755)
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "secrets.age").write_bytes(b"x")
+    env = dict(store.env, PATH=f"{fakes}:{os.environ['PATH']}")
+    run = subprocess.run([str(store.script), "run"], env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert run.returncode != 0 and "the dump of mlflow is incomplete" in run.stderr
+    assert not list(store.remote_dir.iterdir()), "an incomplete backup was uploaded"
+    assert not (tmp_path / "state" / "last-success").exists()
