@@ -28,7 +28,7 @@ SCENARIOS ?= $(patsubst molecule/%/molecule.yml,%,$(sort $(wildcard molecule/*/m
 TIMED := scripts/timed
 
 .PHONY: help prereqs venv images lab lab-up lab-converge lab-info lab-destroy drift converge \
-        backup restore lint unit dags-test dags-test-run dags-lock locks outside-test outside-lock app-test terraform-test publish-dags molecule site-test test timings-reset clean
+        backup restore restore-needs-an-id lint unit dags-test dags-test-run dags-lock locks outside-test outside-lock app-test terraform-test publish-dags molecule site-test test timings-reset clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -169,11 +169,13 @@ publish-dags: venv ## Upload dags/ to the DAG bucket (lab: its S3 stand-in). INV
 # its id; `make restore BACKUP=<id>` verifies it, puts back the secrets the
 # controller lacks (age identity: OCI_MLOPS_BACKUP_AGE_IDENTITY), stops
 # MLflow and Airflow, restores both schemas and converges (services healthy).
+restore-needs-an-id:
+	@if [[ -z "$(BACKUP)" ]]; then echo "make restore: BACKUP=<id> is required (ids: make backup prints them; oci-mlops-backup list on the schemas host)" >&2; exit 2; fi
+
 backup: venv ## Back up both schemas now (schemas host's backup unit); prints BACKUP=<id>. INVENTORY as for converge
 	ansible-playbook ansible/playbooks/backup.yml -i $(INVENTORY)
 
-restore: venv ## Restore backup BACKUP=<id> (verify, secrets, stop, restore both schemas, converge). INVENTORY as for converge
-	@if [[ -z "$(BACKUP)" ]]; then echo "make restore: BACKUP=<id> is required (ids: make backup prints them; oci-mlops-backup list on the schemas host)" >&2; exit 2; fi
+restore: restore-needs-an-id venv ## Restore backup BACKUP=<id> (verify, secrets, stop, restore both schemas, converge). INVENTORY as for converge
 	ansible-playbook ansible/playbooks/restore.yml -i $(INVENTORY) -e backup_restore_id='$(BACKUP)'
 
 # Scenarios run in MOLECULE_JOBS parallel lanes (logs in artifacts/molecule/).

@@ -443,7 +443,16 @@ def test_make_restore_passes_the_id_to_the_playbook():
         check=False,
     )
     assert "ansible/playbooks/restore.yml" in run.stdout and "backup_restore_id='20261201T000000Z'" in run.stdout
-    assert "BACKUP=<id> is required" in run.stdout  # the guard runs first
+
+
+def test_make_restore_without_an_id_stops_before_anything():
+    # (the check is the first prerequisite: not even the control node's virtualenv is built)
+    run = subprocess.run(
+        ["make", "--no-print-directory", "restore-needs-an-id"], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert run.returncode == 2 and "BACKUP=<id> is required" in run.stderr
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    assert re.search(r"^restore: restore-needs-an-id venv ", makefile, re.M)
 
 
 @pytest.mark.parametrize(
