@@ -695,3 +695,22 @@ def test_run_fails_on_a_truncated_dump(tmp_path):
     assert run.returncode != 0 and "the dump of mlflow is incomplete" in run.stderr
     assert not list(store.remote_dir.iterdir()), "an incomplete backup was uploaded"
     assert not (tmp_path / "state" / "last-success").exists()
+
+
+def test_restore_stops_everything_at_the_first_failure_and_acts_in_order():
+    """A wrong id fails on the schemas host only: without any_errors_fatal the
+    other hosts would go on to the play that stops the services."""
+    names = [p.get("name") or p.get("ansible.builtin.import_playbook") for p in RESTORE_PLAYS]
+    assert names == [
+        "Fetch and verify the backup",
+        "Put back the secrets the controller lacks",
+        "Stop what writes the schemas",
+        "Restore the schemas",
+        "Converge, start every service and wait until healthy",
+    ]
+    for play in RESTORE_PLAYS[:-1]:
+        assert play["any_errors_fatal"] is True, play["name"]
+    assert RESTORE_PLAYS[-1]["ansible.builtin.import_playbook"] == "../../site.yml"
+    controller = RESTORE_PLAYS[1]
+    for task in controller["tasks"] + controller["post_tasks"]:
+        assert task["delegate_to"] == "localhost" and task["run_once"] is True, task["name"]
