@@ -157,3 +157,23 @@ def test_the_hosts_journal_gets_the_paths_never_a_content():
 
     mod._Module._log_invocation(Fake())
     assert logged == ["Invoked with paths=['/etc/x.env'] exclusive=[]"]
+
+
+def test_an_account_a_new_host_does_not_have_yet(tmp_path):
+    """Check mode on a new host: the service's group is created by an earlier task of a real run, so the
+    entry is a change to report; a real run without the group fails naming it."""
+    f = tmp_path / "svc.env"
+    entry = {"path": str(f), "content": "A=1\n", "group": "oci-mlops-no-such-group", "mode": "0640"}
+    check = _converge(tmp_path, [entry], None, "--check", "--diff")
+    assert check["changed_paths"] == [str(f)] and not f.exists()
+    play = [
+        {
+            "hosts": "localhost",
+            "gather_facts": False,
+            "roles": [{"role": "platform_defaults"}],
+            "tasks": [{"name": "Converge", "managed_files": {"files": [entry]}}],
+        }
+    ]
+    run = run_local_play(tmp_path, play)
+    assert run.returncode != 0 and "no group 'oci-mlops-no-such-group' on this host" in run.stdout
+    assert not f.exists()

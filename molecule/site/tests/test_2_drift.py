@@ -122,9 +122,7 @@ CASES = [
         "secret file world-readable (Airflow's JWT secret)",
         AIRFLOW,
         "chmod 0644 /etc/airflow/credentials/airflow_jwt_secret",
-        (
-            "airflow : Write the credential files (database URLs and shared secrets) and the pipelines' environment",
-        ),
+        ("airflow : Write the credential files (database URLs and shared secrets) and the pipelines' environment",),
         '[ "$(stat -c %a /etc/airflow/credentials/airflow_jwt_secret)" = 440 ]',
     ),
     Case(

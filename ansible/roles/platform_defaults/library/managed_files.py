@@ -129,16 +129,21 @@ class _Entry:
             if not isinstance(mode, str) or not re.fullmatch("[0-7]{3,4}", mode):
                 module.fail_json(msg=f"managed_files: {self.path}: mode must be octal like '0640', not {mode!r}")
             self.mode = int(mode, 8)
-            try:
-                self.uid = pwd.getpwnam(spec["owner"]).pw_uid
-            except KeyError:
-                module.fail_json(msg=f"managed_files: {self.path}: no user {spec['owner']!r} on this host")
-            try:
-                self.gid = grp.getgrnam(spec["group"]).gr_gid
-            except KeyError:
-                module.fail_json(msg=f"managed_files: {self.path}: no group {spec['group']!r} on this host")
+            # -1: the account does not exist. In check mode an earlier task of the run would have created
+            # it (a new host): the entry is reported as a change. Otherwise it is an error.
+            self.uid = _id(module, pwd.getpwnam, spec["owner"], "user", self.path)
+            self.gid = _id(module, grp.getgrnam, spec["group"], "group", self.path)
         if self.secret and self.content:
             module.no_log_values.add(self.content)
+
+
+def _id(module: AnsibleModule, lookup: Any, name: str, kind: str, path: str) -> int:
+    try:
+        return int(lookup(name)[2])
+    except KeyError:
+        if not module.check_mode:
+            module.fail_json(msg=f"managed_files: {path}: no {kind} {name!r} on this host")
+        return -1
 
 
 def _attributes(st: os.stat_result) -> str:
@@ -152,6 +157,8 @@ def _wanted(e: _Entry) -> str:
 
 
 def _name(lookup: Any, number: int) -> str:
+    if number == -1:
+        return "(an account this run creates)"
     try:
         return str(lookup(number)[0])
     except KeyError:
