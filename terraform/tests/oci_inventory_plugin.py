@@ -9,9 +9,13 @@ of the two documentation fragments it extends, as ansible-core 2.19.14
 defines them (ansible/plugins/doc_fragments/constructed.py and
 inventory_cache.py). requirements.yml allows oracle.oci >=5.0.0,<6.0.0.
 
-real_plugin_options() reads the same lists from an installed collection (and
-ansible-core) when present; the tests then require the vendored lists to be
-exactly the real ones, so an update of either shows here. Regenerate with:
+real_plugin_options() reads the same lists from the plugin's DOCUMENTATION:
+of an installed collection when present, else of the real plugin vendored
+byte-identical under tests/unit/data/oracle_oci (for the unit tests, which
+run it); real_fragment_options() reads the fragments from the installed
+ansible-core (importable here, or the one `ansible` runs: the repository's
+.venv, else PATH). The tests require the vendored lists to be exactly the
+real ones, so an update of either shows here. Regenerate with:
     python terraform/tests/oci_inventory_plugin.py
 """
 
@@ -19,8 +23,11 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import json
 import os
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import yaml
@@ -28,6 +35,8 @@ import yaml
 COLLECTION_VERSION = "5.5.0"
 ANSIBLE_CORE_VERSION = "2.19.14"
 FRAGMENTS = ("inventory_cache", "constructed")
+ROOT = Path(__file__).resolve().parents[2]
+VENDORED_COLLECTION = ROOT / "tests" / "unit" / "data" / "oracle_oci"
 
 # oracle.oci 5.5.0, plugins/inventory/oci.py DOCUMENTATION options.
 OWN_OPTIONS = frozenset(
@@ -100,8 +109,7 @@ def _collection_dirs() -> list[Path]:
     paths = os.environ.get("ANSIBLE_COLLECTIONS_PATH") or os.environ.get("ANSIBLE_COLLECTIONS_PATHS") or ""
     dirs = [Path(p).expanduser() for p in paths.split(os.pathsep) if p]
     dirs += [Path("~/.ansible/collections").expanduser(), Path("/usr/share/ansible/collections")]
-    root = Path(__file__).resolve().parents[2]
-    dirs.append(root / ".ansible" / "collections")
+    dirs.append(ROOT / ".ansible" / "collections")
     spec = importlib.util.find_spec("ansible_collections")
     if spec and spec.submodule_search_locations:
         dirs += [Path(p).parent for p in spec.submodule_search_locations]
@@ -117,40 +125,95 @@ def installed_plugin() -> Path | None:
     return None
 
 
-def installed_fragments() -> dict[str, Path] | None:
-    spec = importlib.util.find_spec("ansible")
-    if not spec or not spec.submodule_search_locations:
-        return None
-    base = Path(next(iter(spec.submodule_search_locations))) / "plugins" / "doc_fragments"
+def vendored_plugin() -> Path:
+    """plugins/inventory/oci.py of the collection vendored byte-identical for
+    the unit tests (tests/unit/data/oracle_oci, its README says which release)."""
+    return VENDORED_COLLECTION / "plugins" / "inventory" / "oci.py"
+
+
+def _collection_version(plugin: Path) -> str | None:
+    """The version of the collection PLUGIN belongs to: MANIFEST.json of an
+    installed collection, galaxy.yml of a source tree (the vendored copy)."""
+    root = plugin.parents[2]
+    if (root / "MANIFEST.json").is_file():
+        return json.loads((root / "MANIFEST.json").read_text(encoding="utf-8"))["collection_info"]["version"]
+    if (root / "galaxy.yml").is_file():
+        return str(yaml.safe_load((root / "galaxy.yml").read_text(encoding="utf-8"))["version"])
+    return None
+
+
+def _fragment_files(package_dir: Path) -> dict[str, Path] | None:
+    base = package_dir / "plugins" / "doc_fragments"
     paths = {name: base / f"{name}.py" for name in FRAGMENTS}
     return paths if all(p.is_file() for p in paths.values()) else None
 
 
-def real_plugin_options() -> dict | None:
-    """{own, fragments: {name: options}, extends, auth_types, version} of the
-    installed plugin (fragments from the installed ansible-core, None when it
-    is not installed), or None without the collection."""
-    plugin = installed_plugin()
-    if plugin is None:
-        return None
-    doc = _documentation(plugin)
-    galaxy = plugin.parents[2] / "MANIFEST.json"
-    version = None
-    if galaxy.is_file():
-        import json
+def _ansible_commands() -> list[str]:
+    """The ansible commands to ask for their ansible-core: the repository's
+    control-node virtualenv (make venv), then the one on PATH."""
+    commands = [str(ROOT / ".venv" / "bin" / "ansible")] if (ROOT / ".venv" / "bin" / "ansible").is_file() else []
+    on_path = shutil.which("ansible")
+    return commands + ([on_path] if on_path and on_path not in commands else [])
 
-        version = json.loads(galaxy.read_text())["collection_info"]["version"]
-    fragments = installed_fragments()
+
+def installed_fragments() -> dict | None:
+    """{version, path, files: {fragment: doc_fragments/<fragment>.py}} of an
+    installed ansible-core: importable here, else the one an ansible command
+    runs (its `ansible --version`: "ansible [core X]" and "ansible python
+    module location = DIR"; the terraform tests' own virtualenv has no
+    ansible-core). None when there is none."""
+    spec = importlib.util.find_spec("ansible")
+    for package_dir in (spec.submodule_search_locations or []) if spec else []:
+        # A directory named ansible/ on sys.path (this repository's) is a
+        # namespace package without doc fragments: skipped.
+        files = _fragment_files(Path(package_dir))
+        if files:
+            from ansible.release import __version__
+
+            return {"version": __version__, "path": package_dir, "files": files}
+    for command in _ansible_commands():
+        try:
+            out = subprocess.run([command, "--version"], capture_output=True, text=True, timeout=60, check=True).stdout
+        except (OSError, subprocess.SubprocessError):
+            continue
+        core = re.search(r"^ansible \[core ([^\]]+)\]", out, re.M)
+        module = re.search(r"^\s*ansible python module location = (.+)$", out, re.M)
+        files = _fragment_files(Path(module.group(1).strip())) if module else None
+        if core and module and files:
+            return {"version": core.group(1), "path": module.group(1).strip(), "files": files}
+    return None
+
+
+def plugin_options(plugin: Path) -> dict:
+    """{path, version, own, extends, auth_types} of the plugin file PLUGIN
+    (its DOCUMENTATION, parsed, not imported)."""
+    doc = _documentation(plugin)
     return {
         "path": str(plugin),
-        "version": version,
+        "version": _collection_version(plugin),
         "own": frozenset(doc["options"]),
         "extends": tuple(doc.get("extends_documentation_fragment", [])),
         "auth_types": frozenset(doc["options"]["auth_type"]["choices"]),
-        "fragments": None
-        if fragments is None
-        else {name: frozenset(_documentation(p)["options"]) for name, p in fragments.items()},
     }
+
+
+def real_plugin_options() -> dict:
+    """plugin_options() of an installed oracle.oci collection, else of the
+    vendored copy (source: "installed" or "vendored")."""
+    installed = installed_plugin()
+    if installed is not None:
+        return {**plugin_options(installed), "source": "installed"}
+    return {**plugin_options(vendored_plugin()), "source": "vendored"}
+
+
+def real_fragment_options() -> dict | None:
+    """{version, path, fragments: {name: options}} of the installed
+    ansible-core's fragments the plugin extends, or None without ansible-core."""
+    core = installed_fragments()
+    if core is None:
+        return None
+    fragments = {name: frozenset(_documentation(path)["options"]) for name, path in core["files"].items()}
+    return {"version": core["version"], "path": core["path"], "fragments": fragments}
 
 
 # --------------------------------------------------------------------------
@@ -210,8 +273,9 @@ def groups_of(config: dict, host: dict) -> set[str]:
 
 if __name__ == "__main__":  # pragma: no cover - the regeneration helper
     real = real_plugin_options()
-    if real is None:
-        raise SystemExit("oracle.oci is not installed (ansible-galaxy collection install oracle.oci)")
-    print(f"# oracle.oci {real['version']} ({real['path']})")
+    print(f"# oracle.oci {real['version']} ({real['source']}: {real['path']})")
     print("OWN_OPTIONS =", sorted(real["own"]))
-    print("FRAGMENT_OPTIONS =", {k: sorted(v) for k, v in (real["fragments"] or {}).items()})
+    core = real_fragment_options()
+    if core is not None:
+        print(f"# ansible-core {core['version']} ({core['path']})")
+        print("FRAGMENT_OPTIONS =", {k: sorted(v) for k, v in core["fragments"].items()})

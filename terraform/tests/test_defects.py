@@ -192,19 +192,39 @@ def _inventory():
 
 
 def test_the_vendored_option_lists_are_the_real_plugins():
-    """Against the installed collection (and ansible-core) when present; the
-    vendored lists otherwise stand (their versions are in the module)."""
+    """Against the installed collection when present, else against the real
+    plugin vendored byte-identical for the unit tests
+    (tests/unit/data/oracle_oci): its DOCUMENTATION either way."""
     real = plugin.real_plugin_options()
-    if real is None:
-        pytest.skip("oracle.oci is not installed: the vendored lists of oracle.oci 5.5.0 are used")
+    where = f"oracle.oci {real['version']} ({real['source']}) at {real['path']}"
+    if real["source"] == "vendored":
+        assert real["version"] == plugin.COLLECTION_VERSION, where
     assert real["own"] == plugin.OWN_OPTIONS, (
-        f"oracle.oci {real['version']} at {real['path']}: "
-        f"missing {sorted(real['own'] - plugin.OWN_OPTIONS)}, gone {sorted(plugin.OWN_OPTIONS - real['own'])}"
+        f"{where}: missing {sorted(real['own'] - plugin.OWN_OPTIONS)}, gone {sorted(plugin.OWN_OPTIONS - real['own'])}"
     )
-    assert set(real["extends"]) == set(plugin.FRAGMENTS)
-    assert real["auth_types"] == plugin.AUTH_TYPES
-    if real["fragments"] is not None:
-        assert real["fragments"] == plugin.FRAGMENT_OPTIONS
+    assert set(real["extends"]) == set(plugin.FRAGMENTS), where
+    assert real["auth_types"] == plugin.AUTH_TYPES, where
+
+
+def test_the_vendored_fragment_options_are_ansible_cores():
+    """The fragments the plugin extends, from the installed ansible-core (the
+    terraform tests' virtualenv has none: the control node's, `make venv`)."""
+    core = plugin.real_fragment_options()
+    if core is None:
+        pytest.skip("no ansible-core: not importable, no .venv/bin/ansible, no ansible on PATH (make venv)")
+    for name, options in core["fragments"].items():
+        vendored = plugin.FRAGMENT_OPTIONS[name]
+        assert options == vendored, (
+            f"ansible-core {core['version']} at {core['path']}, fragment {name}: "
+            f"missing {sorted(options - vendored)}, gone {sorted(vendored - options)}"
+        )
+
+
+def test_the_vendored_fragments_are_the_locked_ansible_cores():
+    """The control node installs the ansible-core the fragment lists were taken from."""
+    lock = (ROOT / "requirements" / "control-node.txt").read_text(encoding="utf-8")
+    pinned = re.findall(r"^ansible-core==(\S+)", lock, re.M)
+    assert pinned == [plugin.ANSIBLE_CORE_VERSION]
 
 
 def test_the_vendored_lists_name_their_source():
