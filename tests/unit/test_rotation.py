@@ -269,3 +269,46 @@ def test_the_role_refuses_a_bad_key_in_the_list():
     text = (ROOT / "ansible/roles/airflow/tasks/main.yml").read_text()
     assert "airflow_fernet_keys | reject('match', '^[A-Za-z0-9_-]{43}=$') | list | length == 0" in text
     assert re.search(r"airflow_fernet_keys \| unique \| length == airflow_fernet_keys \| length", text)
+
+
+# --- DB users' passwords: the existing path (mysql_schemas' community.mysql.mysql_user) ---------------------------
+
+
+def _mysql_hash():
+    from ansible_collections.community.mysql.plugins.module_utils.implementations.mysql.hash import (  # type: ignore[import-not-found]
+        mysql_sha256_password_hash,
+    )
+
+    return mysql_sha256_password_hash
+
+
+def test_a_rotated_db_password_reaches_mysql_schemas_and_is_set_again(converged):
+    """rotate.yml only generates anew; mysql_schemas' mysql_user (caching_sha2_password with the declared salt)
+    compares MySQL's stored hash with the hash of the password it is given: equal on a no-op run (nothing
+    changes), different after a rotation (ALTER USER), the services restarting with the new credential."""
+    task = next(
+        t
+        for t in yaml.safe_load((ROOT / "ansible/roles/mysql_schemas/tasks/main.yml").read_text())
+        if "community.mysql.mysql_user" in t
+    )["community.mysql.mysql_user"]
+    assert task["plugin"] == "caching_sha2_password"
+    assert (task["plugin_auth_string"], task["salt"]) == ("{{ item.password }}", "{{ item.salt }}")
+    assert task.get("update_password", "always") == "always"  # a new password is set, not only on creation
+    assert {"schemas", "airflow"} <= set(DECLARED["airflow_db_password"]["groups"])  # both ends converge
+
+    def schemas() -> dict:
+        return {d["user"]: d for d in converged.use("mysql_schemas_databases")["mysql_schemas_databases"]}
+
+    both = schemas()
+    before = both["airflow"]
+    stored = _mysql_hash()(password=before["password"], salt=before["salt"])  # what MySQL holds after a converge
+    assert stored.startswith("$A$005$" + before["salt"])  # salted: the same password gives it again (no-op: no ALTER)
+    run = prepare(converged, "airflow_db_password")
+    assert run.returncode == 0, run.stdout[-3000:]
+    again = schemas()
+    after = again["airflow"]
+    assert again["mlflow"] == both["mlflow"]  # the other user untouched
+    assert after["password"] != before["password"] and after["salt"] == before["salt"]
+    assert after["password"] not in run.stdout
+    assert _mysql_hash()(password=after["password"], salt=after["salt"]) != stored  # rotation: ALTER USER
+    assert not (converged.secrets / "airflow_db_password.previous").exists()  # MySQL holds one password per user
