@@ -275,7 +275,7 @@ def test_the_role_refuses_a_bad_key_in_the_list():
 
 
 def _mysql_hash():
-    from ansible_collections.community.mysql.plugins.module_utils.implementations.mysql.hash import (  # type: ignore[import-not-found]
+    from ansible_collections.community.mysql.plugins.module_utils.implementations.mysql.hash import (
         mysql_sha256_password_hash,
     )
 
