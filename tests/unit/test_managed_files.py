@@ -16,30 +16,27 @@ USER = pwd.getpwuid(os.getuid()).pw_name
 GROUP = grp.getgrgid(os.getgid()).gr_name
 
 
+def _play(files: list[dict], exclusive: list[str] | None = None, out: Path | None = None) -> list[dict]:
+    """A play that runs managed_files once (and, given OUT, writes its result there as JSON)."""
+    tasks: list[dict] = [
+        {"name": "Converge", "managed_files": {"files": files, "exclusive": exclusive or []}, "register": "r"}
+    ]
+    if out is not None:
+        tasks.append(
+            {
+                "name": "Dump",
+                "ansible.builtin.copy": {"content": "{{ r | to_json }}", "dest": str(out), "mode": "0600"},
+                "check_mode": False,
+                "diff": False,
+            }
+        )
+    return [{"hosts": "localhost", "gather_facts": False, "roles": [{"role": "platform_defaults"}], "tasks": tasks}]
+
+
 def _converge(tmp_path: Path, files: list[dict], exclusive: list[str] | None = None, *args: str) -> dict:
     """Run managed_files once; return its registered result."""
     out = tmp_path / "result.json"
-    play = [
-        {
-            "hosts": "localhost",
-            "gather_facts": False,
-            "roles": [{"role": "platform_defaults"}],
-            "tasks": [
-                {
-                    "name": "Converge",
-                    "managed_files": {"files": files, "exclusive": exclusive or []},
-                    "register": "r",
-                },
-                {
-                    "name": "Dump",
-                    "ansible.builtin.copy": {"content": "{{ r | to_json }}", "dest": str(out), "mode": "0600"},
-                    "check_mode": False,
-                    "diff": False,
-                },
-            ],
-        }
-    ]
-    run = run_local_play(tmp_path, play, args=args)
+    run = run_local_play(tmp_path, _play(files, exclusive, out), args=args)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
     result = json.loads(out.read_text())
     result["_stdout"] = run.stdout
@@ -122,21 +119,7 @@ def test_a_secret_never_appears_in_the_result_or_the_output(tmp_path):
 
 def test_bad_input_fails_naming_the_path_and_changes_nothing(tmp_path):
     f = tmp_path / "x.conf"
-    play = [
-        {
-            "hosts": "localhost",
-            "gather_facts": False,
-            "roles": [{"role": "platform_defaults"}],
-            "tasks": [
-                {
-                    "name": "Converge",
-                    "managed_files": {
-                        "files": [_entry(tmp_path / "ok.conf", "ok\n"), _entry(f, "x\n", mode="rw-r--r--")]
-                    },
-                }
-            ],
-        }
-    ]
+    play = _play([_entry(tmp_path / "ok.conf", "ok\n"), _entry(f, "x\n", mode="rw-r--r--")])
     run = run_local_play(tmp_path, play)
     assert run.returncode != 0
     assert f"{f}: mode must be octal like" in run.stdout
@@ -166,14 +149,7 @@ def test_an_account_a_new_host_does_not_have_yet(tmp_path):
     entry = {"path": str(f), "content": "A=1\n", "group": "oci-mlops-no-such-group", "mode": "0640"}
     check = _converge(tmp_path, [entry], None, "--check", "--diff")
     assert check["changed_paths"] == [str(f)] and not f.exists()
-    play = [
-        {
-            "hosts": "localhost",
-            "gather_facts": False,
-            "roles": [{"role": "platform_defaults"}],
-            "tasks": [{"name": "Converge", "managed_files": {"files": [entry]}}],
-        }
-    ]
+    play = _play([entry])
     run = run_local_play(tmp_path, play)
     assert run.returncode != 0 and "no group 'oci-mlops-no-such-group' on this host" in run.stdout
     assert not f.exists()

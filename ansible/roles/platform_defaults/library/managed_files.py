@@ -181,15 +181,20 @@ class _Converge:
         if self.selinux:
             self.module.set_context_if_different(tmp, self.module.selinux_default_context(path), False)
 
+    def _lstat(self, path: str, kind: Any, what: str) -> os.stat_result | None:
+        """The path's own status (None: it does not exist); it must be of the kind the entry wants."""
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            return None
+        if not kind(st.st_mode):
+            self.module.fail_json(msg=f"managed_files: {path} exists and is not {what}")
+        return st
+
     def file(self, e: _Entry) -> None:
         assert e.content is not None
         data = e.content.encode("utf-8")
-        try:
-            st: os.stat_result | None = os.lstat(e.path)
-        except FileNotFoundError:
-            st = None
-        if st is not None and not stat.S_ISREG(st.st_mode):
-            self.module.fail_json(msg=f"managed_files: {e.path} exists and is not a regular file")
+        st = self._lstat(e.path, stat.S_ISREG, "a regular file")
         old: bytes | None = None
         if st is not None:
             with open(e.path, "rb") as f:
@@ -230,12 +235,7 @@ class _Converge:
             raise
 
     def directory(self, e: _Entry) -> None:
-        try:
-            st: os.stat_result | None = os.lstat(e.path)
-        except FileNotFoundError:
-            st = None
-        if st is not None and not stat.S_ISDIR(st.st_mode):
-            self.module.fail_json(msg=f"managed_files: {e.path} exists and is not a directory")
+        st = self._lstat(e.path, stat.S_ISDIR, "a directory")
         if st is not None and (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (e.uid, e.gid, e.mode):
             return
         self.changed.append(e.path)
