@@ -16,6 +16,7 @@ import re
 import pytest
 import requests
 from conftest import ARTIFACTS, report
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 MODEL = "quickstart-iris"
 TIMEOUT_MS = 60_000
@@ -29,7 +30,16 @@ def _fresh_page(browser, env):
     page = browser.new_context(viewport={"width": 1400, "height": 1100}, ignore_https_errors=True).new_page()
     page.set_default_timeout(TIMEOUT_MS)
     page.goto(env["OCI_MLOPS_DASHBOARD_URL"], timeout=TIMEOUT_MS)
-    page.get_by_role("heading", name="OCI MLOps dashboard").wait_for()
+    heading = page.get_by_role("heading", name="OCI MLOps dashboard")
+    try:
+        heading.wait_for()
+    except PlaywrightTimeout:
+        # Streamlit draws the page over its websocket; once (CI, two scenarios converging beside
+        # the suite) the page stayed without it for 60 s. A user reloads: so does the test, once,
+        # and says so in the report. A second blank page fails.
+        report(f"dashboard: no page 60 s after opening {env['OCI_MLOPS_DASHBOARD_URL']}; reloaded once")
+        page.reload(timeout=TIMEOUT_MS)
+        heading.wait_for()
     page.get_by_label("Password", exact=True).wait_for()
     return page
 
