@@ -15,8 +15,10 @@ After the end-to-end suite (trained models, DAG runs) and the drift suite:
    its id; the bucket holds it complete, its checksums verify, no secret of
    the controller appears in clear in any of its files, and its secrets
    bundle decrypts with the lab's age identity to the controller's values.
-4. A wrong and a malformed id make `restore.yml` fail with a clear message
-   before anything is stopped.
+4. A wrong id makes `restore.yml` fail with a clear message before anything
+   is stopped (one id: each try is a run of restore.yml's first play on every
+   host; the script's answers to malformed, path-like and damaged ids are
+   tests/unit/test_backup.py's).
 5. Both schemas are dropped on the db host (MLflow then fails to read).
 6. `restore.yml -e backup_restore_id=<id>` (`make restore BACKUP=<id>`) runs:
    its wall time is the RTO. The RPO is the timer's interval.
@@ -43,7 +45,6 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import pytest
 import requests
 import sitekit
 import yaml
@@ -279,14 +280,11 @@ def test_the_backup_verifies_and_holds_no_secret_in_clear():
     )
 
 
-@pytest.mark.parametrize("wrong", ["20000101T000000Z", "latest"])
-def test_a_wrong_backup_id_fails_before_anything_stops(wrong):
-    result = _restore(wrong)
+def test_a_wrong_backup_id_fails_before_anything_stops():
+    result = _restore("20000101T000000Z")
     assert result["rc"] != 0
     message = result["output"]
-    assert ("No such backup" in message or "is not a backup id" in message) and STATE["backup"] in message, message[
-        -3000:
-    ]
+    assert "No such backup" in message and STATE["backup"] in message, message[-3000:]
     assert sitekit.active(MLFLOW, "mlflow"), "a refused restore stopped MLflow"
     assert sitekit.active(DB, "oci-mlops-backup.timer"), "a refused restore stopped the backup timer"
 
