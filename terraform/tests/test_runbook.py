@@ -239,24 +239,25 @@ def test_seed_000_public_entry_ports_are_the_load_balancers(tf):
 # --------------------------------------------------------------------------
 # What it costs per month: quantities that follow from the defaults
 # --------------------------------------------------------------------------
+def _assert_per_group_quantity(row: dict[str, str], groups: dict, key: str, unit: str) -> None:
+    """A cost row of one term per group (count x the group's KEY), their total, and the total x 730 UNIT."""
+    terms, total = _terms(row["default quantity"])
+    assert terms == {g: spec["count"] * spec[key] for g, spec in groups.items()}, row
+    assert total == sum(terms.values())
+    assert _number(_find(rf"^([\d,]+) {unit}$", row["per month"]).group(1)) == total * _hours_a_month()
+
+
 def test_cost_ocpus_follow_from_instance_groups(tf):
     row = _row(COST_SECTION, "compute OCPUs")
     groups = _instance_groups(tf)
     (shape,) = re.findall(r"`([^`]+)`", row["item"])
     assert {spec["shape"] for spec in groups.values()} == {shape}
-    terms, total = _terms(row["default quantity"])
-    assert terms == {g: spec["count"] * spec["ocpus"] for g, spec in groups.items()}, row
-    assert total == sum(terms.values())
-    assert _number(_find(r"^([\d,]+) OCPU-hours$", row["per month"]).group(1)) == total * _hours_a_month()
+    _assert_per_group_quantity(row, groups, "ocpus", "OCPU-hours")
 
 
 def test_cost_memory_follows_from_instance_groups(tf):
     row = _row(COST_SECTION, "compute memory")
-    groups = _instance_groups(tf)
-    terms, total = _terms(row["default quantity"])
-    assert terms == {g: spec["count"] * spec["memory_gbs"] for g, spec in groups.items()}, row
-    assert total == sum(terms.values())
-    assert _number(_find(r"^([\d,]+) GB-hours$", row["per month"]).group(1)) == total * _hours_a_month()
+    _assert_per_group_quantity(row, _instance_groups(tf), "memory_gbs", "GB-hours")
 
 
 def test_cost_boot_volumes_follow_from_instance_groups(tf):

@@ -153,3 +153,11 @@ def test_an_account_a_new_host_does_not_have_yet(tmp_path):
     run = run_local_play(tmp_path, play)
     assert run.returncode != 0 and "no group 'oci-mlops-no-such-group' on this host" in run.stdout
     assert not f.exists()
+
+
+def test_a_relative_exclusive_pattern_fails_before_any_write(tmp_path):
+    f = tmp_path / "x.conf"
+    run = run_local_play(tmp_path, _play([_entry(f, "x\n")], ["oci-mlops-*.crt"]))
+    assert run.returncode != 0
+    assert "exclusive pattern 'oci-mlops-*.crt' is not absolute" in run.stdout
+    assert not f.exists(), "an entry was written before the bad pattern was refused"

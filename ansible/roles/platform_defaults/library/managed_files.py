@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import fnmatch
 import glob
 import grp
 import os
@@ -136,6 +135,12 @@ class _Entry:
         if self.secret and self.content:
             module.no_log_values.add(self.content)
 
+    def attributes_match(self, st: os.stat_result) -> bool:
+        return (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (self.uid, self.gid, self.mode)
+
+    def wanted(self) -> str:
+        return _describe(self.uid, self.gid, self.mode)
+
 
 def _id(module: AnsibleModule, lookup: Any, name: str, kind: str, path: str) -> int:
     try:
@@ -146,14 +151,13 @@ def _id(module: AnsibleModule, lookup: Any, name: str, kind: str, path: str) -> 
         return -1
 
 
+def _describe(uid: int, gid: int, mode: int) -> str:
+    """Owner, group and mode as the diff shows them."""
+    return f"owner: {_name(pwd.getpwuid, uid)}\ngroup: {_name(grp.getgrgid, gid)}\nmode: {mode:04o}\n"
+
+
 def _attributes(st: os.stat_result) -> str:
-    owner = _name(pwd.getpwuid, st.st_uid)
-    group = _name(grp.getgrgid, st.st_gid)
-    return f"owner: {owner}\ngroup: {group}\nmode: {stat.S_IMODE(st.st_mode):04o}\n"
-
-
-def _wanted(e: _Entry) -> str:
-    return f"owner: {_name(pwd.getpwuid, e.uid)}\ngroup: {_name(grp.getgrgid, e.gid)}\nmode: {e.mode:04o}\n"
+    return _describe(st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode))
 
 
 def _name(lookup: Any, number: int) -> str:
@@ -199,7 +203,7 @@ class _Converge:
         if st is not None:
             with open(e.path, "rb") as f:
                 old = f.read()
-        attrs_ok = st is not None and (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (e.uid, e.gid, e.mode)
+        attrs_ok = st is not None and e.attributes_match(st)
         if old == data and attrs_ok:
             return
         self.changed.append(e.path)
@@ -209,7 +213,7 @@ class _Converge:
             self._diff(e.path, before, after)
         else:
             assert st is not None
-            self._diff(e.path, _attributes(st), _wanted(e))
+            self._diff(e.path, _attributes(st), e.wanted())
         if self.check:
             return
         if old == data:
@@ -236,10 +240,10 @@ class _Converge:
 
     def directory(self, e: _Entry) -> None:
         st = self._lstat(e.path, stat.S_ISDIR, "a directory")
-        if st is not None and (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (e.uid, e.gid, e.mode):
+        if st is not None and e.attributes_match(st):
             return
         self.changed.append(e.path)
-        self._diff(e.path + "/", "absent\n" if st is None else _attributes(st), "directory\n" + _wanted(e))
+        self._diff(e.path + "/", "absent\n" if st is None else _attributes(st), "directory\n" + e.wanted())
         if self.check:
             return
         if st is None:
@@ -304,6 +308,9 @@ def main() -> None:
     if len(set(paths)) != len(paths):
         twice = sorted({p for p in paths if paths.count(p) > 1})
         module.fail_json(msg="managed_files: a path is listed twice: " + ", ".join(twice))
+    for pattern in module.params["exclusive"]:
+        if not os.path.isabs(pattern):
+            module.fail_json(msg=f"managed_files: exclusive pattern {pattern!r} is not absolute")
     run = _Converge(module)
     for e in entries:
         if e.state == "file":
@@ -313,10 +320,8 @@ def main() -> None:
         else:
             run.absent(e.path, e.secret)
     for pattern in module.params["exclusive"]:
-        if not os.path.isabs(pattern):
-            module.fail_json(msg=f"managed_files: exclusive pattern {pattern!r} is not absolute")
         for path in sorted(glob.glob(pattern)):
-            if path not in paths and fnmatch.fnmatch(path, pattern):
+            if path not in paths:
                 run.absent(path, secret=True)
     result: dict[str, Any] = {"changed": bool(run.changed), "changed_paths": run.changed}
     if module._diff:
