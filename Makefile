@@ -28,7 +28,7 @@ SCENARIOS ?= $(patsubst molecule/%/molecule.yml,%,$(sort $(wildcard molecule/*/m
 TIMED := scripts/timed
 
 .PHONY: help prereqs venv images lab lab-up lab-converge lab-info lab-destroy drift converge \
-        lint unit dags-test dags-test-run dags-lock locks outside-test outside-lock app-test terraform-test publish-dags molecule site-test test timings-reset clean
+        backup restore restore-needs-an-id rotate rotate-needs-a-name lint unit dags-test dags-test-run dags-lock locks outside-test outside-lock app-test terraform-test publish-dags molecule site-test test timings-reset clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -166,6 +166,31 @@ terraform-test: ## Terraform: HCL vs site.yml/roles, checkov, fmt, workflow sche
 publish-dags: venv ## Upload dags/ to the DAG bucket (lab: its S3 stand-in). INVENTORY=inventory/oci for OCI; SRC=folder, ALLOW_MASS_DELETE=1
 	ansible-playbook ansible/playbooks/publish-dags.yml -i $(INVENTORY) \
 	  $(if $(SRC),-e publish_dags_src='$(abspath $(SRC))') $(if $(ALLOW_MASS_DELETE),-e publish_dags_allow_mass_delete=true)
+
+# Backups (backup role, docs/operations.md): the schemas host's timer dumps
+# both schemas to the backups bucket; `make backup` runs one now and prints
+# its id; `make restore BACKUP=<id>` verifies it, puts back the secrets the
+# controller lacks (age identity: OCI_MLOPS_BACKUP_AGE_IDENTITY), stops
+# MLflow and Airflow, restores both schemas and converges (services healthy).
+restore-needs-an-id:
+	@if [[ -z "$(BACKUP)" ]]; then echo "make restore: BACKUP=<id> is required (ids: make backup prints them; oci-mlops-backup list on the schemas host)" >&2; exit 2; fi
+
+backup: venv ## Back up both schemas now (schemas host's backup unit); prints BACKUP=<id>. INVENTORY as for converge
+	ansible-playbook ansible/playbooks/backup.yml -i $(INVENTORY)
+
+restore: restore-needs-an-id venv ## Restore backup BACKUP=<id> (verify, secrets, stop, restore both schemas, converge). INVENTORY as for converge
+	ansible-playbook ansible/playbooks/restore.yml -i $(INVENTORY) -e backup_restore_id='$(BACKUP)'
+
+# Rotation (playbooks/rotate.yml, docs/operations.md "Rotation"): one declared
+# secret anew, generated on the controller, the previous value kept valid
+# where the service allows an overlap, every host converged. FINISH=1 ends
+# the overlap of a secret that keeps it until then (api_key).
+rotate-needs-a-name:
+	@if [[ -z "$(SECRET)" ]]; then echo "make rotate: SECRET=<name> is required (the names: ansible/roles/platform_defaults/defaults/main/secrets.yml; an unknown name lists them)" >&2; exit 2; fi
+
+rotate: rotate-needs-a-name venv ## Rotate one secret deliberately: SECRET=<name> [FINISH=1]. INVENTORY as for converge
+	ansible-playbook ansible/playbooks/rotate.yml -i $(INVENTORY) -e oci_mlops_rotate_secret='$(SECRET)' \
+	  $(if $(FINISH),-e oci_mlops_rotate_finish=true)
 
 # Scenarios run in MOLECULE_JOBS parallel lanes (logs in artifacts/molecule/).
 MOLECULE_JOBS ?= 2

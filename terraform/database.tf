@@ -1,3 +1,10 @@
+# Where the platform finds MySQL: this DB System, or the one a restore from a
+# backup or a point in time created (a new DB System, new endpoint:
+# db_endpoint_override, docs/operations.md "Restore on OCI").
+locals {
+  db_endpoint = coalesce(var.db_endpoint_override, oci_mysql_mysql_db_system.this.ip_address)
+}
+
 # The managed MySQL DB System replaces the lab's `db` host (role
 # mysql_server): private subnet, no public endpoint, 3306 reachable only from
 # the mlflow and airflow NSGs, automatic backups with point-in-time recovery.

@@ -85,6 +85,10 @@ resource "oci_identity_policy" "instances" {
     # MLflow: the artifacts bucket (native API; the S3 API needs the customer secret key below).
     "Allow dynamic-group ${oci_identity_dynamic_group.this["mlflow"].name} to read buckets ${local.bucket_in} '${local.artifacts_bucket}'",
     "Allow dynamic-group ${oci_identity_dynamic_group.this["mlflow"].name} to manage objects ${local.bucket_in} '${local.artifacts_bucket}'",
+    # The backup role on the schemas host (the first mlflow host): write its
+    # dumps, list them, delete those past retention (backups bucket only).
+    "Allow dynamic-group ${oci_identity_dynamic_group.this["mlflow"].name} to read buckets ${local.bucket_in} '${local.backups_bucket}'",
+    "Allow dynamic-group ${oci_identity_dynamic_group.this["mlflow"].name} to manage objects ${local.bucket_in} '${local.backups_bucket}'",
   ]
 }
 
@@ -183,4 +187,18 @@ resource "oci_identity_customer_secret_key" "mlflow_s3" {
 
   user_id      = oci_identity_user.mlflow_s3[0].id
   display_name = "${local.name}-mlflow-s3"
+}
+
+# Object lifecycle rules (storage.tf) act as Object Storage itself: it must be
+# allowed to delete the objects of the project's compartment.
+resource "oci_identity_policy" "lifecycle" {
+  provider = oci.home
+
+  compartment_id = var.compartment_ocid
+  name           = "${local.name}-objectstorage-lifecycle"
+  description    = "Object Storage may apply the lifecycle rules of the ${local.name} buckets"
+  freeform_tags  = local.common_tags
+  statements = [
+    "Allow service objectstorage-${var.region} to manage object-family in compartment id ${var.compartment_ocid}",
+  ]
 }

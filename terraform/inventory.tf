@@ -47,7 +47,8 @@ resource "local_file" "infra_vars" {
     namespace        = data.oci_objectstorage_namespace.this.namespace
     artifacts_bucket = oci_objectstorage_bucket.artifacts.name
     dags_bucket      = oci_objectstorage_bucket.dags.name
-    db_endpoint      = oci_mysql_mysql_db_system.this.ip_address
+    backups_bucket   = oci_objectstorage_bucket.backups.name
+    db_endpoint      = local.db_endpoint
     db_admin_user    = var.db_admin_username
     vcn_cidr         = var.vcn_cidr
     ssh_sources      = concat([local.bastion_source], var.ssh_runner_cidrs)

@@ -49,8 +49,8 @@ output "ssh_jump" {
 }
 
 output "db_endpoint" {
-  description = "Private IP address of the MySQL DB System (port db_port)."
-  value       = oci_mysql_mysql_db_system.this.ip_address
+  description = "Private IP address of the MySQL DB System the platform uses (port db_port): the managed one, or db_endpoint_override."
+  value       = local.db_endpoint
 }
 
 output "db_port" {
@@ -69,10 +69,11 @@ output "namespace" {
 }
 
 output "buckets" {
-  description = "Bucket names: MLflow artifacts and Airflow DAGs."
+  description = "Bucket names: MLflow artifacts, Airflow DAGs and the backups."
   value = {
     artifacts = oci_objectstorage_bucket.artifacts.name
     dags      = oci_objectstorage_bucket.dags.name
+    backups   = oci_objectstorage_bucket.backups.name
   }
 }
 

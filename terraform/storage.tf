@@ -1,6 +1,7 @@
 # Object Storage replaces the lab's `objectstore` host (role object_store):
-# the MLflow artifacts bucket (S3 compatibility API) and the Airflow DAG
-# bucket (native API, instance principal). Private, versioned, emitting
+# the MLflow artifacts bucket (S3 compatibility API), the Airflow DAG
+# bucket (native API, instance principal) and the backups bucket (the backup
+# role's portable MySQL dumps, native API, instance principal). Private, versioned, emitting
 # object events; encrypted with a customer-managed key when kms_key_id is set.
 
 data "oci_objectstorage_namespace" "this" {
@@ -33,4 +34,88 @@ resource "oci_objectstorage_bucket" "dags" {
   freeform_tags         = merge(local.common_tags, { purpose = "airflow-dags" })
 
   depends_on = [oci_identity_policy.kms]
+}
+
+# The backup role's dumps (docs/operations.md): the DB System's automatic
+# backups and PITR are the primary protection on OCI; these are the portable,
+# restorable export. The role deletes backups past its own retention; the
+# lifecycle rule below is the second line (and removes the versions a
+# deletion leaves behind).
+resource "oci_objectstorage_bucket" "backups" {
+  compartment_id        = var.compartment_ocid
+  namespace             = data.oci_objectstorage_namespace.this.namespace
+  name                  = local.backups_bucket
+  access_type           = "NoPublicAccess"
+  storage_tier          = "Standard"
+  versioning            = "Enabled"
+  object_events_enabled = true
+  kms_key_id            = var.kms_key_id
+  freeform_tags         = merge(local.common_tags, { purpose = "mysql-backups" })
+
+  depends_on = [oci_identity_policy.kms]
+}
+
+# Lifecycle rules need Object Storage's own permission on the compartment's
+# objects (oci_identity_policy.lifecycle, iam.tf).
+resource "oci_objectstorage_object_lifecycle_policy" "backups" {
+  namespace = data.oci_objectstorage_namespace.this.namespace
+  bucket    = oci_objectstorage_bucket.backups.name
+
+  rules {
+    name        = "delete-backups-past-retention"
+    action      = "DELETE"
+    target      = "objects"
+    time_amount = var.backups_retention_days
+    time_unit   = "DAYS"
+    is_enabled  = true
+  }
+
+  rules {
+    name        = "delete-previous-versions"
+    action      = "DELETE"
+    target      = "previous-object-versions"
+    time_amount = var.previous_versions_retention_days
+    time_unit   = "DAYS"
+    is_enabled  = true
+  }
+
+  rules {
+    name        = "abort-incomplete-uploads"
+    action      = "ABORT"
+    target      = "multipart-uploads"
+    time_amount = 2
+    time_unit   = "DAYS"
+    is_enabled  = true
+  }
+
+  depends_on = [oci_identity_policy.lifecycle]
+}
+
+# The artifacts bucket is versioned: an overwritten or deleted artifact stays
+# as a previous version. Those (never the current objects: MLflow owns their
+# lifetime) are deleted after previous_versions_retention_days, and
+# abandoned multipart uploads after 2 days.
+resource "oci_objectstorage_object_lifecycle_policy" "artifacts" {
+  namespace = data.oci_objectstorage_namespace.this.namespace
+  bucket    = oci_objectstorage_bucket.artifacts.name
+
+  rules {
+    name        = "delete-previous-versions"
+    action      = "DELETE"
+    target      = "previous-object-versions"
+    time_amount = var.previous_versions_retention_days
+    time_unit   = "DAYS"
+    is_enabled  = true
+  }
+
+  rules {
+    name        = "abort-incomplete-uploads"
+    action      = "ABORT"
+    target      = "multipart-uploads"
+    time_amount = 2
+    time_unit   = "DAYS"
+    is_enabled  = true
+  }
+
+  depends_on = [oci_identity_policy.lifecycle]
 }

@@ -397,6 +397,17 @@ variable "db_backup_window_start" {
   }
 }
 
+variable "db_endpoint_override" {
+  description = "Private IP of the MySQL DB System the platform uses instead of the one this configuration manages: a DB System restored from a backup or to a point in time (a new system, in the same private subnet and db NSG; docs/operations.md). null: the managed one."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.db_endpoint_override == null || can(cidrhost("${coalesce(var.db_endpoint_override, "0.0.0.0")}/32", 0))
+    error_message = "db_endpoint_override must be null or an IPv4 address."
+  }
+}
+
 variable "db_maintenance_window_start" {
   description = "Start of the DB System's weekly maintenance window (UTC), as the provider writes it: \"<ddd> HH:MM\" with a lower-case day, e.g. \"sun 03:00\". Keep it away from the backup window."
   type        = string
@@ -437,6 +448,34 @@ variable "dags_bucket_name" {
   description = "Bucket of the Airflow DAGs; null: <project>-<environment>-airflow-dags."
   type        = string
   default     = null
+}
+
+variable "backups_bucket_name" {
+  description = "Bucket of the backup role's MySQL dumps; null: <project>-<environment>-backups."
+  type        = string
+  default     = null
+}
+
+variable "backups_retention_days" {
+  description = "Days the backups bucket keeps an object (lifecycle rule; the backup role's own retention, backup_keep_days, should be shorter)."
+  type        = number
+  default     = 35
+
+  validation {
+    condition     = var.backups_retention_days >= 1
+    error_message = "backups_retention_days must be at least 1."
+  }
+}
+
+variable "previous_versions_retention_days" {
+  description = "Days a previous (overwritten or deleted) object version is kept in the artifacts and backups buckets (lifecycle rules)."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.previous_versions_retention_days >= 1
+    error_message = "previous_versions_retention_days must be at least 1."
+  }
 }
 
 variable "kms_key_id" {

@@ -147,3 +147,11 @@ def test_dashboard_trusts_the_forwarded_address_of_the_configured_proxy_only() -
     assert DashboardSettings.from_env(env).forwarded_allow_ips == "10.0.1.13"
     with pytest.raises(ConfigError, match=r"^OCI_MLOPS_FORWARDED_ALLOW_IPS: 'edge' is neither"):
         DashboardSettings.from_env({**DASHBOARD, "OCI_MLOPS_FORWARDED_ALLOW_IPS": "edge"})
+
+
+def test_download_dir() -> None:
+    assert api(OCI_MLOPS_API_KEYS=K1).download_dir is None
+    settings = api(OCI_MLOPS_API_KEYS=K1, OCI_MLOPS_DOWNLOAD_DIR="/var/cache/x")
+    assert settings.download_dir == "/var/cache/x"
+    with pytest.raises(ConfigError, match="OCI_MLOPS_DOWNLOAD_DIR must be an absolute path"):
+        api(OCI_MLOPS_API_KEYS=K1, OCI_MLOPS_DOWNLOAD_DIR="relative/dir")

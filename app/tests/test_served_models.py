@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from oci_mlops_app import downloads
 from oci_mlops_app.dashboard import data
 from tests import lab
 from tests.conftest import MODEL, UNSERVED_MODEL, Registered, Unserved
@@ -32,8 +33,8 @@ class Api:
     mlflow_user: tuple[str, str]
 
     def downloads(self) -> list[Path]:
-        """Every file below the API's TMPDIR (its model download directories)."""
-        return sorted(p for p in self.tmpdir.rglob("*") if p.is_file())
+        """Every file below the API's TMPDIR (its model download dirs), owner locks aside."""
+        return sorted(p for p in self.tmpdir.rglob("*") if p.is_file() and p.name != downloads.LOCK)
 
 
 @pytest.fixture(scope="module")

@@ -285,7 +285,7 @@ def test_db_is_private_with_backups(tf):
 
 def test_buckets_are_private_versioned_with_events(tf):
     buckets = tf.resources("oci_objectstorage_bucket")
-    assert {n for _, n in buckets} == {"artifacts", "dags"}
+    assert {n for _, n in buckets} == {"artifacts", "dags", "backups"}
     for key, body in buckets.items():
         assert unquote(body["access_type"]) == "NoPublicAccess", key
         assert unquote(body["versioning"]) == "Enabled", key
@@ -337,6 +337,75 @@ def test_the_airflow_instances_only_read_the_dag_bucket(tf):
     for (_, name), policy in policies.items():
         if name != "instances":
             assert not any("dynamic-group" in s and "dags_bucket" in s for s in _statements(policy)), name
+
+
+def _rules(policy) -> dict:
+    rules = policy["rules"] if isinstance(policy["rules"], list) else [policy["rules"]]
+    return {unquote(r["name"]): r for r in rules}
+
+
+def test_buckets_have_lifecycle_rules_for_retention(tf):
+    """Issue #17 item 1: the backups bucket deletes objects past a retention
+    and every previous version; the artifacts bucket only previous versions
+    (MLflow owns its current objects) and abandoned uploads; Object Storage
+    may apply them (its own policy on the compartment)."""
+    policies = tf.resources("oci_objectstorage_object_lifecycle_policy")
+    assert set(policies) == {
+        ("oci_objectstorage_object_lifecycle_policy", "backups"),
+        ("oci_objectstorage_object_lifecycle_policy", "artifacts"),
+    }
+    backups = policies[("oci_objectstorage_object_lifecycle_policy", "backups")]
+    assert backups["bucket"] == "${oci_objectstorage_bucket.backups.name}"
+    rules = _rules(backups)
+    by_target = {unquote(r["target"]): r for r in rules.values()}
+    assert by_target["objects"]["time_amount"] == "${var.backups_retention_days}"
+    assert unquote(by_target["objects"]["action"]) == "DELETE"
+    assert by_target["previous-object-versions"]["time_amount"] == "${var.previous_versions_retention_days}"
+    assert unquote(by_target["multipart-uploads"]["action"]) == "ABORT"
+    for rule in rules.values():
+        assert rule["is_enabled"] is True and unquote(rule["time_unit"]) == "DAYS"
+
+    artifacts = policies[("oci_objectstorage_object_lifecycle_policy", "artifacts")]
+    assert artifacts["bucket"] == "${oci_objectstorage_bucket.artifacts.name}"
+    targets = {unquote(r["target"]) for r in _rules(artifacts).values()}
+    assert targets == {"previous-object-versions", "multipart-uploads"}, "never delete MLflow's current artifacts"
+
+    lifecycle = tf.resources("oci_identity_policy")[("oci_identity_policy", "lifecycle")]
+    assert _statements(lifecycle) == [
+        "Allow service objectstorage-${var.region} to manage object-family in compartment id ${var.compartment_ocid}"
+    ]
+    for body in policies.values():
+        assert "oci_identity_policy.lifecycle" in str(body["depends_on"])
+
+
+def test_only_the_mlflow_instances_write_the_backups_bucket(tf):
+    """The backup role runs on the schemas host, the first mlflow host on OCI."""
+    statements = _statements(tf.resources("oci_identity_policy")[("oci_identity_policy", "instances")])
+    on_backups = [s for s in statements if "backups_bucket" in s]
+    mlflow = '${oci_identity_dynamic_group.this["mlflow"].name}'
+    backups = "${local.bucket_in} '${local.backups_bucket}'"
+    assert on_backups == [
+        f"Allow dynamic-group {mlflow} to read buckets {backups}",
+        f"Allow dynamic-group {mlflow} to manage objects {backups}",
+    ]
+
+
+def test_backup_variables_feed_the_platform(tf):
+    variables = tf.variables()
+    for name in ("backups_bucket_name", "backups_retention_days", "previous_versions_retention_days"):
+        assert name in variables, name
+    defaults = (ROOT / "ansible/roles/platform_defaults/defaults/main/backup.yml").read_text(encoding="utf-8")
+    assert 'oci_mlops_backups_bucket: "{{ infra_backups_bucket }}"' in defaults
+
+
+def test_a_restored_db_system_replaces_the_endpoint_everywhere(tf):
+    """A restore from a DB System backup or PITR creates a new DB System: one
+    variable points the rendered inventory and the output at it."""
+    assert "db_endpoint_override" in tf.variables()
+    text = (TF_DIR / "database.tf").read_text(encoding="utf-8")
+    assert "coalesce(var.db_endpoint_override, oci_mysql_mysql_db_system.this.ip_address)" in text
+    assert _local_file(tf, "infra_vars")["content"].count("local.db_endpoint") == 1
+    assert "ip_address" not in (TF_DIR / "inventory.tf").read_text(encoding="utf-8")
 
 
 def test_the_dags_publisher_is_an_optional_group_scoped_to_the_dag_bucket(tf):
@@ -392,6 +461,7 @@ INFRA_VARS = dict(
     namespace="axtestns",
     artifacts_bucket="oci-mlops-prod-mlflow-artifacts",
     dags_bucket="oci-mlops-prod-airflow-dags",
+    backups_bucket="oci-mlops-prod-backups",
     db_endpoint="10.0.2.17",
     db_admin_user="mlopsadmin",
     vcn_cidr="10.0.0.0/16",
@@ -481,6 +551,7 @@ def test_infra_vars_render_with_everything_the_playbooks_read(tf):
         "infra_compartment_ocid",
         "infra_artifacts_bucket",
         "infra_dags_bucket",
+        "infra_backups_bucket",
         "infra_vcn_cidr",
     }
     assert required <= set(data)

@@ -53,26 +53,39 @@ def _dry_run(tmp_path: Path, fakes: dict[str, int], os_id: str = "debian") -> li
 
 def test_a_docker_client_alone_means_the_engine_gets_installed(tmp_path):
     # The machine image's situation: `docker` on PATH, no dockerd anywhere.
-    missing = _dry_run(tmp_path, {"docker": 0, "debootstrap": 0, "chromium": 0})
+    missing = _dry_run(tmp_path, {"docker": 0, "debootstrap": 0, "age": 0, "age-keygen": 0, "chromium": 0})
     assert missing == ["docker.io"]
 
 
 def test_an_engine_that_does_not_run_counts_as_missing(tmp_path):
-    missing = _dry_run(tmp_path, {"docker": 0, "dockerd": 127, "debootstrap": 0, "chromium": 0})
+    missing = _dry_run(
+        tmp_path, {"docker": 0, "dockerd": 127, "debootstrap": 0, "age": 0, "age-keygen": 0, "chromium": 0}
+    )
     assert missing == ["docker.io"]
 
 
 def test_nothing_is_installed_when_everything_runs(tmp_path):
-    assert _dry_run(tmp_path, {"docker": 0, "dockerd": 0, "debootstrap": 0, "chromium": 0}) == []
+    assert (
+        _dry_run(tmp_path, {"docker": 0, "dockerd": 0, "debootstrap": 0, "age": 0, "age-keygen": 0, "chromium": 0})
+        == []
+    )
 
 
 def test_a_fresh_debian_machine_gets_everything(tmp_path):
-    assert _dry_run(tmp_path, {"docker": 0}) == ["docker.io", "debootstrap", "chromium"]
+    assert _dry_run(tmp_path, {"docker": 0}) == ["docker.io", "debootstrap", "age", "chromium"]
+
+
+def test_age_without_its_key_generator_is_missing(tmp_path):
+    # The lab's backups need both: age-keygen on the first converge, age for a restore.
+    fakes = {"docker": 0, "dockerd": 0, "debootstrap": 0, "age": 0, "chromium": 0}
+    assert _dry_run(tmp_path, fakes) == ["age"]
 
 
 @pytest.mark.parametrize("os_id, expected", [("debian", ["chromium"]), ("ubuntu", [])])
 def test_a_chromium_stub_that_does_not_run_is_missing(tmp_path, os_id, expected):
     # Ubuntu's chromium-browser deb is a stub asking for the snap: it is not a
     # browser. Only Debian's archive has the real package to install.
-    missing = _dry_run(tmp_path, {"docker": 0, "dockerd": 0, "debootstrap": 0, "chromium-browser": 1}, os_id)
+    missing = _dry_run(
+        tmp_path, {"docker": 0, "dockerd": 0, "debootstrap": 0, "age": 0, "age-keygen": 0, "chromium-browser": 1}, os_id
+    )
     assert missing == expected

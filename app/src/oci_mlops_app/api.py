@@ -226,6 +226,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
         registry,
         stage_aliases=dict(settings.stage_aliases),
         refresh_seconds=settings.alias_refresh_seconds,
+        download_root=settings.download_dir,
     )
     index_html = files(__package__).joinpath("static/index.html").read_text(encoding="utf-8")
     probe_url = f"{settings.mlflow.tracking_uri}/api/2.0/mlflow/registered-models/search"

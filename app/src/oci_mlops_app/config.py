@@ -110,6 +110,8 @@ class ApiSettings:
     warnings: tuple[str, ...] = ()
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     max_columns: int = DEFAULT_MAX_COLUMNS
+    # Where models are downloaded (OCI_MLOPS_DOWNLOAD_DIR); None: the temporary directory.
+    download_dir: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ApiSettings:
@@ -140,6 +142,9 @@ class ApiSettings:
                 f"OCI_MLOPS_MAX_BODY_BYTES must be >= {MIN_MAX_BODY_BYTES} (a number of bytes, "
                 f"e.g. {DEFAULT_MAX_BODY_BYTES} for 2 MiB)"
             )
+        download_dir = env.get("OCI_MLOPS_DOWNLOAD_DIR", "").strip() or None
+        if download_dir is not None and not os.path.isabs(download_dir):
+            raise ConfigError("OCI_MLOPS_DOWNLOAD_DIR must be an absolute path")
         return cls(
             mlflow=mlflow_settings_from_env(env),
             api_keys=keys,
@@ -156,6 +161,7 @@ class ApiSettings:
             warnings=warnings,
             max_body_bytes=max_body_bytes,
             max_columns=max_columns,
+            download_dir=download_dir,
         )
 
 

@@ -17,6 +17,9 @@
   reference names it by number, or it is among the ``max_pinned_versions`` versions most recently
   requested by number. Any other version is evicted when an alias moves away from it or it falls
   out of that LRU, and its download directory is deleted as soon as no request still uses it.
+* The downloads go under the process's own directory (``downloads.DownloadDir``, locked while
+  the process lives) in ``download_root``; at start, the directories there of processes that are
+  gone (a killed worker) are deleted (``downloads.sweep``; a timer does the same while it runs).
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from mlflow.pyfunc import PyFuncModel
 from mlflow.types import Schema
 
 from .config import ModelRef
+from .downloads import DownloadDir, sweep
 from .metrics import (
     ALIAS_REFRESH_ERRORS,
     CACHED_MODEL_VERSIONS,
@@ -96,6 +100,7 @@ class ModelStore:
         stage_aliases: Mapping[str, str],
         refresh_seconds: float,
         max_pinned_versions: int = DEFAULT_MAX_PINNED_VERSIONS,
+        download_root: str | None = None,
     ) -> None:
         self._registry = registry
         self._stage_aliases = stage_aliases
@@ -113,6 +118,8 @@ class ModelStore:
         self._preload: tuple[ModelRef, ...] = ()
         self._preload_versions: frozenset[Key] = frozenset()
         self._preload_errors: dict[ModelRef, str] = {}
+        self._download_root = download_root
+        self._download_dir: DownloadDir | None = None
         self._cache_dir: Path | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -120,7 +127,11 @@ class ModelStore:
 
     async def start(self, preload: Sequence[ModelRef]) -> None:
         """Create the download directory and start preloading + periodic alias refresh."""
-        self._cache_dir = Path(tempfile.mkdtemp(prefix="oci-mlops-models-"))
+        root = self._download_root or tempfile.gettempdir()
+        for gone in await asyncio.to_thread(sweep, root):
+            logger.info("deleted the download directory of a process that is gone: %s", gone)
+        self._download_dir = DownloadDir(root)
+        self._cache_dir = self._download_dir.path
         self._preload = tuple(preload)
         self._preload_versions = frozenset(
             (ref.name, version)
@@ -134,8 +145,8 @@ class ModelStore:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-        if self._cache_dir is not None:
-            shutil.rmtree(self._cache_dir, ignore_errors=True)
+        if self._download_dir is not None:
+            self._download_dir.close()
 
     # -- lookups -----------------------------------------------------------------------------
 

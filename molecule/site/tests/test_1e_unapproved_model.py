@@ -5,8 +5,9 @@ it. As `mlflow-reader` (the API's own MLflow user, READ on everything: it may ev
 registers) the test registers a model whose loader writes a marker file, and aliases it champion.
 Asked for it through the edge, and along the dashboard's path (the dashboard's key, from its host,
 to the API's private address): 404 each time, the API lists only what it serves, and on the api
-host neither the marker nor any downloaded file of the model exists (the API downloads into its
-private /tmp; the token is in the loader's file name and in the marker's).
+host neither the marker nor any downloaded file of the model exists (the API downloads into
+/var/cache/oci-mlops-api; its private /tmp is searched too; the token is in the loader's file
+name and in the marker's).
 """
 
 import json
@@ -21,8 +22,8 @@ TOKEN = uuid.uuid4().hex[:12]
 NAME = f"unapproved-{TOKEN}"
 ROW = [[5.1, 3.5, 1.4, 0.2]]
 # Where a downloaded copy of the model or the marker could be on the api host (the service's
-# PrivateTmp lives under /tmp/systemd-private-*; its state and runtime directories).
-SEARCHED = "/tmp /var/tmp /var/lib/oci-mlops-api /run/oci-mlops-api /var/lib/dashboard"
+# PrivateTmp lives under /tmp/systemd-private-*; its state, runtime and download directories).
+SEARCHED = "/tmp /var/tmp /var/lib/oci-mlops-api /run/oci-mlops-api /var/cache/oci-mlops-api /var/lib/dashboard"
 
 # Run on the mlflow host with MLflow's own virtualenv, request on stdin (the password never on a
 # command line). The loader is an MLflow "model from code": its file is the model's code.

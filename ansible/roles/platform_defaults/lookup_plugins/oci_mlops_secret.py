@@ -39,6 +39,14 @@ options:
       - Never generates anything.
     type: bool
     default: false
+  previous:
+    description:
+      - Return the previous value of each secret kept during a deliberate rotation
+        (C(<oci_mlops_secrets_dir>/<name>.previous), written by rotate.yml for a secret
+        whose declaration has C(overlap)), or an empty string when there is none.
+      - Never generates anything; vault is not consulted (a vault value carries its own overlap).
+    type: bool
+    default: false
 """
 
 RETURN = r"""
@@ -74,6 +82,7 @@ class LookupModule(LookupBase):
         declared = {d["name"]: d for d in self._var(variables, "oci_mlops_secrets")}
         secrets_dir = str(self._var(variables, "oci_mlops_secrets_dir"))
         digest = self.get_option("digest")
+        previous = self.get_option("previous")
         ret = []
         for name in terms:
             if name not in declared:
@@ -81,6 +90,9 @@ class LookupModule(LookupBase):
             decl = declared[name]
             vault_var = decl.get("vault", "vault_" + name)
             path = os.path.join(secrets_dir, name)
+            if previous:
+                ret.append(_read(path + ".previous"))
+                continue
             if vault_var in variables:
                 value = str(self._var(variables, vault_var))
             elif digest:

@@ -1,0 +1,146 @@
+"""Secret rotation (issue #17 point 5): `make rotate SECRET=<name>` on the converged platform.
+
+After the restore drill (a platform with data):
+
+1. The Airflow admin creates a connection with a password and an extra
+   through the REST API (stored encrypted with the Fernet key).
+2. `ansible/playbooks/rotate.yml -e oci_mlops_rotate_secret=airflow_fernet_secret`
+   (`make rotate SECRET=airflow_fernet_secret`) runs: the controller's secret
+   is new, its previous copy gone at the end; the airflow role ran `airflow
+   rotate-fernet-key` (a changed task on the airflow host), and the airflow
+   host's credential file holds the new key alone (the old one dropped in the
+   same rotation).
+3. The connection is still readable through the REST API with the new key
+   alone: the same password and extra. The admin still signs in.
+4. A converge right after (site.yml, no flag: the guard accepts the recorded
+   new value) changes nothing and does not run `rotate-fernet-key` again.
+5. `make rotate SECRET=api_key`: both the previous and the new key are
+   accepted by the serving API; `FINISH=1` ends the overlap: the previous key
+   is refused, the new one accepted.
+6. An unknown name fails at once, listing the declared secrets.
+
+Cannot run without the lab (Docker): written for `make site-test`, not run by
+its author.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import uuid
+from typing import Any
+
+import requests
+import sitekit
+import yaml
+from sitekit import AIRFLOW, ALIAS, MODEL
+
+STATE: dict[str, Any] = {}
+CONNECTION = "rotation_check"
+ROW = [[5.1, 3.5, 1.4, 0.2]]
+FERNET_CREDENTIAL = "/etc/airflow/credentials/airflow_fernet_key"
+REENCRYPT = "Re-encrypt connections, variables and triggers (airflow rotate-fernet-key)"
+
+
+def _derive(secret: str) -> str:
+    """The airflow role's airflow_derive_fernet_key (SHA-256 of the controller's secret, urlsafe base64)."""
+    return base64.urlsafe_b64encode(hashlib.sha256(secret.encode()).digest()).decode()
+
+
+def _rotate(name: str, *args: str) -> dict:
+    return sitekit.playbook(
+        "ansible/playbooks/rotate.yml", "-e", f"oci_mlops_rotate_secret={name}", *args, timeout=3600
+    )
+
+
+def _predict(key: str) -> int:
+    resp = requests.post(
+        f"{sitekit.EDGE_URL}/api/predict/{MODEL}/{ALIAS}",
+        json={"data": ROW},
+        headers={"X-API-Key": key},
+        timeout=120,
+        verify=sitekit.CA,
+    )
+    return resp.status_code
+
+
+def test_a_connection_with_a_password_is_stored_encrypted(airflow):
+    marker = uuid.uuid4().hex
+    resp = airflow.request(
+        "POST",
+        "/api/v2/connections",
+        json={
+            "connection_id": CONNECTION,
+            "conn_type": "http",
+            "host": "example.invalid",
+            "login": "rotation",
+            "password": f"pw-{marker}",
+            "extra": json.dumps({"rotation_marker": marker}),
+        },
+    )
+    assert resp.status_code == 201, resp.text
+    STATE["marker"] = marker
+    STATE["old_secret"] = sitekit.secret("airflow_fernet_secret")
+    keys = sitekit.out(AIRFLOW, f"cat {FERNET_CREDENTIAL}").split(",")
+    assert keys == [_derive(STATE["old_secret"])], "the airflow host holds another Fernet key than the controller's"
+
+
+def test_make_rotate_fernet_reencrypts_once_and_drops_the_old_key():
+    result = _rotate("airflow_fernet_secret")
+    assert result["rc"] == 0, "\n".join(result["failed"]) or result["output"][-5000:]
+    sitekit.report(f"make rotate SECRET=airflow_fernet_secret: {result['seconds']:.0f} s\n{sitekit.profile(result)}")
+    assert (AIRFLOW, REENCRYPT) in result["changed"], sorted(result["changed"])
+    new = sitekit.secret("airflow_fernet_secret")
+    assert new != STATE["old_secret"]
+    assert not (sitekit.SECRETS_DIR / "airflow_fernet_secret.previous").exists()
+    assert sitekit.out(AIRFLOW, f"cat {FERNET_CREDENTIAL}") == _derive(new), "the old key was not dropped"
+    STATE["new_secret"] = new
+
+
+def test_the_connection_is_still_readable_with_the_new_key_alone(airflow):
+    resp = airflow.request("GET", f"/api/v2/connections/{CONNECTION}")
+    assert resp.status_code == 200, f"connection {CONNECTION}: {resp.status_code} {resp.text[:1000]}"
+    connection = resp.json()
+    assert json.loads(connection["extra"]) == {"rotation_marker": STATE["marker"]}, connection
+    # The REST API masks a password it returns; present and not empty means it decrypted.
+    assert connection["password"], connection
+    assert connection["login"] == "rotation" and connection["host"] == "example.invalid", connection
+
+
+def test_the_admin_still_signs_in():
+    assert sitekit.airflow_admin_sign_in().status_code == 201
+
+
+def test_a_converge_after_the_rotation_changes_nothing():
+    result = sitekit.playbook("site.yml")
+    assert result["rc"] == 0, "\n".join(result["failed"]) or result["output"][-5000:]
+    assert sitekit.changed_count(result) == 0, sorted(result["changed"])
+    assert (AIRFLOW, REENCRYPT) not in result["changed"]
+
+
+def test_api_key_rotation_keeps_both_keys_valid_until_finish():
+    old = sitekit.api_key()
+    assert _predict(old) == 200
+    result = _rotate("api_key")
+    assert result["rc"] == 0, "\n".join(result["failed"]) or result["output"][-5000:]
+    new = sitekit.api_key()
+    assert new != old and (sitekit.SECRETS_DIR / "api_key.previous").exists()
+    assert sitekit.wait(lambda: _predict(new) == 200, timeout=120), "the new key is refused"
+    assert _predict(old) == 200, "the previous key stopped working during the overlap"
+    finish = _rotate("api_key", "-e", "oci_mlops_rotate_finish=true")
+    assert finish["rc"] == 0, "\n".join(finish["failed"]) or finish["output"][-5000:]
+    assert not (sitekit.SECRETS_DIR / "api_key.previous").exists()
+    assert sitekit.wait(lambda: _predict(old) in (401, 403), timeout=120), "the previous key still works after FINISH"
+    assert _predict(new) == 200
+
+
+def test_an_unknown_name_fails_listing_the_declared_ones():
+    result = _rotate("no_such_secret")
+    assert result["rc"] != 0 and not result["changed"], sorted(result["changed"])
+    said = " ".join(" ".join(result["failed"]).split())
+    assert "SECRET=no_such_secret is not a declared secret" in said, said
+    declared = yaml.safe_load(
+        (sitekit.PROJECT / "ansible/roles/platform_defaults/defaults/main/secrets.yml").read_text(encoding="utf-8")
+    )["oci_mlops_secrets"]
+    assert all(d["name"] in said for d in declared), said
