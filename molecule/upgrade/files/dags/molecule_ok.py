@@ -1,4 +1,4 @@
-"""Test DAG of molecule/airflow: a Python task that must succeed."""
+"""Test DAG of molecule/upgrade (the airflow role's suite, tests/test_2_airflow.py): a Python task that must succeed."""
 
 import pendulum
 from airflow.sdk import dag, task

@@ -1,4 +1,4 @@
-"""Test DAG of molecule/airflow, published while Airflow runs."""
+"""Test DAG of molecule/upgrade (the airflow role's suite, tests/test_2_airflow.py), published while Airflow runs."""
 
 import pendulum
 from airflow.providers.standard.operators.empty import EmptyOperator
