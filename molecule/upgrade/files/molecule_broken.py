@@ -1,4 +1,4 @@
-"""Test DAG of molecule/upgrade (the airflow role's suite, tests/test_2_airflow.py) with a syntax error: must show as an import error."""
+"""Test DAG of the airflow suite (molecule/upgrade) with a syntax error: must show as an import error."""
 
 from airflow.sdk import dag
 
