@@ -10,7 +10,7 @@ airflow role's re-encryption step (tasks/fernet.yml) runs with a stand-in for
 the `airflow` command (a script that records its arguments): it must run
 once per key list, never again on a no-op run, and report in check mode.
 The end-to-end rotation with a real Airflow is molecule/site's
-test_2c_rotation.py.
+test_1i_rotation.py.
 """
 
 from __future__ import annotations

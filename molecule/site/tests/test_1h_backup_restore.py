@@ -1,6 +1,6 @@
 """The restore drill (issue #17): back up, destroy both schemas, restore, and find everything again.
 
-After the end-to-end suite (trained models, DAG runs) and the drift suite:
+After the end-to-end suite (trained models, DAG runs) and housekeeping, before the drift suite:
 
 1. The backup timer is active on the db host (the schemas host), its unit runs
    as its own non-root user with the platform's hardening.
