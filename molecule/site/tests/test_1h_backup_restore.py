@@ -53,7 +53,7 @@ from sitekit import ALIAS, DB, MLFLOW, MODEL, TRAINING_DAG
 STATE: dict[str, Any] = {}
 ROW = [[5.1, 3.5, 1.4, 0.2]]
 DRILL = f"restore-drill-{uuid.uuid4().hex[:8]}"
-CONNECTION = "restore_drill"
+CONNECTION = f"restore_drill_{uuid.uuid4().hex[:8]}"  # its own id per run (molecule verify again)
 OUTSIDE_PYTHON = sitekit.PROJECT / ".cache" / "outside-test" / "venv" / "bin" / "python"
 CLIENT_ENV = Path(sitekit.INVENTORY).parent / ".secrets" / "client.env"
 AGE_IDENTITY = Path(sitekit.INVENTORY).parent / ".backup-age-identity"

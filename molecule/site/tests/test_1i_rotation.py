@@ -38,7 +38,8 @@ import yaml
 from sitekit import AIRFLOW, ALIAS, MODEL
 
 STATE: dict[str, Any] = {}
-CONNECTION = "rotation_check"
+# Its own id per run: `molecule verify` can run the suite again on the same platform.
+CONNECTION = f"rotation_check_{uuid.uuid4().hex[:8]}"
 ROW = [[5.1, 3.5, 1.4, 0.2]]
 FERNET_CREDENTIAL = "/etc/airflow/credentials/airflow_fernet_key"
 REENCRYPT = "airflow : Re-encrypt connections, variables and triggers (airflow rotate-fernet-key)"
