@@ -6,6 +6,7 @@ are read from what really ran.
 """
 
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -83,6 +84,9 @@ def test_scenarios_wait_for_the_images_while_other_stages_run(tree: Path):
     assert times["site"][0] < times["common"][0], times
     assert _max_overlap(events) == 2
     assert "lanes: 5 job(s) passed" in result.stdout
+    assert re.search(r"^lanes: \d+ s with 2 lane\(s\) on \d+ CPU\(s\), CPU busy \d+%$", result.stdout, re.M), (
+        result.stdout
+    )
 
 
 def test_a_failed_image_build_fails_the_scenarios_without_running_them(tree: Path):
