@@ -256,8 +256,25 @@ def metric_sum(text: str, name: str, **labels: str) -> float:
 
 
 def log_entries(log_path: Path) -> list[dict[str, object]]:
-    """The JSON lines of a process log (other lines skipped)."""
-    return [json.loads(line) for line in log_path.read_text().splitlines() if line.startswith("{")]
+    """The complete JSON lines of a process log (other lines skipped; a last line
+    still being written, without its newline, too)."""
+    lines = log_path.read_text().split("\n")[:-1]
+    return [json.loads(line) for line in lines if line.startswith("{")]
+
+
+def log_entry(log_path: Path, request_id: str, timeout: float = 15.0) -> dict[str, object]:
+    """The one JSON log line of request ``request_id`` of a running server, waiting for it.
+
+    The access line is written after the response is sent: on a loaded machine
+    the client read the log first and found nothing (`make test`, app-test
+    beside molecule/site's converge, 2026-12-02)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = [e for e in log_entries(log_path) if e.get("request_id") == request_id]
+        if len(found) == 1 or time.monotonic() > deadline:
+            assert len(found) == 1, f"{len(found)} log lines of {request_id!r} within {timeout} s"
+            return found[0]
+        time.sleep(0.05)
 
 
 def metric_value(text: str, name: str, **labels: str) -> float:

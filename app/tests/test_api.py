@@ -14,7 +14,7 @@ from tests.conftest import (
     MODEL,
     ApiServer,
     Registered,
-    log_entries,
+    log_entry,
     metric_sum,
     metric_value,
 )
@@ -88,7 +88,10 @@ def test_every_configured_key_is_accepted_and_named_in_logs_and_metrics(
         headers = {**api_server.headers(index), "X-Request-ID": f"key-check-{index}"}
         assert api.get("/models", headers=headers).status_code == 200
     assert api.get("/models", headers={"X-Request-ID": "key-check-none"}).status_code == 401
-    by_request = {e.get("request_id"): e for e in log_entries(api_server.log_path)}
+    by_request = {
+        rid: log_entry(api_server.log_path, rid)
+        for rid in ("key-check-0", "key-check-1", "key-check-none")
+    }
     assert by_request["key-check-0"]["api_key"] == "tests"
     assert by_request["key-check-1"]["api_key"] == "dashboard"
     assert by_request["key-check-none"]["api_key"] is None
@@ -109,9 +112,7 @@ def test_forwarded_headers_are_not_trusted_by_default(
 ) -> None:
     headers = {"X-Forwarded-For": "203.0.113.7", "X-Request-ID": "not-forwarded"}
     assert api.get("/health", headers=headers).status_code == 200
-    (entry,) = [
-        e for e in log_entries(api_server.log_path) if e.get("request_id") == "not-forwarded"
-    ]
+    entry = log_entry(api_server.log_path, "not-forwarded")
     assert entry["client"] == "127.0.0.1"
 
 

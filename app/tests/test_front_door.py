@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from tests import lab
-from tests.conftest import MODEL, Registered, log_entries
+from tests.conftest import MODEL, Registered, log_entries, log_entry
 
 ROW = [5.1, 3.5, 1.4, 0.2]
 
@@ -192,5 +192,5 @@ def test_prefix_without_slash_redirects_to_the_page_with_the_forwarded_scheme(
     )
     assert answer.status_code == 307
     assert answer.headers["location"] == "https://mlops.example.org/api/"
-    (entry,) = [e for e in log_entries(log_path) if e.get("request_id") == "forwarded-1"]
+    entry = log_entry(log_path, "forwarded-1")
     assert entry["client"] == "203.0.113.7"
