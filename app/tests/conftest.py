@@ -8,7 +8,7 @@ import secrets
 import subprocess
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -268,12 +268,20 @@ def log_entry(log_path: Path, request_id: str, timeout: float = 15.0) -> dict[st
     The access line is written after the response is sent: on a loaded machine
     the client read the log first and found nothing (`make test`, app-test
     beside molecule/site's converge, 2026-12-02)."""
+    found = wait_for_log_entries(log_path, lambda e: e.get("request_id") == request_id, 1, timeout)
+    assert len(found) == 1, f"{len(found)} log lines of {request_id!r} within {timeout} s"
+    return found[0]
+
+
+def wait_for_log_entries(
+    log_path: Path, select: Callable[[dict[str, object]], bool], count: int, timeout: float = 15.0
+) -> list[dict[str, object]]:
+    """The JSON log lines ``select`` picks, once there are ``count`` of them (or at ``timeout``)."""
     deadline = time.monotonic() + timeout
     while True:
-        found = [e for e in log_entries(log_path) if e.get("request_id") == request_id]
-        if len(found) == 1 or time.monotonic() > deadline:
-            assert len(found) == 1, f"{len(found)} log lines of {request_id!r} within {timeout} s"
-            return found[0]
+        found = [e for e in log_entries(log_path) if select(e)]
+        if len(found) >= count or time.monotonic() > deadline:
+            return found
         time.sleep(0.05)
 
 

@@ -30,6 +30,7 @@ from tests.conftest import (
     Registered,
     Unserved,
     log_entries,
+    wait_for_log_entries,
 )
 
 SIGN_IN = "FormSubmitter:sign_in-Sign in"
@@ -137,24 +138,18 @@ def test_single_prediction_form_is_built_from_the_signature(
     for feature, value in zip(FEATURES, [6.7, 3.0, 5.2, 2.3], strict=True):
         app.number_input(key=f"input:{feature}").set_value(value)
 
-    def predictions() -> list[dict[str, object]]:
-        return [
-            e
-            for e in log_entries(api_server.log_path)
-            if e.get("route") == "/predict/{name}/{ref}" and e.get("status") == 200
-        ]
+    def prediction(e: dict[str, object]) -> bool:
+        return e.get("route") == "/predict/{name}/{ref}" and e.get("status") == 200
 
-    before = len(predictions())
+    before = len([e for e in log_entries(api_server.log_path) if prediction(e)])
     app.button(key="FormSubmitter:single_prediction-Predict").click().run()
     assert not app.error, [e.value for e in app.error]
     assert [s.value for s in app.success] == [f"Prediction: 2 ({MODEL} version 1)"]
     # the prediction went to the API with the dashboard's own key, named "dashboard"
-    # (its access line is written after the response: wait for it, as log_entry does)
-    deadline = time.monotonic() + 15
-    while len(predictions()) == before and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert len(predictions()) == before + 1
-    assert predictions()[-1]["api_key"] == "dashboard"
+    # (its access line is written after the response: wait for it)
+    predictions = wait_for_log_entries(api_server.log_path, prediction, before + 1)
+    assert len(predictions) == before + 1
+    assert predictions[-1]["api_key"] == "dashboard"
 
 
 def test_batch_csv_scoring_returns_a_downloadable_table(
