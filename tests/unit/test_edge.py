@@ -7,6 +7,7 @@ change, naming the variable."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import shutil
@@ -50,17 +51,25 @@ def site(tmp_path_factory):
     # The workers (another user) read the ACME webroot: not under pytest's 0700 directory.
     acme = Path(tempfile.mkdtemp(prefix="edge-acme-"))
     acme.chmod(0o755)
-    upstream = _free_port()
+    upstream, second, dead = _free_port(), _free_port(), _free_port()
+    both = [f"http://127.0.0.1:{upstream}", f"http://127.0.0.1:{second}"]
     routes = [
-        {"name": "mlflow", "path": "/mlflow/", "upstream": f"http://127.0.0.1:{upstream}", "body_max": "2m"},
+        {"name": "mlflow", "path": "/mlflow/", "upstreams": both, "body_max": "2m"},
         {
             "name": "airflow",
             "path": "/airflow/",
-            "upstream": f"http://127.0.0.1:{upstream}",
+            "upstreams": [f"http://127.0.0.1:{upstream}"],
             "rate_limited_paths": ["/airflow/auth/token", "/airflow/auth/login"],
         },
-        {"name": "api", "path": "/api/", "upstream": f"http://127.0.0.1:{upstream}", "strip_prefix": True},
-        {"name": "dashboard", "path": "/dashboard/", "upstream": f"http://127.0.0.1:{upstream}", "websocket": True},
+        # A backend that is down (nothing listens on `dead`) next to a live one.
+        {
+            "name": "api",
+            "path": "/api/",
+            "upstreams": [f"http://127.0.0.1:{dead}", f"http://127.0.0.1:{upstream}"],
+            "strip_prefix": True,
+            "retry_non_idempotent": True,
+        },
+        {"name": "dashboard", "path": "/dashboard/", "upstreams": both, "websocket": True, "sticky": True},
     ]
     is_root = os.geteuid() == 0
     extra = {
@@ -74,6 +83,9 @@ def site(tmp_path_factory):
         "edge_acme_webroot": str(acme),
         "edge_nginx_pid_file": str(tmp / "nginx.pid"),
         "edge_rate_limit_burst": 3,
+        "edge_peers_port": _free_port(),
+        "edge_peers_address": "127.0.0.1",
+        "edge_peers_trusted_proxy_cidrs": ["127.0.0.2"],
     }
     if not is_root:  # nginx ignores `user` then; any existing name renders
         extra["edge_nginx_user"] = "nobody"
@@ -111,7 +123,14 @@ def site(tmp_path_factory):
     _playbook(tmp, plays, extra)
     (acme / ".well-known" / "acme-challenge").mkdir(parents=True, mode=0o755)
     (acme / ".well-known" / "acme-challenge" / "probe").write_text("acme-ok")
-    yield {"dir": tmp, "extra": extra, "upstream": upstream, "conf": (tmp / "nginx.conf").read_text()}
+    yield {
+        "dir": tmp,
+        "extra": extra,
+        "upstream": upstream,
+        "second": second,
+        "dead": dead,
+        "conf": (tmp / "nginx.conf").read_text(),
+    }
     shutil.rmtree(acme)
 
 
@@ -131,9 +150,21 @@ def test_tls_settings_and_headers_are_rendered(site):
 
 
 def test_routes_are_rendered(site):
-    conf, up = site["conf"], site["upstream"]
-    assert f"proxy_pass http://127.0.0.1:{up};" in conf  # prefix kept
-    assert f"proxy_pass http://127.0.0.1:{up}/;" in conf  # /api/ stripped
+    conf, up, second, dead = site["conf"], site["upstream"], site["second"], site["dead"]
+    assert "proxy_pass http://edge_mlflow;" in conf  # prefix kept
+    assert "proxy_pass http://edge_api/;" in conf  # /api/ stripped
+    # One upstream per route, every backend in it, passive health checks.
+    mlflow = conf.split("upstream edge_mlflow {", 1)[1].split("}", 1)[0]
+    assert f"server 127.0.0.1:{up} max_fails=1 fail_timeout=10s;" in mlflow
+    assert f"server 127.0.0.1:{second} max_fails=1 fail_timeout=10s;" in mlflow
+    assert "hash " not in mlflow and "keepalive 16;" in mlflow
+    assert f"server 127.0.0.1:{dead} " in conf.split("upstream edge_api {", 1)[1].split("}", 1)[0]
+    assert "hash $binary_remote_addr consistent;" in conf.split("upstream edge_dashboard {", 1)[1].split("}", 1)[0]
+    # POSTs go to the next backend only where the route says nothing is written.
+    api = conf.split("location /api/ {", 1)[1].split("}", 1)[0]
+    assert "proxy_next_upstream error timeout http_502 http_503 http_504 non_idempotent;" in api
+    mlflow_location = conf.split("location /mlflow/ {", 1)[1].split("}", 1)[0]
+    assert "proxy_next_upstream error timeout http_502 http_503 http_504;" in mlflow_location
     token = conf.split("location /airflow/auth/token {", 1)[1].split("}", 1)[0]
     assert "limit_req zone=edge_login burst=3 nodelay;" in token
     assert "client_max_body_size 2m;" in conf.split("location /mlflow/ {", 1)[1].split("}", 1)[0]
@@ -147,7 +178,8 @@ def test_client_address_is_the_connection_s_unless_proxies_are_trusted(site, tmp
     Behind the OCI load balancer (edge_trusted_proxy_cidrs = its subnet): the
     client's address comes from X-Forwarded-For appended by those proxies
     only, so the login rate limit counts users, not the load balancer."""
-    assert "set_real_ip_from" not in site["conf"] and "real_ip_header" not in site["conf"]
+    public = site["conf"].split("# The peers' listener", 1)[0]
+    assert "set_real_ip_from" not in public and "real_ip_header" not in public
     extra = {**site["extra"], "edge_trusted_proxy_cidrs": ["10.0.1.0/24", "10.0.3.0/24"]}
     vars_files = [str(ROLE / "defaults/main.yml"), str(ROLE / "vars/main.yml"), str(ROLE / "vars/Debian.yml")]
     plays = [
@@ -219,6 +251,7 @@ def live(site):
         pytest.skip("the rendered configuration runs nginx's master as root (workers as another user)")
     tmp = site["dir"]
     echo = subprocess.Popen([sys.executable, str(ECHO), str(site["upstream"])], stderr=subprocess.DEVNULL)
+    echo2 = subprocess.Popen([sys.executable, str(ECHO), str(site["second"])], stderr=subprocess.DEVNULL)
     nginx = subprocess.Popen(
         [str(NGINX), "-c", str(tmp / "nginx.conf"), "-p", str(tmp), "-g", "daemon off;"],
         stderr=subprocess.PIPE,
@@ -237,13 +270,16 @@ def live(site):
         if time.monotonic() > deadline or nginx.poll() is not None:
             nginx.kill()
             echo.kill()
+            echo2.kill()
             pytest.fail(f"nginx did not come up: {nginx.communicate(timeout=5)[1][-2000:]}")
         time.sleep(0.2)
     yield edge
     nginx.terminate()
     echo.terminate()
+    echo2.terminate()
     nginx.wait(timeout=10)
     echo.wait(timeout=10)
+    echo2.wait(timeout=10)
 
 
 def test_live_routes_keep_or_strip_the_prefix(live):
@@ -257,6 +293,55 @@ def test_live_routes_keep_or_strip_the_prefix(live):
     stripped = json.loads(live.https("GET", "/api/docs").body)
     assert stripped["path"] == "/docs"
     assert {k.lower(): v for k, v in stripped["headers"].items()}["x-forwarded-prefix"] == "/api"
+
+
+def _ports(live, method, path, count=20, body=None):
+    return [json.loads(live.https(method, path, body=body).body)["port"] for _ in range(count)]
+
+
+def test_live_requests_spread_over_every_backend(live, site):
+    assert set(_ports(live, "GET", "/mlflow/api/2.0/x")) == {site["upstream"], site["second"]}
+
+
+def test_live_a_backend_that_is_down_fails_no_request(live, site):
+    """The api route's first backend refuses every connection: each request
+    (POSTs too: the route retries them) is answered by the other one."""
+    responses = [live.https("POST", "/api/predict", body=b"{}") for _ in range(20)]
+    assert [r.status for r in responses] == [200] * 20
+    assert {json.loads(r.body)["port"] for r in responses} == {site["upstream"]}
+
+
+def test_live_sticky_route_keeps_a_client_on_one_backend(live):
+    assert len(set(_ports(live, "GET", "/dashboard/x"))) == 1
+
+
+def _peer(site, path, source="127.0.0.1", headers=None):
+    connection = http.client.HTTPConnection(
+        "127.0.0.1", site["extra"]["edge_peers_port"], timeout=10, source_address=(source, 0)
+    )
+    try:
+        connection.request("GET", path, headers=headers or {})
+        response = connection.getresponse()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+    finally:
+        connection.close()
+
+
+def test_live_peers_listener_serves_the_routes_over_http(live, site):
+    status, headers, body = _peer(site, "/mlflow/api/2.0/x")
+    assert status == 200 and "strict-transport-security" not in headers
+    forwarded = {k.lower(): v for k, v in json.loads(body)["headers"].items()}
+    assert forwarded["x-forwarded-proto"] == "http" and forwarded["x-forwarded-prefix"] == "/mlflow"
+    assert _peer(site, "/api/docs")[0] == 200 and json.loads(_peer(site, "/api/docs")[2])["path"] == "/docs"
+    assert _peer(site, "/nowhere/")[0] == 404
+
+
+def test_live_peers_listener_trusts_only_its_trusted_peers_forwarded_for(live, site):
+    claimed = {"X-Forwarded-For": "203.0.113.9"}
+    trusted = json.loads(_peer(site, "/mlflow/x", source="127.0.0.2", headers=claimed)[2])["headers"]
+    assert {k.lower(): v for k, v in trusted.items()}["x-forwarded-for"] == "203.0.113.9"
+    other = json.loads(_peer(site, "/mlflow/x", headers=claimed)[2])["headers"]
+    assert {k.lower(): v for k, v in other.items()}["x-forwarded-for"] == "127.0.0.1"
 
 
 def test_live_websocket_upgrade_on_its_route_only(live):
@@ -327,17 +412,20 @@ def test_live_weak_tls12_ciphers_refused(live, ciphers):
 
 BAD_ROUTES = {
     "duplicate name": [
-        {"name": "a", "path": "/a/", "upstream": "http://127.0.0.1:1"},
-        {"name": "a", "path": "/b/", "upstream": "http://127.0.0.1:2"},
+        {"name": "a", "path": "/a/", "upstreams": ["http://127.0.0.1:1"]},
+        {"name": "a", "path": "/b/", "upstreams": ["http://127.0.0.1:2"]},
     ],
-    "path without trailing slash": [{"name": "a", "path": "/a", "upstream": "http://127.0.0.1:1"}],
-    "path without leading slash": [{"name": "a", "path": "a/", "upstream": "http://127.0.0.1:1"}],
-    "root path": [{"name": "a", "path": "/", "upstream": "http://127.0.0.1:1"}],
-    "upstream with a path": [{"name": "a", "path": "/a/", "upstream": "http://127.0.0.1:1/x"}],
+    "path without trailing slash": [{"name": "a", "path": "/a", "upstreams": ["http://127.0.0.1:1"]}],
+    "path without leading slash": [{"name": "a", "path": "a/", "upstreams": ["http://127.0.0.1:1"]}],
+    "root path": [{"name": "a", "path": "/", "upstreams": ["http://127.0.0.1:1"]}],
+    "upstream with a path": [{"name": "a", "path": "/a/", "upstreams": ["http://127.0.0.1:1/x"]}],
+    "upstream over https": [{"name": "a", "path": "/a/", "upstreams": ["https://127.0.0.1:1"]}],
+    "upstream without a port": [{"name": "a", "path": "/a/", "upstreams": ["http://127.0.0.1"]}],
+    "no upstream": [{"name": "a", "path": "/a/", "upstreams": []}],
     "rate-limited path outside the route": [
-        {"name": "a", "path": "/a/", "upstream": "http://127.0.0.1:1", "rate_limited_paths": ["/b/login"]}
+        {"name": "a", "path": "/a/", "upstreams": ["http://127.0.0.1:1"], "rate_limited_paths": ["/b/login"]}
     ],
-    "missing upstream": [{"name": "a", "path": "/a/"}],
+    "missing upstreams": [{"name": "a", "path": "/a/"}],
 }
 
 

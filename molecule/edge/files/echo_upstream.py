@@ -17,7 +17,13 @@ class Echo(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         received = len(self.rfile.read(length)) if length else 0
         body = json.dumps(
-            {"method": self.command, "path": self.path, "headers": dict(self.headers.items()), "body_bytes": received}
+            {
+                "method": self.command,
+                "path": self.path,
+                "headers": dict(self.headers.items()),
+                "body_bytes": received,
+                "port": self.server.server_address[1],
+            }
         ).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
