@@ -38,15 +38,10 @@ INFRA = OCI_INFRA
 
 
 def _render(tmp_path: Path, host: str, names: list[str], hosts: dict | None = None) -> dict:
-    inventory = {
-        "all": {
-            "vars": {"ansible_connection": "local", **INFRA},
-            "children": {
-                group: {"hosts": {public: {"private_ip": private, "public_ip": public}}}
-                for public, (group, private) in (HOSTS if hosts is None else hosts).items()
-            },
-        },
-    }
+    children: dict[str, dict] = {}
+    for public, (group, private) in (HOSTS if hosts is None else hosts).items():
+        children.setdefault(group, {"hosts": {}})["hosts"][public] = {"private_ip": private, "public_ip": public}
+    inventory = {"all": {"vars": {"ansible_connection": "local", **INFRA}, "children": children}}
     path = tmp_path / "hosts.json"
     path.write_text(json.dumps(inventory))
     result = ansible_debug(
@@ -110,7 +105,7 @@ def test_the_edge_routes_each_service_to_its_private_address(edge_wiring):
     for name, route in routes.items():
         svc = SERVICES[name]
         assert route["path"] == svc["route"], name
-        assert route["upstream"] == f"http://{private[svc['group']]}:{svc['port']}", name
+        assert route["upstreams"] == [f"http://{private[svc['group']]}:{svc['port']}"], name
         assert "203.0.113." not in json.dumps(route), name
     # MLflow's REST API is at its root (only its UI moves with --static-prefix): stripped.
     assert routes["mlflow"]["strip_prefix"] is True
@@ -295,3 +290,105 @@ def test_the_lab_certificate_lookup_does_not_fail_before_the_lab_ca_exists(tmp_p
         OCI_MLOPS_SECRETS_DIR=str(tmp_path),
     )["msg"]
     assert got == ["", "", f"{tmp_path}/lab-ca"]
+
+
+# Two mlflow and two api hosts behind the edge (docs/scaling.md).
+SCALED = {
+    **HOSTS,
+    "203.0.113.20": ("mlflow", "10.0.1.20"),
+    "203.0.113.22": ("api", "10.0.1.22"),
+}
+
+
+@pytest.fixture(scope="module")
+def scaled_edge(tmp_path_factory):
+    return _render(
+        tmp_path_factory.mktemp("scaled-edge"),
+        "203.0.113.13",
+        [
+            "edge_routes",
+            "edge_peers_port",
+            "edge_peers_address",
+            "edge_peers_client_cidrs",
+            "edge_peers_trusted_proxy_cidrs",
+            "oci_mlops_unscalable_services",
+        ],
+        hosts=SCALED,
+    )
+
+
+def test_the_edge_balances_over_every_host_of_a_scaled_group(scaled_edge):
+    upstreams = {r["name"]: r["upstreams"] for r in scaled_edge["edge_routes"]}
+    assert upstreams == {
+        "mlflow": [f"http://10.0.1.10:{MLFLOW_PORT}", f"http://10.0.1.20:{MLFLOW_PORT}"],
+        "airflow": [f"http://10.0.1.11:{SERVICES['airflow']['port']}"],
+        "api": [f"http://10.0.1.12:{API_PORT}", f"http://10.0.1.22:{API_PORT}"],
+        "dashboard": [
+            f"http://10.0.1.12:{SERVICES['dashboard']['port']}",
+            f"http://10.0.1.22:{SERVICES['dashboard']['port']}",
+        ],
+    }
+    assert scaled_edge["oci_mlops_unscalable_services"] == []
+
+
+def test_the_peers_listener_opens_to_the_peers_only(scaled_edge):
+    assert scaled_edge["edge_peers_port"] == SERVICES["edge"]["peers_port"]
+    assert scaled_edge["edge_peers_address"] == "10.0.1.13"
+    # MLflow's clients (airflow, api) and the API's (api); never the edge's own
+    # group, never a public address.
+    assert sorted(scaled_edge["edge_peers_client_cidrs"]) == ["10.0.1.11/32", "10.0.1.12/32", "10.0.1.22/32"]
+    assert sorted(scaled_edge["edge_peers_trusted_proxy_cidrs"]) == ["10.0.1.12/32", "10.0.1.22/32"]
+
+
+def test_one_host_per_group_keeps_the_peers_listener_off(edge_wiring, tmp_path):
+    got = _render(tmp_path, "203.0.113.13", ["edge_peers_port", "edge_peers_client_cidrs"])
+    assert got == {"edge_peers_port": 0, "edge_peers_client_cidrs": []}
+
+
+def test_peers_reach_a_scaled_service_through_the_edge_and_the_dashboard_its_own_api(tmp_path):
+    front = f"http://10.0.1.13:{SERVICES['edge']['peers_port']}"
+    for host in ("203.0.113.12", "203.0.113.22"):
+        api = _render(
+            tmp_path,
+            host,
+            ["model_api_mlflow_tracking_uri", "dashboard_mlflow_tracking_uri", "dashboard_api_url"],
+            hosts=SCALED,
+        )
+        own = SCALED[host][1]
+        assert api == {
+            "model_api_mlflow_tracking_uri": f"{front}/mlflow",
+            "dashboard_mlflow_tracking_uri": f"{front}/mlflow",
+            "dashboard_api_url": f"http://{own}:{API_PORT}",
+        }, host
+    airflow = _render(tmp_path, "203.0.113.11", ["airflow_mlflow_tracking_uri"], hosts=SCALED)
+    assert airflow["airflow_mlflow_tracking_uri"] == f"{front}/mlflow"
+
+
+def test_one_mlflow_host_migrates_collects_garbage_and_manages_the_users(tmp_path):
+    names = ["mlflow_db_migration_host", "mlflow_gc_enabled", "mlflow_manage_users"]
+    first = _render(tmp_path, "203.0.113.10", names, hosts=SCALED)
+    second = _render(tmp_path, "203.0.113.20", names, hosts=SCALED)
+    assert first == {"mlflow_db_migration_host": "203.0.113.10", "mlflow_gc_enabled": True, "mlflow_manage_users": True}
+    assert second == {
+        "mlflow_db_migration_host": "203.0.113.10",
+        "mlflow_gc_enabled": False,
+        "mlflow_manage_users": False,
+    }
+
+
+@pytest.mark.parametrize(
+    ("extra", "without_edge", "refused"),
+    [
+        ({"203.0.113.21": ("airflow", "10.0.1.21")}, False, ["airflow (2 hosts in group airflow)"]),
+        (
+            {},
+            True,
+            ["mlflow (2 hosts in group mlflow)", "api (2 hosts in group api)", "dashboard (2 hosts in group api)"],
+        ),
+    ],
+    ids=["airflow-not-yet", "no-edge"],
+)
+def test_several_hosts_where_the_platform_cannot_use_them_are_named(tmp_path, extra, without_edge, refused):
+    hosts = {k: v for k, v in {**SCALED, **extra}.items() if not (without_edge and v[0] == "edge")}
+    got = _render(tmp_path, "203.0.113.10", ["oci_mlops_unscalable_services"], hosts=hosts)
+    assert got["oci_mlops_unscalable_services"] == refused
