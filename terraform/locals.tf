@@ -30,6 +30,21 @@ locals {
   # The groups behind the load balancer (the front door's hosts).
   front_door_groups = sort(distinct([for name, svc in local.lb_services : svc.group]))
 
+  # The instance groups that may have several instances: every service of
+  # the group has scale_out in the topology (the edge balances over them).
+  scale_out_groups = sort([
+    for group in local.instance_group_names : group
+    if alltrue([for name, svc in local.topology.services : try(svc.scale_out, false) if svc.group == group])
+  ])
+
+  # The groups whose hosts call a routed service (the topology's clients of a
+  # service with a route), the front door's own excepted: the edge's peers'
+  # listener admits them (security.tf).
+  peer_groups = sort(setsubtract(
+    distinct(flatten([for name, svc in local.topology.services : try(svc.clients, []) if try(svc.route, null) != null])),
+    local.front_door_groups
+  ))
+
   # The ports the load balancer listens on: each published service's port and
   # http_port (SSH never: it goes through the Bastion service).
   lb_ports = sort(distinct(flatten([

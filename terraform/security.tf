@@ -31,6 +31,10 @@ resource "oci_core_network_security_group" "service" {
       condition     = alltrue(flatten([for name, svc in local.private_services : [for client in try(svc.clients, []) : contains(local.instance_group_names, client)]]))
       error_message = "Every client group of a private service must be an instance group (its NSG is the rule's source): see the services' clients in the topology."
     }
+    precondition {
+      condition     = alltrue([for group in local.instance_group_names : var.instance_groups[group].count == 1 || contains(local.scale_out_groups, group)])
+      error_message = "Only groups whose services all have scale_out in the topology may have a count above 1 (today: ${join(", ", local.scale_out_groups)}); the others' services do not run on several hosts yet (docs/scaling.md)."
+    }
   }
 }
 
@@ -120,7 +124,24 @@ locals {
     }
   })
 
-  ingress_rules = merge(local.lb_rules, local.published_rules, local.client_rules, local.ssh_rules)
+  # The front door's peers' listener (topology peers_port): the platform's
+  # own hosts call a service with several hosts through it (Ansible's
+  # wiring.yml), so it admits the NSGs of the routed services' client groups
+  # other than the front door's own.
+  peer_rules = merge([
+    for name, svc in local.lb_services : {
+      for client in local.peer_groups :
+      "${svc.group}-${svc.peers_port}-${client}" => {
+        nsg_id      = local.group_nsg_ids[svc.group]
+        port        = svc.peers_port
+        source_type = "NETWORK_SECURITY_GROUP"
+        source      = local.group_nsg_ids[client]
+        description = "${name}'s peers' listener (${svc.peers_port}/tcp) from the ${client} hosts"
+      }
+    } if try(svc.peers_port, null) != null
+  ]...)
+
+  ingress_rules = merge(local.lb_rules, local.published_rules, local.client_rules, local.peer_rules, local.ssh_rules)
 }
 
 resource "oci_core_network_security_group_security_rule" "ingress" {

@@ -318,6 +318,40 @@ def test_private_services_admit_their_clients_east_west(tf):
         assert front & set(svc["clients"]), name
 
 
+def test_the_edges_peers_listener_admits_the_routed_services_clients(tf):
+    """The platform's own hosts call a service with several hosts through the
+    edge's peers' listener (Ansible's wiring.yml): its NSG admits the client
+    groups of the routed services (the front door's own excepted), by NSG."""
+    peers = _code(tf.locals()["peer_rules"])
+    assert "for name, svc in local.lb_services" in peers and "for client in local.peer_groups" in peers
+    assert "nsg_id = local.group_nsg_ids[svc.group], port = svc.peers_port" in peers
+    assert 'source_type = "NETWORK_SECURITY_GROUP", source = local.group_nsg_ids[client]' in peers
+    assert "if try(svc.peers_port, null) != null" in peers
+    assert "local.peer_rules" in _code(tf.locals()["ingress_rules"])
+    groups = _code(tf.locals()["peer_groups"])
+    assert "try(svc.clients, []) if try(svc.route, null) != null" in groups and "local.front_door_groups" in groups
+    # What that selects from today's topology: the airflow and api hosts (MLflow's and the API's clients).
+    front = {s["group"] for s in LB_SERVICES.values()}
+    want = sorted({c for s in ROUTED.values() for c in s.get("clients", [])} - front)
+    assert want == ["airflow", "api"]
+    assert all(s.get("peers_port") for s in LB_SERVICES.values())
+
+
+def test_only_groups_whose_services_scale_out_may_have_several_instances(tf):
+    groups = _code(tf.locals()["scale_out_groups"])
+    assert "try(svc.scale_out, false) if svc.group == group" in groups
+    nsg = _res(tf, "oci_core_network_security_group", "service")
+    conditions = [_code(p["condition"]) for p in nsg["lifecycle"][0]["precondition"]]
+    assert any(
+        "var.instance_groups[group].count == 1 || contains(local.scale_out_groups, group)" in c for c in conditions
+    ), conditions
+    # Today: the edge, MLflow and the API (with the dashboard); not Airflow yet.
+    scalable = sorted(
+        g for g in INSTANCE_GROUPS if all(s.get("scale_out", False) for s in SERVICES.values() if s["group"] == g)
+    )
+    assert scalable == ["api", "edge", "mlflow"]
+
+
 def test_ssh_only_through_the_bastion(tf):
     assert unquote(tf.locals()["bastion_source"]) == "${oci_bastion_bastion.this.private_endpoint_ip_address}/32"
     assert unquote(tf.locals()["bastion_host"]) == "host.bastion.${var.region}.oci.oraclecloud.com"

@@ -154,7 +154,7 @@ def test_ingress_rules_are_one_resource_over_published_client_and_ssh_rules(tf):
     rule = rules["ingress"]
     assert rule["for_each"] == "${local.ingress_rules}"
     assert tf.locals()["ingress_rules"] == (
-        "${merge(local.lb_rules, local.published_rules, local.client_rules, local.ssh_rules)}"
+        "${merge(local.lb_rules, local.published_rules, local.client_rules, local.peer_rules, local.ssh_rules)}"
     )
     assert rule["network_security_group_id"] == "${each.value.nsg_id}"
     assert rule["source_type"] == "${each.value.source_type}"
