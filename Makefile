@@ -46,15 +46,21 @@ images: prereqs ## Build the lab images (debootstrap + docker import) if missing
 	  if [[ "$$LAB_DB_IMAGE" == "$(DEFAULT_LAB_DB_IMAGE)" ]]; then lab/build-image.sh sid $(DEFAULT_LAB_DB_IMAGE) & pids+=($$!); fi; \
 	  status=0; for p in "$${pids[@]}"; do wait "$$p" || status=1; done; exit $$status'
 
-lab: venv images ## Start the lab hosts, converge site.yml on them, print what is where
-	@$(TIMED) lab-up ansible-playbook ansible/playbooks/lab-up.yml
-	@$(TIMED) lab-converge ansible-playbook site.yml -i inventory/lab
-	@ansible-playbook ansible/playbooks/lab-info.yml
+# SCALE=2: the lab's scale profile (inventory/lab-scale: two MLflow and two
+# API hosts behind the edge, its own containers, network and ports;
+# docs/scaling.md). SCALE=1 (default): the small lab, inventory/lab.
+SCALE ?= 1
+LAB_INVENTORY := $(if $(filter 1,$(SCALE)),inventory/lab,$(if $(filter 2,$(SCALE)),inventory/lab-scale,$(error SCALE must be 1 or 2, not '$(SCALE)')))
 
-lab-destroy: venv ## Remove the lab hosts (images and caches stay)
-	ansible-playbook ansible/playbooks/lab-destroy.yml
+lab: venv images ## Start the lab hosts, converge site.yml on them, print what is where (SCALE=2: the scale profile)
+	@$(TIMED) lab-up ansible-playbook ansible/playbooks/lab-up.yml -i $(LAB_INVENTORY)
+	@$(TIMED) lab-converge ansible-playbook site.yml -i $(LAB_INVENTORY)
+	@ansible-playbook ansible/playbooks/lab-info.yml -i $(LAB_INVENTORY)
 
-INVENTORY ?= inventory/lab
+lab-destroy: venv ## Remove the lab hosts (images and caches stay; SCALE=2: the scale profile's)
+	ansible-playbook ansible/playbooks/lab-destroy.yml -i $(LAB_INVENTORY)
+
+INVENTORY ?= $(LAB_INVENTORY)
 # Ansible's selectors for drift and converge, each passed only when set:
 # `make converge LIMIT=lab-api TAGS=mlflow`.
 SELECTORS := $(if $(LIMIT),--limit '$(LIMIT)') $(if $(TAGS),--tags '$(TAGS)')
