@@ -111,7 +111,10 @@ def test_the_edge_routes_each_service_to_its_private_address(edge_wiring):
     assert routes["mlflow"]["strip_prefix"] is True
     assert routes["api"]["strip_prefix"] is True
     assert not routes["airflow"].get("strip_prefix") and not routes["dashboard"].get("strip_prefix")
-    assert routes["dashboard"]["websocket"] is True
+    assert routes["dashboard"]["websocket"] is True and routes["dashboard"]["sticky"] is True
+    # Predictions are retried on the next API host; MLflow's writes never are.
+    assert routes["api"]["retry_non_idempotent"] is True
+    assert not any(routes[n].get("retry_non_idempotent") for n in ("mlflow", "airflow", "dashboard"))
     assert set(routes["airflow"]["rate_limited_paths"]) == {"/airflow/auth/login", "/airflow/auth/token"}
     assert all(r.get("body_max") for r in routes.values())
     assert edge_wiring["edge_landing_route"] in routes
