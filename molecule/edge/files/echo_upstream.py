@@ -22,7 +22,7 @@ class Echo(BaseHTTPRequestHandler):
                 "path": self.path,
                 "headers": dict(self.headers.items()),
                 "body_bytes": received,
-                "port": self.server.server_address[1],
+                "port": self.connection.getsockname()[1],
             }
         ).encode()
         self.send_response(200)
