@@ -1,0 +1,180 @@
+"""Two MLflow hosts and two API hosts behind the edge (the scale profile):
+requests spread over both hosts of each group, and a host whose service is
+stopped costs no request: the users' calls go through the edge's public
+route, the platform's own calls (the API loading models from MLflow) through
+its peers' listener."""
+
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+from scalekit import edge_upstreams, on_host, outside, report, systemctl
+
+MODEL = "iris-classifier"  # registered by the iris_training pipeline (tests/outside's quickstart ran it)
+ROW = {"data": [[5.1, 3.5, 1.4, 0.2]]}
+
+# The bounded load loop: this many requests per second for this long.
+RATE, SECONDS = 20, 30
+
+
+def _predict(env: dict[str, str], session: requests.Session) -> int:
+    resp = session.post(
+        f"{env['OCI_MLOPS_API_URL']}/predict/{MODEL}/champion",
+        json=ROW,
+        headers={"X-API-Key": env["OCI_MLOPS_API_KEY"]},
+        timeout=30,
+        verify=env["OCI_MLOPS_CA_BUNDLE"],
+    )
+    return resp.status_code
+
+
+def _load(env: dict[str, str], during=None) -> dict:
+    """RATE predictions a second for SECONDS through the edge, each on its
+    schedule (a slow answer does not slow the others down); `during` runs in
+    a thread once the loop has started. Returns what was sent and answered."""
+    local = threading.local()
+    results: list[tuple[int | str, float]] = []
+    lock = threading.Lock()
+
+    def one(at: float) -> None:
+        time.sleep(max(0.0, at - time.monotonic()))
+        session = getattr(local, "session", None) or requests.Session()
+        local.session = session
+        started = time.monotonic()
+        try:
+            status: int | str = _predict(env, session)
+        except requests.RequestException as exc:
+            status = type(exc).__name__
+        with lock:
+            results.append((status, time.monotonic() - started))
+
+    start = time.monotonic() + 0.5
+    side = threading.Thread(target=during) if during else None
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        futures = [pool.submit(one, start + i / RATE) for i in range(RATE * SECONDS)]
+        if side:
+            time.sleep(2)
+            side.start()
+        for future in futures:
+            future.result()
+    if side:
+        side.join()
+    failed = [status for status, _ in results if status != 200]
+    latencies = sorted(seconds for _, seconds in results)
+    return {
+        "sent": len(results),
+        "failed": len(failed),
+        "statuses": sorted({str(s) for s in failed}),
+        "p50_ms": round(statistics.median(latencies) * 1000),
+        "p99_ms": round(outside.percentile(latencies, 99) * 1000),
+        "wall_s": round(time.monotonic() - start, 1),
+    }
+
+
+def _edge_now(edge: str) -> str:
+    done = on_host(edge, "date", "+%Y-%m-%d %H:%M:%S")
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def _wait_ready(env: dict[str, str], timeout: float = 120) -> None:
+    outside.wait_for(
+        lambda: (
+            requests.get(f"{env['OCI_MLOPS_API_URL']}/ready", timeout=10, verify=env["OCI_MLOPS_CA_BUNDLE"]).status_code
+            == 200
+        ),
+        timeout,
+    )
+
+
+def test_predictions_spread_over_both_api_hosts(user_env, groups):
+    edge = groups["edge"][0]
+    since = _edge_now(edge)
+    session = requests.Session()
+    statuses = [_predict(user_env, session) for _ in range(40)]
+    assert statuses == [200] * 40, statuses
+    served = edge_upstreams(edge, since, "/api/predict")
+    counts = {address: served.count(address) for address in sorted(set(served))}
+    report(f"40 predictions through the edge, per API backend: {counts}")
+    assert len(counts) == len(groups["api"]), counts
+
+
+def test_mlflow_calls_spread_over_both_mlflow_hosts(user_env, groups):
+    edge = groups["edge"][0]
+    since = _edge_now(edge)
+    auth = (user_env["MLFLOW_TRACKING_USERNAME"], user_env["MLFLOW_TRACKING_PASSWORD"])
+    for _ in range(20):
+        resp = requests.get(
+            f"{user_env['MLFLOW_TRACKING_URI']}/api/2.0/mlflow/registered-models/get",
+            params={"name": MODEL},
+            auth=auth,
+            timeout=30,
+            verify=user_env["OCI_MLOPS_CA_BUNDLE"],
+        )
+        assert resp.status_code == 200, resp.text[:300]
+    served = edge_upstreams(edge, since, "/mlflow/api/2.0/mlflow/registered-models/get")
+    counts = {address: served.count(address) for address in sorted(set(served))}
+    report(f"20 MLflow REST calls through the edge, per MLflow backend: {counts}")
+    assert len(counts) == len(groups["mlflow"]), counts
+
+
+@pytest.fixture
+def one_api_host_stopped(user_env, groups):
+    host = groups["api"][0]
+    yield host
+    systemctl(host, "start", "oci-mlops-api.service")
+    _wait_ready(user_env)
+
+
+def test_a_stopped_api_host_fails_no_prediction(user_env, groups, one_api_host_stopped):
+    """The bounded loop through the edge while one API host's service stops
+    (in-flight requests finish; new ones go to the other host)."""
+    result = _load(user_env, during=lambda: systemctl(one_api_host_stopped, "stop", "oci-mlops-api.service"))
+    report(f"{RATE} req/s for {SECONDS} s while {one_api_host_stopped}'s API stops: {result}")
+    assert result["sent"] == RATE * SECONDS
+    assert result["failed"] == 0, result
+
+
+@pytest.fixture
+def one_mlflow_host_stopped(groups):
+    host = groups["mlflow"][0]
+    systemctl(host, "stop", "mlflow.service")
+    yield host
+    systemctl(host, "start", "mlflow.service")
+
+
+def test_a_stopped_mlflow_host_fails_no_client_call(user_env, groups, one_mlflow_host_stopped):
+    """MLflow's own client (a user's run) through the edge, and the API
+    host's calls through the peers' listener, while one MLflow host is down."""
+    code = """
+import time, mlflow
+from mlflow import MlflowClient
+mlflow.set_experiment("scale-failover")
+started = time.monotonic()
+for i in range(10):
+    with mlflow.start_run(run_name=f"failover-{i}"):
+        mlflow.log_param("i", i)
+        mlflow.log_metric("m", i * 0.5)
+assert MlflowClient().get_registered_model("iris-classifier").name == "iris-classifier"
+print(f"{time.monotonic() - started:.1f}")
+"""
+    done = outside.python(code, user_env, 300)
+    seconds = outside.passed(done, "MLflow client with one MLflow host down").strip().splitlines()[-1]
+    report(f"10 MLflow runs (start, param, metric, end) with {one_mlflow_host_stopped} down: {seconds} s, 0 failed")
+    # The platform's own path: each API host reaches MLflow through the edge's peers' listener.
+    for host in groups["api"]:
+        peers = on_host(
+            host,
+            "python3",
+            "-c",
+            "import urllib.request;"
+            "lines = open('/etc/oci-mlops-api/api.env').read().splitlines();"
+            "env = dict(l.split('=', 1) for l in lines if '=' in l and not l.startswith('#'));"
+            "print(urllib.request.urlopen(env['MLFLOW_TRACKING_URI'] + '/health', timeout=10).status)",
+        )
+        assert peers.returncode == 0 and peers.stdout.strip() == "200", (host, peers.stdout, peers.stderr[-500:])
