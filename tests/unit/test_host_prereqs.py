@@ -53,31 +53,40 @@ def _dry_run(tmp_path: Path, fakes: dict[str, int], os_id: str = "debian") -> li
 
 def test_a_docker_client_alone_means_the_engine_gets_installed(tmp_path):
     # The machine image's situation: `docker` on PATH, no dockerd anywhere.
-    missing = _dry_run(tmp_path, {"docker": 0, "debootstrap": 0, "age": 0, "age-keygen": 0, "chromium": 0})
+    missing = _dry_run(tmp_path, {"docker": 0, "debootstrap": 0, "age": 0, "age-keygen": 0, "nginx": 0, "chromium": 0})
     assert missing == ["docker.io"]
 
 
 def test_an_engine_that_does_not_run_counts_as_missing(tmp_path):
     missing = _dry_run(
-        tmp_path, {"docker": 0, "dockerd": 127, "debootstrap": 0, "age": 0, "age-keygen": 0, "chromium": 0}
+        tmp_path, {"docker": 0, "dockerd": 127, "debootstrap": 0, "age": 0, "age-keygen": 0, "nginx": 0, "chromium": 0}
     )
     assert missing == ["docker.io"]
 
 
 def test_nothing_is_installed_when_everything_runs(tmp_path):
     assert (
-        _dry_run(tmp_path, {"docker": 0, "dockerd": 0, "debootstrap": 0, "age": 0, "age-keygen": 0, "chromium": 0})
+        _dry_run(
+            tmp_path,
+            {"docker": 0, "dockerd": 0, "debootstrap": 0, "age": 0, "age-keygen": 0, "nginx": 0, "chromium": 0},
+        )
         == []
     )
 
 
 def test_a_fresh_debian_machine_gets_everything(tmp_path):
-    assert _dry_run(tmp_path, {"docker": 0}) == ["docker.io", "debootstrap", "age", "chromium"]
+    assert _dry_run(tmp_path, {"docker": 0}) == ["docker.io", "debootstrap", "age", "nginx-light", "chromium"]
+
+
+def test_an_nginx_that_does_not_run_is_missing(tmp_path):
+    # the edge role's tests run its configuration on a real nginx
+    fakes = {"docker": 0, "dockerd": 0, "debootstrap": 0, "age": 0, "age-keygen": 0, "nginx": 1, "chromium": 0}
+    assert _dry_run(tmp_path, fakes) == ["nginx-light"]
 
 
 def test_age_without_its_key_generator_is_missing(tmp_path):
     # The lab's backups need both: age-keygen on the first converge, age for a restore.
-    fakes = {"docker": 0, "dockerd": 0, "debootstrap": 0, "age": 0, "chromium": 0}
+    fakes = {"docker": 0, "dockerd": 0, "debootstrap": 0, "age": 0, "nginx": 0, "chromium": 0}
     assert _dry_run(tmp_path, fakes) == ["age"]
 
 
@@ -86,6 +95,8 @@ def test_a_chromium_stub_that_does_not_run_is_missing(tmp_path, os_id, expected)
     # Ubuntu's chromium-browser deb is a stub asking for the snap: it is not a
     # browser. Only Debian's archive has the real package to install.
     missing = _dry_run(
-        tmp_path, {"docker": 0, "dockerd": 0, "debootstrap": 0, "age": 0, "age-keygen": 0, "chromium-browser": 1}, os_id
+        tmp_path,
+        {"docker": 0, "dockerd": 0, "debootstrap": 0, "age": 0, "age-keygen": 0, "nginx": 0, "chromium-browser": 1},
+        os_id,
     )
     assert missing == expected
