@@ -367,6 +367,13 @@ def test_peers_reach_a_scaled_service_through_the_edge_and_the_dashboard_its_own
     assert airflow["airflow_mlflow_tracking_uri"] == f"{front}/mlflow"
 
 
+def test_mlflow_accepts_the_peers_host_header_through_the_edge(tmp_path):
+    """Peers reach a scaled MLflow through the edge's peers' listener by the
+    edge's private address, which the edge passes on as Host."""
+    got = _render(tmp_path, "203.0.113.20", ["mlflow_allowed_hosts"], hosts=SCALED)
+    assert got["mlflow_allowed_hosts"] == ["203.0.113.13", "10.0.1.13"]
+
+
 def test_one_mlflow_host_migrates_collects_garbage_and_manages_the_users(tmp_path):
     names = ["mlflow_db_migration_host", "mlflow_gc_enabled", "mlflow_manage_users"]
     first = _render(tmp_path, "203.0.113.10", names, hosts=SCALED)
