@@ -157,14 +157,15 @@ def test_routes_are_rendered(site):
     mlflow = conf.split("upstream edge_mlflow {", 1)[1].split("}", 1)[0]
     assert f"server 127.0.0.1:{up} max_fails=1 fail_timeout=10s;" in mlflow
     assert f"server 127.0.0.1:{second} max_fails=1 fail_timeout=10s;" in mlflow
-    assert "hash " not in mlflow and "keepalive 16;" in mlflow
+    assert "hash " not in mlflow and "keepalive" not in mlflow  # a connection per request (the default)
     assert f"server 127.0.0.1:{dead} " in conf.split("upstream edge_api {", 1)[1].split("}", 1)[0]
     assert "hash $binary_remote_addr consistent;" in conf.split("upstream edge_dashboard {", 1)[1].split("}", 1)[0]
     # POSTs go to the next backend only where the route says nothing is written.
     api = conf.split("location /api/ {", 1)[1].split("}", 1)[0]
-    assert "proxy_next_upstream error timeout http_502 http_503 http_504 non_idempotent;" in api
+    assert "proxy_next_upstream error timeout non_idempotent;" in api
     mlflow_location = conf.split("location /mlflow/ {", 1)[1].split("}", 1)[0]
-    assert "proxy_next_upstream error timeout http_502 http_503 http_504;" in mlflow_location
+    # A backend's answer (a 503 it means) is passed on, and takes no backend out.
+    assert "proxy_next_upstream error timeout;" in mlflow_location
     token = conf.split("location /airflow/auth/token {", 1)[1].split("}", 1)[0]
     assert "limit_req zone=edge_login burst=3 nodelay;" in token
     assert "client_max_body_size 2m;" in conf.split("location /mlflow/ {", 1)[1].split("}", 1)[0]
