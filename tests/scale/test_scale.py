@@ -7,13 +7,14 @@ its peers' listener."""
 from __future__ import annotations
 
 import statistics
+import subprocess
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
-from scalekit import edge_upstreams, on_host, outside, report, systemctl
+from scalekit import INVENTORY, edge_upstreams, on_host, outside, report, systemctl
 
 MODEL = "iris-classifier"  # registered by the iris_training pipeline (tests/outside's quickstart ran it)
 ROW = {"data": [[5.1, 3.5, 1.4, 0.2]]}
@@ -33,8 +34,8 @@ def _predict(env: dict[str, str], session: requests.Session) -> int:
     return resp.status_code
 
 
-def _load(env: dict[str, str], during=None) -> dict:
-    """RATE predictions a second for SECONDS through the edge, each on its
+def _load(env: dict[str, str], during=None, seconds: int = SECONDS) -> dict:
+    """RATE predictions a second for `seconds` through the edge, each on its
     schedule (a slow answer does not slow the others down); `during` runs in
     a thread once the loop has started. Returns what was sent and answered."""
     local = threading.local()
@@ -56,7 +57,7 @@ def _load(env: dict[str, str], during=None) -> dict:
     start = time.monotonic() + 0.5
     side = threading.Thread(target=during) if during else None
     with ThreadPoolExecutor(max_workers=16) as pool:
-        futures = [pool.submit(one, start + i / RATE) for i in range(RATE * SECONDS)]
+        futures = [pool.submit(one, start + i / RATE) for i in range(RATE * seconds)]
         if side:
             time.sleep(2)
             side.start()
@@ -178,3 +179,68 @@ print(f"{time.monotonic() - started:.1f}")
             "print(urllib.request.urlopen(env['MLFLOW_TRACKING_URI'] + '/health', timeout=10).status)",
         )
         assert peers.returncode == 0 and peers.stdout.strip() == "200", (host, peers.stdout, peers.stderr[-500:])
+
+
+def _converge_api(*extra: str) -> subprocess.CompletedProcess:
+    """site.yml's model_api role on the api hosts, as an operator runs it."""
+    return subprocess.run(
+        [
+            str(outside.ROOT / ".venv" / "bin" / "ansible-playbook"),
+            "site.yml",
+            "-i",
+            str(INVENTORY),
+            "--tags",
+            "model_api",
+            "--limit",
+            "api",
+            *extra,
+        ],
+        cwd=outside.ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+
+
+def _started_at(host: str) -> str:
+    done = on_host(host, "systemctl", "show", "-p", "ActiveEnterTimestampMonotonic", "--value", "oci-mlops-api")
+    return done.stdout.strip()
+
+
+@pytest.fixture
+def api_config_changed():
+    yield
+    back = _converge_api()
+    assert back.returncode == 0, back.stdout[-3000:]
+
+
+def test_a_rolling_restart_of_the_api_hosts_fails_no_prediction(user_env, groups, api_config_changed):
+    """A changed API setting (its log level) restarts both api hosts, one at
+    a time (each answers again before the next restarts), while predictions
+    keep coming through the edge: none fails."""
+    before = {host: _started_at(host) for host in groups["api"]}
+    converge: dict = {}
+    started = time.monotonic()
+
+    def roll() -> None:
+        converge["run"] = _converge_api("-e", "model_api_log_level=DEBUG")
+        converge["seconds"] = time.monotonic() - started
+
+    result = _load(user_env, during=roll, seconds=180)
+    run = converge["run"]
+    assert run.returncode == 0, run.stdout[-3000:]
+    # The whole roll happened while the loop ran.
+    assert converge["seconds"] < 180, converge["seconds"]
+    after = {host: int(_started_at(host)) for host in groups["api"]}
+    assert all(after[host] != int(before[host]) for host in groups["api"]), (before, after)
+    # One at a time: the hosts came up seconds apart (the next restarted once
+    # the previous answered /health), not together. Containers share the
+    # kernel's monotonic clock.
+    apart = (max(after.values()) - min(after.values())) / 1e6
+    report(
+        f"rolling restart of {len(groups['api'])} API hosts (converge {converge['seconds']:.0f} s, "
+        f"restarts {apart:.1f} s apart) under {RATE} req/s: {result}"
+    )
+    assert apart >= 2, f"the API hosts restarted {apart:.1f} s apart: not one at a time"
+    assert result["failed"] == 0, result
