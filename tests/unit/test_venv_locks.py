@@ -135,7 +135,9 @@ def test_every_requirement_of_every_lock_is_pinned_with_a_hash(lock):
             plain = name.split("[", 1)[0] + "==" + requirement.split("==", 1)[1]
             assert plain in requirements, f"{lock}: extras without the same plain pin and hashes: {requirement[:120]}"
             directive = f"# lock-pin-with-extras: {name}"
-            assert directive in lock.with_suffix(".in").read_text(encoding="utf-8"), f"{lock}: extras in a lock: {requirement[:120]}"
+            assert directive in lock.with_suffix(".in").read_text(encoding="utf-8"), (
+                f"{lock}: extras in a lock: {requirement[:120]}"
+            )
     # the source it was compiled from sits beside it, and names `make locks`
     assert lock.with_suffix(".in").is_file(), f"{lock}: no {lock.with_suffix('.in').name} beside it"
     assert "#    make locks" in lock.read_text(encoding="utf-8"), f"{lock}: not written by `make locks`"
