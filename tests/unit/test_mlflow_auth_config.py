@@ -28,6 +28,7 @@ REQUIRED = {
     "mlflow_s3_access_key": "",
     "mlflow_s3_secret_key": "",
     "mlflow_auth_trusted_proxies": [],
+    "mlflow_host": "0.0.0.0",
 }
 
 
@@ -68,6 +69,8 @@ def test_the_defaults_turn_the_cache_and_the_limiter_on(tmp_path):
     assert env["PYTHONPATH"] == "/opt/mlflow/lib"
     assert (env["OCI_MLOPS_AUTH_FAILED_LIMIT"], env["OCI_MLOPS_AUTH_FAILED_WINDOW"]) == ("3", "60")
     assert env["OCI_MLOPS_AUTH_TRUSTED_PROXIES"] == '""'
+    # listening on every address, the role's own checks come from loopback
+    assert env["OCI_MLOPS_AUTH_LOCAL_ADDRESSES"] == '"127.0.0.1"'
 
 
 def test_zero_turns_them_off(tmp_path):
@@ -84,10 +87,13 @@ def test_the_settings_reach_the_files(tmp_path):
         mlflow_auth_failed_login_limit=3,
         mlflow_auth_failed_login_window=300,
         mlflow_auth_trusted_proxies=["10.0.0.4", "fd00::4"],
+        mlflow_host="10.0.0.9",
     )
     assert ini.getint("auth_cache_ttl_seconds") == 120
     assert (env["OCI_MLOPS_AUTH_FAILED_LIMIT"], env["OCI_MLOPS_AUTH_FAILED_WINDOW"]) == ("3", "300")
     assert env["OCI_MLOPS_AUTH_TRUSTED_PROXIES"] == '"10.0.0.4,fd00::4"'
+    # behind the edge MLflow listens on the private address: the role's own checks come from there
+    assert env["OCI_MLOPS_AUTH_LOCAL_ADDRESSES"] == '"10.0.0.9"'
 
 
 @pytest.mark.parametrize(

@@ -220,6 +220,7 @@ def server(monkeypatch):
         OCI_MLOPS_AUTH_FAILED_LIMIT="5",
         OCI_MLOPS_AUTH_FAILED_WINDOW="60",
         OCI_MLOPS_AUTH_TRUSTED_PROXIES="10.0.0.1,127.0.0.2",
+        OCI_MLOPS_AUTH_LOCAL_ADDRESSES="10.0.0.9",
     )
     request = FakeRequest()
     auth = FakeMlflowAuth(request, password="the-right-password")
@@ -345,8 +346,11 @@ def test_requests_without_credentials_are_mlflows_401_and_do_not_count(server):
     assert auth.hashes == 1
 
 
-@pytest.mark.parametrize("peer", ["127.0.0.1", "::1"])
+@pytest.mark.parametrize("peer", ["127.0.0.1", "::1", "10.0.0.9"])
 def test_the_hosts_own_processes_are_not_limited(server, peer):
+    """From loopback, or from the host's own address (10.0.0.9: MLflow listens on
+    the private address behind the edge; the role's user checks, which all fail
+    once on a fresh platform, came from there and were refused 429 by a worker)."""
     _, _, auth = server
     for i in range(20):
         assert _call(server, f"guess-{i}", remote=peer, forwarded=None).status_code == 401
@@ -360,6 +364,20 @@ def test_a_trusted_proxy_on_the_host_itself_is_limited(server, forwarded):
     _, _, auth = server
     for i in range(20):
         _call(server, f"guess-{i}", remote="127.0.0.2", forwarded=forwarded)
+    assert auth.hashes == 5
+
+
+def test_another_hosts_address_is_limited(server):
+    _, _, auth = server
+    for i in range(20):
+        _call(server, f"guess-{i}", remote="10.0.0.8", forwarded=None)
+    assert auth.hashes == 5
+
+
+def test_the_hosts_own_address_claimed_through_the_edge_is_not_exempt(server):
+    _, _, auth = server
+    for i in range(20):
+        _call(server, f"guess-{i}", forwarded="10.0.0.9")
     assert auth.hashes == 5
 
 

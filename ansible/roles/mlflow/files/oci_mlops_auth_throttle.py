@@ -25,9 +25,11 @@ The client address is the TCP peer, or, when the peer is one of
 `OCI_MLOPS_AUTH_TRUSTED_PROXIES` (comma-separated addresses: the edge, which
 replaces X-Forwarded-For with the address it saw, and the dashboard, which
 sends the address of the browser a sign-in comes from), the last
-X-Forwarded-For entry. Loopback peers that are not trusted proxies are not
-limited: the host's own processes (the mlflow role checks its users'
-passwords from there). A trusted proxy always is, per forwarded address or,
+X-Forwarded-For entry. Peers on the host itself (loopback, or the host's own
+address in `OCI_MLOPS_AUTH_LOCAL_ADDRESSES`: behind the edge MLflow listens
+on the private address only) that are not trusted proxies are not limited:
+the host's own processes (the mlflow role checks its users' passwords from
+there; on a fresh platform every user's check fails once). A trusted proxy always is, per forwarded address or,
 without one, under its own: a co-located edge must be one, or everything it
 forwards would be exempt. MLflow runs this function for its FastAPI routes
 (jobs, gateway, traces, artifact downloads and uploads) in a synthetic
@@ -134,9 +136,21 @@ def _int_env(name: str, default: int) -> int:
     return int(value) if value else default
 
 
-def _trusted_proxies() -> frozenset[str]:
-    names = os.environ.get("OCI_MLOPS_AUTH_TRUSTED_PROXIES", "")
+def _addresses(variable: str) -> frozenset[str]:
+    names = os.environ.get(variable, "")
     return frozenset(str(ipaddress.ip_address(n.strip())) for n in names.split(",") if n.strip())
+
+
+def _trusted_proxies() -> frozenset[str]:
+    return _addresses("OCI_MLOPS_AUTH_TRUSTED_PROXIES")
+
+
+# The host's own addresses besides loopback (OCI_MLOPS_AUTH_LOCAL_ADDRESSES:
+# the private address MLflow listens on behind the edge, where the mlflow
+# role's own checks connect from). A connection from there is the host's own
+# process: nobody else sends from this host's address (the VCN's and the lab
+# network's source checks).
+LOCAL_ADDRESSES = _addresses("OCI_MLOPS_AUTH_LOCAL_ADDRESSES")
 
 
 LIMITER = FailedLoginLimiter(
@@ -193,9 +207,9 @@ class GoodCredentials:
 GOOD = GoodCredentials(GOOD_SECONDS)
 
 
-def _is_loopback(client: str) -> bool:
+def _is_local(client: str) -> bool:
     try:
-        return ipaddress.ip_address(client).is_loopback
+        return ipaddress.ip_address(client).is_loopback or str(ipaddress.ip_address(client)) in LOCAL_ADDRESSES
     except ValueError:
         return False
 
@@ -244,7 +258,7 @@ def authenticate_request_basic_auth_throttled() -> Any:
     if _is_logout(*credential):
         return auth.authenticate_request_basic_auth()  # MLflow's 401 (no such user), not a guess
     client = client_address(request.remote_addr, request.headers.get("X-Forwarded-For"), TRUSTED_PROXIES)
-    if client == request.remote_addr and _is_loopback(client) and client not in TRUSTED_PROXIES:
+    if client == request.remote_addr and _is_local(client) and client not in TRUSTED_PROXIES:
         return auth.authenticate_request_basic_auth()  # the host's own processes
     wait = LIMITER.acquire(client)
     if wait:
