@@ -9,16 +9,17 @@ other suites do not use (they reach MLflow from the api and mlflow hosts).
 """
 
 import base64
-import importlib.util
 import ipaddress
 import json
 import os
+import runpy
 import shlex
 import time
 import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import testinfra
@@ -289,17 +290,8 @@ def test_kill_9_is_restarted_and_healthy_again(host):
 
 
 # --- TLS to MySQL (issue #14 point 5, #15 point 8) ---------------------------
-def _mysql_tls():
-    spec = importlib.util.spec_from_file_location(
-        "mysql_tls", Path(__file__).resolve().parents[2] / "_shared/files/mysql_tls.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-MYSQL_TLS = _mysql_tls()
+# molecule/_shared/files/mysql_tls.py's functions (probe, connection_types).
+MYSQL_TLS = SimpleNamespace(**runpy.run_path(str(Path(__file__).resolve().parents[2] / "_shared/files/mysql_tls.py")))
 
 
 @pytest.fixture(scope="module")

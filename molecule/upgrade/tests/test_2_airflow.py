@@ -3,11 +3,12 @@
 The tests run in file order: the DAG sync tests change the bucket.
 """
 
-import importlib.util
 import ipaddress
 import os
+import runpy
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import requests
@@ -284,17 +285,8 @@ def test_unreachable_source_fails_visibly_and_keeps_the_dags(host, objectstore):
 
 
 # --- TLS to MySQL (issue #14 point 5, #15 point 8) ---------------------------
-def _mysql_tls():
-    spec = importlib.util.spec_from_file_location(
-        "mysql_tls", Path(__file__).resolve().parents[2] / "_shared/files/mysql_tls.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-MYSQL_TLS = _mysql_tls()
+# molecule/_shared/files/mysql_tls.py's functions (probe, connection_types).
+MYSQL_TLS = SimpleNamespace(**runpy.run_path(str(Path(__file__).resolve().parents[2] / "_shared/files/mysql_tls.py")))
 
 
 @pytest.fixture(scope="module")
