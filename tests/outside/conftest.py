@@ -48,20 +48,29 @@ REPORT = ARTIFACTS / "outside-report.txt"
 _NOT_THE_USERS = ("MLFLOW_", "AIRFLOW_", "OCI_MLOPS_API", "OCI_MLOPS_DASHBOARD", "AWS_")
 
 
-def pytest_sessionstart(session):  # noqa: ARG001 (pytest hook signature)
+def start_report(path: Path, suite: str) -> None:
+    """Start a report of measured figures (artifacts/<name>.txt) for SUITE against INVENTORY."""
     ARTIFACTS.mkdir(exist_ok=True)
-    REPORT.write_text(
-        f"# tests/outside against {INVENTORY}, {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC: "
-        "measured values\n",
+    path.write_text(
+        f"# {suite} against {INVENTORY}, {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC: measured values\n",
         encoding="utf-8",
     )
 
 
+def append_report(path: Path, line: str) -> None:
+    """Append a measured figure to the report at PATH (and print it)."""
+    with path.open("a", encoding="utf-8") as out:
+        out.write(line + "\n")
+    print(f"[{path.stem}] {line}")
+
+
+def pytest_sessionstart(session):  # noqa: ARG001 (pytest hook signature)
+    start_report(REPORT, "tests/outside")
+
+
 def report(line: str) -> None:
     """Append a measured figure to artifacts/outside-report.txt (and print it)."""
-    with REPORT.open("a", encoding="utf-8") as out:
-        out.write(line + "\n")
-    print(f"[outside-report] {line}")
+    append_report(REPORT, line)
 
 
 def base_env() -> dict[str, str]:

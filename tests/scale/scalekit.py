@@ -14,7 +14,6 @@ Measured figures go to artifacts/scale-report.txt.
 
 from __future__ import annotations
 
-import datetime
 import importlib.util
 import subprocess
 from pathlib import Path
@@ -37,19 +36,12 @@ REPORT = outside.ARTIFACTS / "scale-report.txt"
 
 
 def start_report() -> None:
-    outside.ARTIFACTS.mkdir(exist_ok=True)
-    REPORT.write_text(
-        f"# tests/scale against {INVENTORY}, {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC: "
-        "measured values\n",
-        encoding="utf-8",
-    )
+    outside.start_report(REPORT, "tests/scale")
 
 
 def report(line: str) -> None:
     """Append a measured figure to artifacts/scale-report.txt (and print it)."""
-    with REPORT.open("a", encoding="utf-8") as out:
-        out.write(line + "\n")
-    print(f"[scale-report] {line}")
+    outside.append_report(REPORT, line)
 
 
 @pytest.fixture(scope="session")
