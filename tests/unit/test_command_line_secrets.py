@@ -598,6 +598,7 @@ def test_the_commands_get_their_secrets_from_files_and_stdin_only(tmp_path, monk
         "mlflow_db_wait_timeout": 5,
         "mlflow_active": {"stdout": "inactive"},
         "mlflow_auth_trusted_proxies": [],
+        "mlflow_host": "127.0.0.1",  # set by the platform
         "airflow_base_url": "",  # set by the platform
         "airflow_forwarded_allow_ips": [],  # set by the platform  # set by the platform (platform_defaults mlflow.yml)
         # Airflow (migrate.yml, admin.yml, publish.yml)
