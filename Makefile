@@ -161,9 +161,12 @@ outside-test: venv $(OUTSIDE_VENV)/.installed ## The users' view of a converged 
 # `make test`: a second platform of seven hosts does not fit CI's time). The
 # users' suite against it, then tests/scale: spread over both hosts of each
 # group, and no failed request while a host's service is stopped.
+# Two pytest runs: each suite's test modules import helpers from their own
+# conftest, which one run would load under one name.
 scale-test: venv $(OUTSIDE_VENV)/.installed ## tests/outside and tests/scale against the scale lab (make lab SCALE=2 first)
-	@$(TIMED) scale-test env OCI_MLOPS_INVENTORY=$(abspath inventory/lab-scale) \
-	  $(OUTSIDE_VENV)/bin/python -m pytest -q -p no:cacheprovider --timeout=1800 -x tests/outside tests/scale
+	@$(TIMED) scale-test env OCI_MLOPS_INVENTORY=$(abspath inventory/lab-scale) bash -c ' \
+	  $(OUTSIDE_VENV)/bin/python -m pytest -q -p no:cacheprovider --timeout=1800 -x tests/outside && \
+	  $(OUTSIDE_VENV)/bin/python -m pytest -q -p no:cacheprovider --timeout=1800 -x tests/scale'
 
 outside-lock: ## Regenerate tests/outside/requirements.txt (with hashes) from requirements.in
 	scripts/locks tests/outside/requirements.in
