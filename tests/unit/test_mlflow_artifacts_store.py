@@ -159,7 +159,6 @@ def test_a_destination_the_role_cannot_serve_fails_naming_the_variable(tmp_path,
         "mlflow_s3_access_key": "",
         "mlflow_s3_secret_key": "",
         "mlflow_auth_trusted_proxies": [],
-        "mlflow_host": "0.0.0.0",  # set by the platform
         "oci_mlops_client_cidrs": [],
         "mlflow_users": [],
         "mlflow_allowed_hosts": [],
