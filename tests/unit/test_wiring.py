@@ -367,6 +367,17 @@ def test_peers_reach_a_scaled_service_through_the_edge_and_the_dashboard_its_own
     assert airflow["airflow_mlflow_tracking_uri"] == f"{front}/mlflow"
 
 
+def test_restarts_behind_the_edge_wait_for_it_to_take_the_host_back(tmp_path):
+    """Several hosts: the next host restarts only once the edge (fail timeout
+    10 s) has taken the previous one back; one host: no wait."""
+    names = ["model_api_restart_settle", "mlflow_restart_settle"]
+    assert _render(tmp_path, "203.0.113.22", names, hosts=SCALED) == {
+        "model_api_restart_settle": 11,
+        "mlflow_restart_settle": 11,
+    }
+    assert _render(tmp_path, "203.0.113.12", names) == {"model_api_restart_settle": 0, "mlflow_restart_settle": 0}
+
+
 def test_mlflow_accepts_the_peers_host_header_through_the_edge(tmp_path):
     """Peers reach a scaled MLflow through the edge's peers' listener by the
     edge's private address, which the edge passes on as Host."""
