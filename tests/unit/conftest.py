@@ -127,7 +127,11 @@ def run_local_play(
         capture_output=True,
         text=True,
         env=dict(
-            os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_ROLES_PATH=str(ROLES), ANSIBLE_NOCOLOR="1"
+            os.environ,
+            ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
+            ANSIBLE_ROLES_PATH=str(ROLES),
+            ANSIBLE_NOCOLOR="1",
+            ANSIBLE_FORCE_COLOR="0",
         ),
         cwd=ROOT,
         timeout=timeout,

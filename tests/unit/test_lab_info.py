@@ -29,7 +29,13 @@ def test_lab_info_prints_every_published_url_and_every_host(tmp_path):
         capture_output=True,
         text=True,
         cwd=ROOT,
-        env=dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1", LAB_PORT_OFFSET="0"),
+        env=dict(
+            os.environ,
+            ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
+            ANSIBLE_NOCOLOR="1",
+            ANSIBLE_FORCE_COLOR="0",
+            LAB_PORT_OFFSET="0",
+        ),
         timeout=120,
         check=False,
     )

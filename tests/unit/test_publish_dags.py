@@ -101,6 +101,7 @@ def _publish(tmp: Path, src: Path, bucket: Path, *args: str) -> dict:
             ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
             ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
             ANSIBLE_NOCOLOR="1",
+            ANSIBLE_FORCE_COLOR="0",
         ),
         cwd=ROOT,
         timeout=300,

@@ -236,6 +236,7 @@ def _converge(*args) -> tuple[int, dict, str]:
         os.environ,
         ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
         ANSIBLE_NOCOLOR="1",
+        ANSIBLE_FORCE_COLOR="0",
         ANSIBLE_CONFIG=str(PROJECT / "ansible.cfg"),
         ANSIBLE_ROLES_PATH=str(PROJECT / "ansible" / "roles"),
         ANSIBLE_COLLECTIONS_PATH=str(PROJECT / ".ansible" / "collections"),
