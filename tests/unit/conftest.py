@@ -38,6 +38,16 @@ TOPOLOGY = yaml.safe_load((PLATFORM_DEFAULTS / "topology.yml").read_text(encodin
 PLATFORM_ROLES = [svc["role"] for svc in TOPOLOGY["services"].values()] + ["mysql_schemas"]
 
 
+def ansible_env(**extra: str) -> dict[str, str]:
+    """This process's environment for an ansible-playbook whose output a test
+    reads: the repository's ansible.cfg and plain text. ANSIBLE_FORCE_COLOR is
+    turned off too: outside CI the Makefile exports it (colour in a terminal),
+    and it wins over ANSIBLE_NOCOLOR. EXTRA on top."""
+    return dict(
+        os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", **extra
+    )
+
+
 def ansible_debug(inventory: Path, host: str, arg: str, **env: str) -> dict:
     """Render variables as the platform's plays see them on HOST of INVENTORY:
     a tiny playbook that loads platform_defaults and the service roles'
@@ -73,13 +83,7 @@ def ansible_debug(inventory: Path, host: str, arg: str, **env: str) -> dict:
         run = subprocess.run(
             ["ansible-playbook", "-i", str(inventory), str(playbook)],
             cwd=ROOT,
-            env=dict(
-                os.environ,
-                ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
-                ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
-                ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
-                **env,
-            ),
+            env=ansible_env(ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json", ANSIBLE_LOAD_CALLBACK_PLUGINS="1", **env),
             capture_output=True,
             text=True,
             timeout=120,
@@ -126,13 +130,7 @@ def run_local_play(
         + ["-e", f"@{tmp / 'extra.json'}", "-e", f"ansible_python_interpreter={sys.executable}", *args],
         capture_output=True,
         text=True,
-        env=dict(
-            os.environ,
-            ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
-            ANSIBLE_ROLES_PATH=str(ROLES),
-            ANSIBLE_NOCOLOR="1",
-            ANSIBLE_FORCE_COLOR="0",
-        ),
+        env=ansible_env(ANSIBLE_ROLES_PATH=str(ROLES)),
         cwd=ROOT,
         timeout=timeout,
         check=False,

@@ -8,13 +8,12 @@ not exist (docker_container_info asks the engine; .ci/run starts one)."""
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
 
 import pytest
-from conftest import ROOT, TOPOLOGY
+from conftest import ROOT, TOPOLOGY, ansible_env
 
 
 def test_lab_info_prints_every_published_url_and_every_host(tmp_path):
@@ -29,13 +28,7 @@ def test_lab_info_prints_every_published_url_and_every_host(tmp_path):
         capture_output=True,
         text=True,
         cwd=ROOT,
-        env=dict(
-            os.environ,
-            ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
-            ANSIBLE_NOCOLOR="1",
-            ANSIBLE_FORCE_COLOR="0",
-            LAB_PORT_OFFSET="0",
-        ),
+        env=ansible_env(LAB_PORT_OFFSET="0"),
         timeout=120,
         check=False,
     )

@@ -9,7 +9,6 @@ python does not exist): every task must run on the controller.
 """
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import ansible_env
 
 ROOT = Path(__file__).resolve().parents[2]
 PLAYBOOK = ROOT / "ansible" / "playbooks" / "publish-dags.yml"
@@ -95,14 +95,7 @@ def _publish(tmp: Path, src: Path, bucket: Path, *args: str) -> dict:
         ["ansible-playbook", "-i", str(inventory), str(PLAYBOOK), "-e", f"@{tmp / 'extra.json'}", *args],
         capture_output=True,
         text=True,
-        env=dict(
-            os.environ,
-            ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
-            ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
-            ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
-            ANSIBLE_NOCOLOR="1",
-            ANSIBLE_FORCE_COLOR="0",
-        ),
+        env=ansible_env(ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json", ANSIBLE_LOAD_CALLBACK_PLUGINS="1"),
         cwd=ROOT,
         timeout=300,
         check=False,

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import OCI_INFRA, ROOT
+from conftest import OCI_INFRA, ROOT, ansible_env
 
 PLAYBOOKS = ROOT / "ansible" / "playbooks"
 S3_VARS = ("mlflow_s3_access_key", "mlflow_s3_secret_key", "object_store_access_key")
@@ -55,13 +55,7 @@ def _run(tmp: Path, inventory: Path, playbook: Path, *args: str) -> subprocess.C
     return subprocess.run(
         ["ansible-playbook", "-i", str(inventory), str(playbook), *args],
         cwd=ROOT,
-        env=dict(
-            os.environ,
-            OCI_MLOPS_SECRETS_DIR=str(tmp / "secrets"),
-            ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
-            ANSIBLE_NOCOLOR="1",
-            ANSIBLE_FORCE_COLOR="0",
-        ),
+        env=ansible_env(OCI_MLOPS_SECRETS_DIR=str(tmp / "secrets")),
         capture_output=True,
         text=True,
         timeout=180,

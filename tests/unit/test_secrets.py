@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import ansible_env
 
 ROOT = Path(__file__).resolve().parents[2]
 PLAYBOOKS = ROOT / "ansible" / "playbooks"
@@ -57,14 +58,10 @@ class Lab:
         self.inventory.write_text(yaml.safe_dump(inventory))
 
     def run(self, playbook: str, *args: str) -> subprocess.CompletedProcess:
-        env = dict(
-            os.environ,
+        env = ansible_env(
             OCI_MLOPS_SECRETS_DIR=str(self.secrets),
-            ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
             # the Fernet key's filter, as when the airflow role is in the run
             ANSIBLE_FILTER_PLUGINS=str(ROOT / "ansible" / "roles" / "airflow" / "filter_plugins"),
-            ANSIBLE_NOCOLOR="1",
-            ANSIBLE_FORCE_COLOR="0",
         )
         return subprocess.run(
             ["ansible-playbook", "-i", str(self.inventory), str(PLAYBOOKS / playbook), *args],
