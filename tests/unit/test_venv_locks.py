@@ -466,3 +466,62 @@ def test_a_virtualenv_rebuilt_from_its_lock_is_the_same(tmp_path):
         freezes.append(_freeze(venv))
     assert freezes[0] == freezes[1]
     assert freezes[0] == _lock_pins_here(lock)
+
+
+# Debian 12's python3.11 -m venv gives a virtualenv pip 23.0.1, the oldest
+# pip the roles install with. Its resolver takes a dependency with extras
+# (`uvicorn[standard]>=0.15.0`) as its own, unpinned requirement: when the
+# index has a newer release than the lock's, it downloads that one and hash
+# mode refuses the whole install. A new upstream release breaks a lock that
+# installed the day before (the stop-33 CI: uvicorn 0.55.0), which `# lock-pin-
+# with-extras:` in the .in prevents (scripts/locks).
+OLDEST_PIP = "pip==23.0.1 --hash=sha256:236bcb61156d76c4b8a05821b988c7b8c35bf0da28a4b614e8d6ab5212c25c6f\n"
+
+
+def _cert() -> list[str]:
+    """pip's --cert: the CA bundle this machine's clients trust (an intercepting proxy's included)."""
+    cafile = os.environ.get("PIP_CERT") or os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("SSL_CERT_FILE")
+    return ["--cert", cafile] if cafile and Path(cafile).is_file() else []
+
+
+def _old_pip(python: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")} | {
+        "PIP_CONFIG_FILE": os.devnull,
+        # mysqlclient's sdist asks pkg-config for the client library before
+        # it names its build requirements; a dry run builds nothing.
+        "MYSQLCLIENT_CFLAGS": "-I/nonexistent",
+        "MYSQLCLIENT_LDFLAGS": "-lm",
+    }
+    return subprocess.run(
+        ["nice", "-n", "19", str(python), "-m", "pip", "--disable-pip-version-check", "--no-input", *_cert(), *args],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+        env=env,
+    )
+
+
+@pytest.fixture(scope="module")
+def oldest_pip(tmp_path_factory):
+    """A virtualenv of its own (never the test runner's) with pip 23.0.1."""
+    where = tmp_path_factory.mktemp("oldest-pip")
+    (where / "pip.txt").write_text(OLDEST_PIP)
+    subprocess.run([sys.executable, "-m", "venv", str(where / "venv")], check=True)
+    python = where / "venv" / "bin" / "python"
+    got = _old_pip(python, "install", "--require-hashes", "-r", str(where / "pip.txt"))
+    if got.returncode != 0 and "pip" in _old_pip(python, "--version").stdout:
+        pytest.skip(f"package index not reachable: {got.stderr.strip().splitlines()[-1:]}")
+    assert got.returncode == 0, got.stderr
+    assert _old_pip(python, "--version").stdout.startswith("pip 23.0.1 ")
+    return python
+
+
+@pytest.mark.parametrize("lock", ROLE_LOCKS, ids=_id)
+def test_each_role_lock_resolves_with_the_oldest_pip_the_roles_use(lock, oldest_pip):
+    """`pip install --dry-run --require-hashes -r <lock>` with pip 23.0.1
+    against the real index: every requirement pip meets is pinned by the lock
+    (no 'must have their versions pinned with ==')."""
+    got = _old_pip(oldest_pip, "install", "--dry-run", "--ignore-installed", "--require-hashes", "-r", str(lock))
+    assert got.returncode == 0, got.stderr[-3000:]
+    assert "Would install" in got.stdout, got.stdout[-2000:]
