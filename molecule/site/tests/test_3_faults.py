@@ -111,17 +111,27 @@ def test_kill_9_main_process_recovers(host, unit, health):
     killed_at = time.time()
     sitekit.out(host, f"kill -9 {pid}")
     check = health(killed_at)
+    # Healthy: a new main process answers its health check, as its clients
+    # see it. systemd's "active" comes after ExecStartPost, which for the
+    # api-server is the execution API's warm-up (5-20 s on loaded cores):
+    # it is waited for and reported, but it is not what a client waits on.
     waited = sitekit.wait(
-        lambda: sitekit.main_pid(host, unit) not in (0, pid) and sitekit.active(host, unit) and check(),
+        lambda: sitekit.main_pid(host, unit) not in (0, pid) and check(),
         timeout=120,
         step=0.5,
     )
+    started = None
+    if waited is not None:
+        settled = sitekit.wait(lambda: sitekit.active(host, unit), timeout=120, step=0.5)
+        started = None if settled is None else time.time() - killed_at
     sitekit.report(
         f"kill -9 {unit} (pid {pid}) on {host} -> healthy: "
         + (f"{waited:.1f} s" if waited is not None else "not within 120 s")
         + (f" (over the {RECOVERY_TARGET} s target)" if waited and waited > RECOVERY_TARGET else "")
+        + (f", active (ExecStartPost done): {started:.1f} s" if started and started - waited > 1 else "")
     )
     assert waited is not None, f"{unit} did not recover"
+    assert started is not None, f"{unit} answers but systemd did not report it active within 120 s more"
     assert int(sitekit.out(host, f"systemctl show -p NRestarts --value {unit}")) > restarts, "not restarted by systemd"
     assert waited <= RECOVERY_TARGET, f"{unit} took {waited:.1f} s (target {RECOVERY_TARGET} s)"
 
