@@ -305,16 +305,19 @@ def _wheel(folder: Path, name: str, version: str) -> Path:
     return wheel
 
 
-def _pip(*args: str) -> subprocess.CompletedProcess:
-    # pip's own configuration only: this machine's may add indexes or local wheels
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")} | {"PIP_CONFIG_FILE": os.devnull}
+def _pip(
+    *args: str, python: str | Path = sys.executable, env: dict[str, str] | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess:
+    """PYTHON's pip (the test runner's by default) with pip's own configuration
+    only: this machine's may add indexes or local wheels. ENV: more variables."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")} | {"PIP_CONFIG_FILE": os.devnull}
     return subprocess.run(
-        ["nice", "-n", "19", sys.executable, "-m", "pip", "--disable-pip-version-check", "--no-input", *args],
+        ["nice", "-n", "19", str(python), "-m", "pip", "--disable-pip-version-check", "--no-input", *args],
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=timeout,
         check=False,
-        env=env,
+        env=clean | (env or {}),
     )
 
 
@@ -485,21 +488,10 @@ def _cert() -> list[str]:
 
 
 def _old_pip(python: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")} | {
-        "PIP_CONFIG_FILE": os.devnull,
-        # mysqlclient's sdist asks pkg-config for the client library before
-        # it names its build requirements; a dry run builds nothing.
-        "MYSQLCLIENT_CFLAGS": "-I/nonexistent",
-        "MYSQLCLIENT_LDFLAGS": "-lm",
-    }
-    return subprocess.run(
-        ["nice", "-n", "19", str(python), "-m", "pip", "--disable-pip-version-check", "--no-input", *_cert(), *args],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-        env=env,
-    )
+    # mysqlclient's sdist asks pkg-config for the client library before it
+    # names its build requirements; a dry run builds nothing.
+    mysqlclient = {"MYSQLCLIENT_CFLAGS": "-I/nonexistent", "MYSQLCLIENT_LDFLAGS": "-lm"}
+    return _pip(*_cert(), *args, python=python, env=mysqlclient, timeout=900)
 
 
 @pytest.fixture(scope="module")

@@ -131,10 +131,9 @@ def test_kill_9_main_process_recovers(host, unit, health):
         timeout=RECOVERY_LIMIT,
         step=0.5,
     )
-    if waited is not None:
-        waited = time.time() - killed_at
     started = None
     if waited is not None:
+        waited = time.time() - killed_at
         settled = sitekit.wait(lambda: sitekit.active(host, unit), timeout=120, step=0.5)
         started = None if settled is None else time.time() - killed_at
     sitekit.report(
