@@ -80,7 +80,12 @@ def test_a_wide_body_is_refused_at_once_while_health_keeps_answering(
     100 ms, and a /health loop running meanwhile keeps its 99th percentile under 50 ms.
 
     The same loop runs for a second before the wide bodies: on a machine so busy that /health
-    alone has a p99 over 25 ms, the bound is that p99 + 25 ms (what the wide bodies may add)."""
+    alone has a p99 over 25 ms, the bound is that p99 + 25 ms (what the wide bodies may add).
+    A /health request that arrives while a refusal holds the worker waits for that one refusal,
+    so on a machine busy enough to slow the refusals themselves (CI's shared cores: median
+    77 ms, max 190 ms, /health p99 144 ms) the bound is the slowest refusal + that p99: what
+    it catches is /health waiting behind more than one refusal, or refusals that take
+    seconds (the quadratic check took 2.8 s for 20,000 columns)."""
     body = _wide_body(WIDE)
     url = str(hostile_api.base_url)
     latencies: dict[str, list[float]] = {"idle": [], "sending": []}
@@ -133,7 +138,7 @@ def test_a_wide_body_is_refused_at_once_while_health_keeps_answering(
     print(timing)
     assert median < 0.1, timing
     assert max(refusals) < 1, timing
-    assert p99 < max(0.05, idle_p99 + 0.025), timing
+    assert p99 < max(0.05, idle_p99 + 0.025, max(refusals) + idle_p99), timing
 
 
 @pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
