@@ -79,7 +79,7 @@ lint: venv ## yamllint, ansible-lint (production profile), ruff (lint + format c
 	@$(TIMED) mypy scripts/mypy-all
 
 unit: venv ## pytest unit tests of the repository (filters, specs, inventory)
-	@$(TIMED) unit pytest -q tests/unit
+	@$(TIMED) unit pytest -q --durations=25 tests/unit
 
 # DAG tests: two cached virtualenvs built from locks with hashes (pip
 # --require-hashes), each rebuilt from scratch only when its lock changes
