@@ -73,15 +73,15 @@ def _max_overlap(events: list) -> int:
 
 
 def test_scenarios_wait_for_the_images_while_other_stages_run(tree: Path):
-    result, events = _run(tree, 2, "make:lint", "make:unit", "common", "site", "make:images")
+    result, events = _run(tree, 2, "make:lint", "make:unit", "edge", "site", "make:images")
     assert result.returncode == 0, result.stdout + result.stderr
     times = _times(events)
-    assert set(times) == {"make:images", "make:lint", "make:unit", "site", "common"}
+    assert set(times) == {"make:images", "make:lint", "make:unit", "site", "edge"}
     images_end = times["make:images"][1]
-    assert times["site"][0] >= images_end and times["common"][0] >= images_end, times
+    assert times["site"][0] >= images_end and times["edge"][0] >= images_end, times
     # ORDER: images first, then site as soon as they exist; lint overlaps the image build.
     assert times["make:lint"][0] < images_end, times
-    assert times["site"][0] < times["common"][0], times
+    assert times["site"][0] < times["edge"][0], times
     assert _max_overlap(events) == 2
     assert "lanes: 5 job(s) passed" in result.stdout
     assert re.search(r"^lanes: \d+ s with 2 lane\(s\) on \d+ CPU\(s\), CPU busy \d+%$", result.stdout, re.M), (
@@ -90,35 +90,35 @@ def test_scenarios_wait_for_the_images_while_other_stages_run(tree: Path):
 
 
 def test_a_failed_image_build_fails_the_scenarios_without_running_them(tree: Path):
-    result, events = _run(tree, 2, "make:images", "make:lint", "site", "common", fail="make:images")
+    result, events = _run(tree, 2, "make:images", "make:lint", "site", "edge", fail="make:images")
     assert result.returncode == 1
     ran = {job for kind, job, _ in events if kind == "start"}
     assert ran == {"make:images", "make:lint"}, ran
-    assert "lanes: 3 of 4 job(s) failed: make:images site common" in result.stdout, result.stdout
+    assert "lanes: 3 of 4 job(s) failed: make:images site edge" in result.stdout, result.stdout
     assert "scenario site not run" in (tree / "artifacts" / "molecule" / "site.log").read_text()
 
 
 def test_every_job_runs_after_a_failure_and_the_failures_are_named(tree: Path):
-    result, events = _run(tree, 1, "make:lint", "make:unit", "common", fail="make:lint")
+    result, events = _run(tree, 1, "make:lint", "make:unit", "edge", fail="make:lint")
     assert result.returncode == 1
-    assert [job for kind, job, _ in events if kind == "start"] == ["make:lint", "make:unit", "common"]
+    assert [job for kind, job, _ in events if kind == "start"] == ["make:lint", "make:unit", "edge"]
     assert _max_overlap(events) == 1
     assert "lanes: 1 of 3 job(s) failed: make:lint" in result.stdout
     # A scenario is timed as its stage; a make target times itself (scripts/timed in the Makefile).
-    assert (tree / "artifacts" / "timings.txt").read_text().split()[:1] == ["molecule-common"]
+    assert (tree / "artifacts" / "timings.txt").read_text().split()[:1] == ["molecule-edge"]
 
 
 def test_without_the_image_job_scenarios_start_at_once(tree: Path):
-    result, events = _run(tree, 2, "common", "site")
+    result, events = _run(tree, 2, "edge", "site")
     assert result.returncode == 0, result.stdout + result.stderr
     assert _max_overlap(events) == 2, events
 
 
 def test_one_lane_takes_the_jobs_in_order(tree: Path):
-    result, events = _run(tree, 1, "common", "make:unit", "site", "make:lint", "make:images")
+    result, events = _run(tree, 1, "edge", "make:unit", "site", "make:lint", "make:images")
     assert result.returncode == 0, result.stdout + result.stderr
     started = [job for kind, job, _ in events if kind == "start"]
-    assert started == ["make:images", "site", "make:lint", "make:unit", "common"], started
+    assert started == ["make:images", "site", "make:lint", "make:unit", "edge"], started
 
 
 def test_a_bad_lane_count_is_refused(tree: Path):

@@ -1,4 +1,5 @@
-"""Each service user logs in with its generated password and sees only its own schema."""
+"""Each service user logs in with its generated password and sees only its own schema; a user
+dropped and a grant revoked by hand are back after the next converge."""
 
 import ipaddress
 import os
@@ -6,6 +7,7 @@ from pathlib import Path
 
 import pymysql
 import pytest
+from dbkit import converge
 
 SCHEMAS = ("mlflow", "airflow")
 SYSTEM = {"information_schema", "performance_schema"}
@@ -68,3 +70,22 @@ def test_users_authenticate_with_caching_sha2(host, schema):
         host.check_output(f"mysql -NBe \"SELECT plugin FROM mysql.user WHERE user = '{schema}'\"")
         == "caching_sha2_password"
     )
+
+
+def _grants(host, user):
+    return host.check_output(f"mysql -NBe \"SHOW GRANTS FOR '{user}'@'%'\"")
+
+
+def test_a_dropped_user_and_a_revoked_grant_are_back_after_the_next_converge(host):
+    host.check_output("mysql -e \"DROP USER 'mlflow'@'%'; REVOKE ALL PRIVILEGES ON airflow.* FROM 'airflow'@'%'\"")
+    assert "ALL PRIVILEGES" not in _grants(host, "airflow")
+    with pytest.raises(pymysql.err.OperationalError):
+        _connect(host, "mlflow", _secret("mlflow_db_password"))
+
+    rc, changed, output = converge("--diff")
+    assert rc == 0, output[-3000:]
+    repaired = sorted(name for name in changed if name.startswith("mysql_schemas : "))
+    assert repaired, f"the converge changed nothing in mysql_schemas: {sorted(changed)}"
+    assert "GRANT ALL PRIVILEGES ON `airflow`.* TO `airflow`@`%`" in _grants(host, "airflow")
+    for schema in SCHEMAS:
+        test_user_logs_in_and_sees_only_its_schema(host, schema)

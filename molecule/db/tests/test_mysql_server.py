@@ -2,10 +2,8 @@
 
 import datetime as dt
 import ipaddress
-import json
 import os
 import secrets
-import subprocess
 import time
 from pathlib import Path
 
@@ -15,6 +13,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from dbkit import converge
 
 LAB_CIDR = os.environ["LAB_NETWORK_CIDR"]  # the scenario's network (its molecule.yml)
 
@@ -204,8 +203,6 @@ def test_tls_with_another_ca_fails(host, probe_user, tmp_path):
 # Each case is injected by hand, reported by a check-mode run of the scenario's
 # converge.yml (task and diff) and repaired by one converge; the last run
 # reports changed=0.
-PROJECT = Path(__file__).resolve().parents[3]
-CONVERGE = Path(__file__).resolve().parents[1] / "converge.yml"
 SETTINGS_TASK = "mysql_server : Compare the effective settings with oci-mlops.cnf, nothing persisted"
 RESTART_TASK = "mysql_server : Restart mysqld to drop what only a start resets"
 # A throwaway account that root (auth_socket AS 'root') uses to fill the server.
@@ -227,41 +224,6 @@ time.sleep(600)
 """
 
 
-def _converge(*args) -> tuple[int, dict, str]:
-    """The scenario's converge.yml from the repository root against its hosts, as an operator runs it.
-
-    Returns the exit status, {task name: result} of the tasks that reported changed, and the output.
-    """
-    env = dict(
-        os.environ,
-        ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
-        ANSIBLE_NOCOLOR="1",
-        ANSIBLE_FORCE_COLOR="0",
-        ANSIBLE_CONFIG=str(PROJECT / "ansible.cfg"),
-        ANSIBLE_ROLES_PATH=str(PROJECT / "ansible" / "roles"),
-        ANSIBLE_COLLECTIONS_PATH=str(PROJECT / ".ansible" / "collections"),
-    )
-    run = subprocess.run(
-        ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], str(CONVERGE), *args],
-        cwd=PROJECT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-    output = run.stdout + run.stderr
-    data, _ = json.JSONDecoder().raw_decode(run.stdout[run.stdout.index("{") :])
-    changed = {
-        task["task"]["name"]: result
-        for play in data["plays"]
-        for task in play["tasks"]
-        for result in task["hosts"].values()
-        if result.get("changed")
-    }
-    return run.returncode, changed, output
-
-
 def _persisted(host) -> str:
     names = "SELECT GROUP_CONCAT(VARIABLE_NAME ORDER BY VARIABLE_NAME) FROM performance_schema.persisted_variables"
     return _sql(host, names)
@@ -273,7 +235,7 @@ def test_persisted_settings_are_reported_and_repaired(host):
     _sql(host, "SET PERSIST max_connections = 123; SET PERSIST wait_timeout = 600")
     assert _persisted(host) == "max_connections,wait_timeout"
 
-    rc, changed, output = _converge("--check", "--diff")
+    rc, changed, output = converge("--check", "--diff")
     assert rc == 0, output[-3000:]
     assert SETTINGS_TASK in changed, f"check mode did not report the persisted settings: {sorted(changed)}"
     drift = changed[SETTINGS_TASK]["diff"]
@@ -284,7 +246,7 @@ def test_persisted_settings_are_reported_and_repaired(host):
     assert set(changed) <= {SETTINGS_TASK, RESTART_TASK}, sorted(changed)
     assert _persisted(host) == "max_connections,wait_timeout", "check mode changed the server"
 
-    rc, changed, output = _converge("--diff")
+    rc, changed, output = converge("--diff")
     assert rc == 0, output[-3000:]
     assert {SETTINGS_TASK, RESTART_TASK} <= set(changed), sorted(changed)
     assert _persisted(host) == "NULL"
@@ -308,7 +270,7 @@ def saturated(host):
     _sql(host, "DROP USER IF EXISTS 'filler'@'localhost'")
 
 
-def test_a_saturated_server_still_takes_the_roles_login_and_the_converge(host, saturated):
+def test_a_saturated_server_still_takes_the_roles_login_and_theconverge(host, saturated):
     refused = host.run("mysql -u filler -NBe 'SELECT 1'")
     assert refused.rc != 0 and "1040" in refused.stderr, refused.stderr  # Too many connections
     # root over the socket has no room left: the spare connection is taken
@@ -317,7 +279,7 @@ def test_a_saturated_server_still_takes_the_roles_login_and_the_converge(host, s
     # the administrative interface is not counted against max_connections
     assert _admin(host, "SELECT CURRENT_USER(), @@GLOBAL.max_connections") == "oci_mlops_admin@127.0.0.1\t12"
 
-    rc, changed, output = _converge("--diff")
+    rc, changed, output = converge("--diff")
     assert rc == 0, output[-3000:]
     assert SETTINGS_TASK in changed, sorted(changed)
     assert "max_connections = 12 (set at runtime)" in changed[SETTINGS_TASK]["diff"]["before"]
@@ -326,7 +288,7 @@ def test_a_saturated_server_still_takes_the_roles_login_and_the_converge(host, s
 
 
 def test_next_converge_reports_no_change(host):
-    rc, changed, output = _converge()
+    rc, changed, output = converge()
     assert rc == 0, output[-3000:]
     assert not changed, sorted(changed)
     assert _persisted(host) == "NULL"

@@ -57,12 +57,12 @@ def test_chrony_configured_and_enabled(host):
 
 
 def test_system_user_entry_point(host):
-    user = host.user("moltest")
+    user = host.user("edge-echo")
     assert user.exists
     assert user.shell == "/usr/sbin/nologin"
-    assert user.home == "/var/lib/moltest"
+    assert user.home == "/var/lib/edge-echo"
     assert user.uid < 1000
-    home = host.file("/var/lib/moltest")
+    home = host.file("/var/lib/edge-echo")
     assert home.is_directory
-    assert home.user == "moltest"
+    assert home.user == "edge-echo"
     assert home.mode == 0o750
