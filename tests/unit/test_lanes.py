@@ -21,10 +21,19 @@ STUB = """#!/usr/bin/env bash
 kind=$(basename "$0")
 if [[ $kind == make ]]; then job=make:${!#}; else job=${!#}; fi
 echo "start $job $(date +%s.%N)" >>"$LANES_JOURNAL"
+# LANES_BURN: JOB=SECONDS of CPU this job spends (a busy loop) before it ends.
+for burn in ${LANES_BURN:-}; do
+  if [[ ${burn%=*} == "$job" ]]; then timeout "${burn#*=}" bash -c 'while :; do :; done'; fi
+done
 sleep "${LANES_SLEEP:-0.3}"
 if [[ " ${LANES_FAIL:-} " == *" $job "* ]]; then status=1; else status=0; fi
 echo "end $job $(date +%s.%N)" >>"$LANES_JOURNAL"
 exit $status
+"""
+
+# docker ps as the lanes' CPU sampler calls it: the containers in LANES_DOCKER_PS.
+DOCKER_STUB = """#!/usr/bin/env bash
+printf '%b' "${LANES_DOCKER_PS:-}"
 """
 
 
@@ -39,13 +48,23 @@ def tree(tmp_path: Path) -> Path:
         path = stubs / name
         path.write_text(STUB)
         path.chmod(path.stat().st_mode | stat.S_IXUSR)
+    (stubs / "docker").write_text(DOCKER_STUB)
+    (stubs / "docker").chmod(0o755)
     return tmp_path
 
 
-def _run(tree: Path, jobs: int, *names: str, fail: str = "") -> tuple[subprocess.CompletedProcess, list]:
+def _run(
+    tree: Path, jobs: int, *names: str, fail: str = "", **env_extra: str
+) -> tuple[subprocess.CompletedProcess, list]:
     journal = tree / "journal"
     env = dict(os.environ)
-    env.update(PATH=f"{tree / 'bin'}:{env['PATH']}", LANES_JOURNAL=str(journal), LANES_FAIL=fail)
+    env.update(
+        PATH=f"{tree / 'bin'}:{env['PATH']}",
+        LANES_JOURNAL=str(journal),
+        LANES_FAIL=fail,
+        LANES_CGROUP_ROOT=str(tree / "cgroup"),
+        **env_extra,
+    )
     result = subprocess.run(
         [str(tree / "scripts" / "lanes"), str(jobs), *names],
         capture_output=True,
@@ -125,3 +144,36 @@ def test_a_bad_lane_count_is_refused(tree: Path):
     result, events = _run(tree, 0, "site")
     assert result.returncode == 2 and "JOBS must be a positive integer" in result.stderr
     assert events == []
+
+
+def test_each_job_reports_its_own_cpu_and_its_containers(tree: Path):
+    """The CPU a job's processes used (a 2 s busy loop in unit's stand-in) and
+    the CPU of its scenario's containers, read from their cgroups (cgroup v1
+    for one, v2 for the other; a container of another scenario is not counted)."""
+    ids = {"mol-edge-a": "a" * 64, "mol-edge-b": "b" * 64, "mol-site-db": "c" * 64}
+    (tree / "molecule" / "edge").mkdir(parents=True)
+    (tree / "molecule" / "edge" / "molecule.yml").write_text(
+        "platforms:\n  - name: mol-edge-a\n    image: x\n  - name: mol-edge-b\n    image: x\n"
+    )
+    v1 = tree / "cgroup" / "cpuacct" / "docker"
+    for name in ("mol-edge-a", "mol-site-db"):
+        (v1 / ids[name]).mkdir(parents=True)
+        (v1 / ids[name] / "cpuacct.usage").write_text("7500000000\n" if name == "mol-edge-a" else "90000000000\n")
+    v2 = tree / "cgroup" / "system.slice" / f"docker-{ids['mol-edge-b']}.scope"
+    v2.mkdir(parents=True)
+    (v2 / "cpu.stat").write_text("usage_usec 3000000\nuser_usec 2000000\n")
+    result, _ = _run(
+        tree,
+        2,
+        "make:unit",
+        "edge",
+        LANES_BURN="make:unit=2",
+        LANES_DOCKER_PS="".join(f"{i} {n}\\n" for n, i in ids.items()),
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    unit = re.search(r"^---- make:unit: passed, CPU: controller (\d+) s, containers 0 s", result.stdout, re.M)
+    assert unit and 1 <= int(unit[1]) <= 3, result.stdout
+    assert "---- edge: passed, CPU: controller 0 s, containers 10 s" in result.stdout, result.stdout
+    summary = result.stdout.split("lanes: CPU per job")[1].splitlines()[1:3]
+    assert summary[0].split()[:2] == ["edge", "10"], summary
+    assert summary[1].split()[0] == "make:unit", summary
