@@ -37,29 +37,85 @@ HOSTS = {
 INFRA = OCI_INFRA
 
 
-def _render(tmp_path: Path, host: str, names: list[str], hosts: dict | None = None) -> dict:
+def _render_hosts(tmp_path: Path, wanted: dict[str, list[str]], hosts: dict | None = None) -> dict[str, dict]:
+    """{host: {name: value}} for each host of WANTED ({host: names}) on the
+    inventory HOSTS (default: the module's), in one ansible-playbook."""
     children: dict[str, dict] = {}
     for public, (group, private) in (HOSTS if hosts is None else hosts).items():
-        children.setdefault(group, {"hosts": {}})["hosts"][public] = {"private_ip": private, "public_ip": public}
+        host_vars = {"private_ip": private, "public_ip": public, "wiring_names": wanted.get(public, [])}
+        children.setdefault(group, {"hosts": {}})["hosts"][public] = host_vars
     inventory = {"all": {"vars": {"ansible_connection": "local", **INFRA}, "children": children}}
     path = tmp_path / "hosts.json"
     path.write_text(json.dumps(inventory))
     result = ansible_debug(
         path,
-        host,
-        "msg={{ {" + ", ".join(f"'{n}': {n}" for n in names) + "} }}",
+        ",".join(wanted),
+        "msg={{ dict(wiring_names | zip(query('ansible.builtin.vars', *wiring_names))) }}",
         OCI_MLOPS_SECRETS_DIR=str(tmp_path / "secrets"),
     )
-    return result["msg"]
+    if len(wanted) == 1:
+        result = {next(iter(wanted)): result}
+    return {host: result[host]["msg"] for host in wanted}
+
+
+def _render(tmp_path: Path, host: str, names: list[str], hosts: dict | None = None) -> dict:
+    return _render_hosts(tmp_path, {host: names}, hosts)[host]
+
+
+def _pick(values: dict, names: list[str]) -> dict:
+    return {n: values[n] for n in names}
+
+
+# What the tests on the module's inventory (HOSTS) read, by host: rendered
+# once for all of them (default_wiring).
+DEFAULT_NAMES = {
+    "203.0.113.10": [
+        "mlflow_backend_store_uri",
+        "mlflow_s3_endpoint_url",
+        "mlflow_host",
+        "mlflow_allowed_hosts",
+        "mlflow_auth_trusted_proxies",
+    ],
+    "203.0.113.11": [
+        "airflow_mlflow_tracking_uri",
+        "airflow_database_url",
+        "airflow_api_host",
+        "airflow_base_url",
+        "airflow_client_cidrs",
+        "airflow_forwarded_allow_ips",
+    ],
+    "203.0.113.12": [
+        "model_api_mlflow_tracking_uri",
+        "dashboard_api_url",
+        "dashboard_mlflow_tracking_uri",
+        "model_api_root_path",
+        "model_api_forwarded_allow_ips",
+        "dashboard_base_path",
+        "dashboard_forwarded_allow_ips",
+        "model_api_client_cidrs",
+        "model_api_restart_settle",
+        "mlflow_restart_settle",
+    ],
+    "203.0.113.13": [
+        "edge_routes",
+        "oci_mlops_service_client_cidrs",
+        "edge_landing_route",
+        "oci_mlops_user_urls",
+        "edge_peers_port",
+        "edge_peers_client_cidrs",
+    ],
+}
 
 
 @pytest.fixture(scope="module")
-def api_host(tmp_path_factory):
-    return _render(
-        tmp_path_factory.mktemp("api"),
-        "203.0.113.12",
-        ["model_api_mlflow_tracking_uri", "dashboard_api_url", "dashboard_mlflow_tracking_uri"],
-    )
+def default_wiring(tmp_path_factory):
+    return _render_hosts(tmp_path_factory.mktemp("default"), DEFAULT_NAMES)
+
+
+@pytest.fixture(scope="module")
+def api_host(default_wiring):
+    names = ["model_api_mlflow_tracking_uri", "dashboard_api_url", "dashboard_mlflow_tracking_uri"]
+    return _pick(default_wiring["203.0.113.12"], names)
 
 
 def test_the_api_reaches_mlflow_by_private_address(api_host):
@@ -71,11 +127,11 @@ def test_the_dashboard_reaches_the_api_by_private_address(api_host):
     assert api_host["dashboard_api_url"] == f"http://10.0.1.12:{API_PORT}"
 
 
-def test_airflow_and_mlflow_reach_the_db_system_and_object_storage(tmp_path):
-    airflow = _render(tmp_path, "203.0.113.11", ["airflow_mlflow_tracking_uri", "airflow_database_url"])
+def test_airflow_and_mlflow_reach_the_db_system_and_object_storage(default_wiring):
+    airflow = default_wiring["203.0.113.11"]
     assert airflow["airflow_mlflow_tracking_uri"] == f"http://10.0.1.10:{MLFLOW_PORT}"
     assert f"@10.0.2.5:{DB_PORT}/airflow" in airflow["airflow_database_url"]
-    mlflow = _render(tmp_path, "203.0.113.10", ["mlflow_backend_store_uri", "mlflow_s3_endpoint_url"])
+    mlflow = default_wiring["203.0.113.10"]
     assert f"@10.0.2.5:{DB_PORT}/mlflow" in mlflow["mlflow_backend_store_uri"]
     assert mlflow["mlflow_s3_endpoint_url"] == "https://nsx.compat.objectstorage.eu-frankfurt-1.oraclecloud.com"
 
@@ -88,14 +144,10 @@ ROUTED = ["mlflow", "airflow", "api", "dashboard"]
 
 
 @pytest.fixture(scope="module")
-def edge_wiring(tmp_path_factory):
+def edge_wiring(default_wiring):
     """The front door's wiring as the edge host sees it, on the OCI inventory
     whose hostnames are public IPs."""
-    return _render(
-        tmp_path_factory.mktemp("edge"),
-        "203.0.113.13",
-        ["edge_routes", "oci_mlops_service_client_cidrs", "edge_landing_route", "oci_mlops_user_urls"],
-    )
+    return default_wiring["203.0.113.13"]
 
 
 def test_the_edge_routes_each_service_to_its_private_address(edge_wiring):
@@ -136,34 +188,23 @@ def test_users_reach_every_routed_service_over_https_through_the_edge(edge_wirin
     }
 
 
-def test_the_backends_listen_privately_and_trust_the_edge(tmp_path):
-    api = _render(
-        tmp_path,
-        "203.0.113.12",
-        [
-            "model_api_root_path",
-            "model_api_forwarded_allow_ips",
-            "dashboard_base_path",
-            "dashboard_forwarded_allow_ips",
-            "model_api_client_cidrs",
-        ],
-    )
+def test_the_backends_listen_privately_and_trust_the_edge(default_wiring):
+    api = default_wiring["203.0.113.12"]
     assert api["model_api_root_path"] == "/api" and api["dashboard_base_path"] == "/dashboard"
     assert api["model_api_forwarded_allow_ips"] == ["10.0.1.13"]
     assert api["dashboard_forwarded_allow_ips"] == ["10.0.1.13"]
     assert sorted(api["model_api_client_cidrs"]) == ["10.0.1.12/32", "10.0.1.13/32"]
-    airflow = _render(
-        tmp_path,
-        "203.0.113.11",
-        ["airflow_api_host", "airflow_base_url", "airflow_client_cidrs", "airflow_forwarded_allow_ips"],
-    )
+    names = ["airflow_api_host", "airflow_base_url", "airflow_client_cidrs", "airflow_forwarded_allow_ips"]
+    airflow = _pick(default_wiring["203.0.113.11"], names)
     assert airflow == {
         "airflow_api_host": "10.0.1.11",
         "airflow_base_url": "https://203.0.113.13/airflow",
         "airflow_client_cidrs": ["10.0.1.13/32"],
         "airflow_forwarded_allow_ips": ["10.0.1.13"],
     }
-    mlflow = _render(tmp_path, "203.0.113.10", ["mlflow_host", "mlflow_allowed_hosts", "mlflow_auth_trusted_proxies"])
+    mlflow = _pick(
+        default_wiring["203.0.113.10"], ["mlflow_host", "mlflow_allowed_hosts", "mlflow_auth_trusted_proxies"]
+    )
     assert mlflow == {
         "mlflow_host": "10.0.1.10",
         "mlflow_allowed_hosts": ["203.0.113.13"],
@@ -303,21 +344,35 @@ SCALED = {
 }
 
 
+# What the tests on SCALED read, by host: rendered once (scaled_wiring).
+PEERS_NAMES = ["model_api_mlflow_tracking_uri", "dashboard_mlflow_tracking_uri", "dashboard_api_url"]
+SETTLE_NAMES = ["model_api_restart_settle", "mlflow_restart_settle"]
+MLFLOW_ONE_HOST_NAMES = ["mlflow_db_migration_host", "mlflow_gc_enabled", "mlflow_manage_users"]
+SCALED_NAMES = {
+    "203.0.113.10": MLFLOW_ONE_HOST_NAMES,
+    "203.0.113.11": ["airflow_mlflow_tracking_uri"],
+    "203.0.113.12": PEERS_NAMES,
+    "203.0.113.13": [
+        "edge_routes",
+        "edge_peers_port",
+        "edge_peers_address",
+        "edge_peers_client_cidrs",
+        "edge_peers_trusted_proxy_cidrs",
+        "oci_mlops_unscalable_services",
+    ],
+    "203.0.113.20": [*MLFLOW_ONE_HOST_NAMES, "mlflow_allowed_hosts"],
+    "203.0.113.22": PEERS_NAMES + SETTLE_NAMES,
+}
+
+
 @pytest.fixture(scope="module")
-def scaled_edge(tmp_path_factory):
-    return _render(
-        tmp_path_factory.mktemp("scaled-edge"),
-        "203.0.113.13",
-        [
-            "edge_routes",
-            "edge_peers_port",
-            "edge_peers_address",
-            "edge_peers_client_cidrs",
-            "edge_peers_trusted_proxy_cidrs",
-            "oci_mlops_unscalable_services",
-        ],
-        hosts=SCALED,
-    )
+def scaled_wiring(tmp_path_factory):
+    return _render_hosts(tmp_path_factory.mktemp("scaled"), SCALED_NAMES, hosts=SCALED)
+
+
+@pytest.fixture(scope="module")
+def scaled_edge(scaled_wiring):
+    return scaled_wiring["203.0.113.13"]
 
 
 def test_the_edge_balances_over_every_host_of_a_scaled_group(scaled_edge):
@@ -343,52 +398,48 @@ def test_the_peers_listener_opens_to_the_peers_only(scaled_edge):
     assert sorted(scaled_edge["edge_peers_trusted_proxy_cidrs"]) == ["10.0.1.12/32", "10.0.1.22/32"]
 
 
-def test_one_host_per_group_keeps_the_peers_listener_off(edge_wiring, tmp_path):
-    got = _render(tmp_path, "203.0.113.13", ["edge_peers_port", "edge_peers_client_cidrs"])
+def test_one_host_per_group_keeps_the_peers_listener_off(edge_wiring):
+    got = _pick(edge_wiring, ["edge_peers_port", "edge_peers_client_cidrs"])
     assert got == {"edge_peers_port": 0, "edge_peers_client_cidrs": []}
 
 
-def test_peers_reach_a_scaled_service_through_the_edge_and_the_dashboard_its_own_api(tmp_path):
+def test_peers_reach_a_scaled_service_through_the_edge_and_the_dashboard_its_own_api(scaled_wiring):
     front = f"http://10.0.1.13:{SERVICES['edge']['peers_port']}"
     for host in ("203.0.113.12", "203.0.113.22"):
-        api = _render(
-            tmp_path,
-            host,
-            ["model_api_mlflow_tracking_uri", "dashboard_mlflow_tracking_uri", "dashboard_api_url"],
-            hosts=SCALED,
-        )
+        api = _pick(scaled_wiring[host], PEERS_NAMES)
         own = SCALED[host][1]
         assert api == {
             "model_api_mlflow_tracking_uri": f"{front}/mlflow",
             "dashboard_mlflow_tracking_uri": f"{front}/mlflow",
             "dashboard_api_url": f"http://{own}:{API_PORT}",
         }, host
-    airflow = _render(tmp_path, "203.0.113.11", ["airflow_mlflow_tracking_uri"], hosts=SCALED)
+    airflow = scaled_wiring["203.0.113.11"]
     assert airflow["airflow_mlflow_tracking_uri"] == f"{front}/mlflow"
 
 
-def test_restarts_behind_the_edge_wait_for_it_to_take_the_host_back(tmp_path):
+def test_restarts_behind_the_edge_wait_for_it_to_take_the_host_back(scaled_wiring, default_wiring):
     """Several hosts: the next host restarts only once the edge (fail timeout
     10 s) has taken the previous one back; one host: no wait."""
-    names = ["model_api_restart_settle", "mlflow_restart_settle"]
-    assert _render(tmp_path, "203.0.113.22", names, hosts=SCALED) == {
+    assert _pick(scaled_wiring["203.0.113.22"], SETTLE_NAMES) == {
         "model_api_restart_settle": 11,
         "mlflow_restart_settle": 11,
     }
-    assert _render(tmp_path, "203.0.113.12", names) == {"model_api_restart_settle": 0, "mlflow_restart_settle": 0}
+    assert _pick(default_wiring["203.0.113.12"], SETTLE_NAMES) == {
+        "model_api_restart_settle": 0,
+        "mlflow_restart_settle": 0,
+    }
 
 
-def test_mlflow_accepts_the_peers_host_header_through_the_edge(tmp_path):
+def test_mlflow_accepts_the_peers_host_header_through_the_edge(scaled_wiring):
     """Peers reach a scaled MLflow through the edge's peers' listener by the
     edge's private address, which the edge passes on as Host."""
-    got = _render(tmp_path, "203.0.113.20", ["mlflow_allowed_hosts"], hosts=SCALED)
+    got = scaled_wiring["203.0.113.20"]
     assert got["mlflow_allowed_hosts"] == ["203.0.113.13", "10.0.1.13"]
 
 
-def test_one_mlflow_host_migrates_collects_garbage_and_manages_the_users(tmp_path):
-    names = ["mlflow_db_migration_host", "mlflow_gc_enabled", "mlflow_manage_users"]
-    first = _render(tmp_path, "203.0.113.10", names, hosts=SCALED)
-    second = _render(tmp_path, "203.0.113.20", names, hosts=SCALED)
+def test_one_mlflow_host_migrates_collects_garbage_and_manages_the_users(scaled_wiring):
+    first = _pick(scaled_wiring["203.0.113.10"], MLFLOW_ONE_HOST_NAMES)
+    second = _pick(scaled_wiring["203.0.113.20"], MLFLOW_ONE_HOST_NAMES)
     assert first == {"mlflow_db_migration_host": "203.0.113.10", "mlflow_gc_enabled": True, "mlflow_manage_users": True}
     assert second == {
         "mlflow_db_migration_host": "203.0.113.10",
