@@ -1,12 +1,15 @@
 """What the db scenario's tests share: its converge, run again from the repository."""
 
-import json
 import os
-import subprocess
+import runpy
 from pathlib import Path
+from types import SimpleNamespace
 
-PROJECT = Path(__file__).resolve().parents[3]
 CONVERGE = Path(__file__).resolve().parents[1] / "converge.yml"
+# molecule/_shared/files/ansible_run.py (run_playbook), shared with the site scenario's tests.
+_ANSIBLE_RUN = SimpleNamespace(
+    **runpy.run_path(str(Path(__file__).resolve().parents[2] / "_shared/files/ansible_run.py"))
+)
 
 
 def converge(*args) -> tuple[int, dict, str]:
@@ -14,26 +17,7 @@ def converge(*args) -> tuple[int, dict, str]:
 
     Returns the exit status, {task name: result} of the tasks that reported changed, and the output.
     """
-    env = dict(
-        os.environ,
-        ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
-        ANSIBLE_NOCOLOR="1",
-        ANSIBLE_FORCE_COLOR="0",
-        ANSIBLE_CONFIG=str(PROJECT / "ansible.cfg"),
-        ANSIBLE_ROLES_PATH=str(PROJECT / "ansible" / "roles"),
-        ANSIBLE_COLLECTIONS_PATH=str(PROJECT / ".ansible" / "collections"),
-    )
-    run = subprocess.run(
-        ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], str(CONVERGE), *args],
-        cwd=PROJECT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-    output = run.stdout + run.stderr
-    data, _ = json.JSONDecoder().raw_decode(run.stdout[run.stdout.index("{") :])
+    run, data = _ANSIBLE_RUN.run_playbook(os.environ["MOLECULE_INVENTORY_FILE"], str(CONVERGE), *args, timeout=900)
     changed = {
         task["task"]["name"]: result
         for play in data["plays"]
@@ -41,4 +25,4 @@ def converge(*args) -> tuple[int, dict, str]:
         for result in task["hosts"].values()
         if result.get("changed")
     }
-    return run.returncode, changed, output
+    return run.returncode, changed, run.stdout + run.stderr

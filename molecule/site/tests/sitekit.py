@@ -13,14 +13,18 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import runpy
 import subprocess
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import requests
 import yaml
 
 PROJECT = Path(__file__).resolve().parents[3]
+# molecule/_shared/files/ansible_run.py (run_playbook), shared with the db scenario's tests.
+_ANSIBLE_RUN = SimpleNamespace(**runpy.run_path(str(PROJECT / "molecule" / "_shared" / "files" / "ansible_run.py")))
 INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
 EPHEMERAL = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/tmp"))
 ARTIFACTS = PROJECT / "artifacts"
@@ -120,28 +124,11 @@ def playbook(playbook_path: str, *args: str, check: bool = False, timeout: float
     Returns {"rc", "seconds", "changed": {(host, task name), ...}, "stats", "failed": [...], "output"}
     using the JSON callback, so each changed task is known by host and name.
     """
-    env = dict(
-        os.environ,
-        ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
-        ANSIBLE_NOCOLOR="1",
-        ANSIBLE_FORCE_COLOR="0",
-        ANSIBLE_CONFIG=str(PROJECT / "ansible.cfg"),
-        ANSIBLE_ROLES_PATH=str(PROJECT / "ansible" / "roles"),
-        ANSIBLE_COLLECTIONS_PATH=str(PROJECT / ".ansible" / "collections"),
-    )
-    argv = ["ansible-playbook", "-i", INVENTORY, playbook_path, *args]
     if check:
-        argv += ["--check", "--diff"]
+        args = (*args, "--check", "--diff")
     start = time.monotonic()
-    run = subprocess.run(argv, cwd=PROJECT, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+    run, data = _ANSIBLE_RUN.run_playbook(INVENTORY, playbook_path, *args, timeout=timeout)
     seconds = time.monotonic() - start
-    try:
-        data, _ = json.JSONDecoder().raw_decode(run.stdout[run.stdout.index("{") :])
-    except ValueError as exc:
-        raise AssertionError(
-            f"ansible-playbook {playbook_path} gave no JSON (rc {run.returncode}):\n"
-            f"{run.stdout[-3000:]}\n{run.stderr[-3000:]}"
-        ) from exc
     changed, failed, tasks, plays = set(), [], [], []
     for play in data["plays"]:
         plays.append((_seconds(play["play"]["duration"]), play["play"]["name"]))
