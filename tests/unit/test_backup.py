@@ -459,7 +459,7 @@ def test_make_restore_without_an_id_stops_before_anything():
     ("groups", "enabled"),
     [
         ({"db": ["h-db"], "objectstore": ["h-db"], "mlflow": ["h-m"], "airflow": ["h-a"]}, True),
-        ({"db": ["h-db"]}, False),  # molecule/db: nowhere to put backups
+        ({"db": ["h-db"]}, False),  # a db host alone: nowhere to put backups
         ({"db": ["h-db"], "objectstore": ["h-db"], "mlflow": ["h-m"]}, False),  # a role scenario
     ],
 )

@@ -511,33 +511,50 @@ def oldest_pip(tmp_path_factory):
     return python
 
 
-def _installed_by_site_with_the_oldest_pip() -> set[Path]:
-    """The big locks molecule/site installs for real with pip 23.0.1: the
-    roles' defaults (current pins, the lab's S3 artifact store) on its
-    Debian 12 hosts (the virtualenvs' own pip, never upgraded first). A dry
-    run of them here would repeat that install's resolution for ~3 CPU-minutes
-    of CI (pip 23.0.1 spends them evaluating the index pages' links); the
-    other locks (the previous release's for molecule/upgrade, the OCI store's
-    MLflow lock, the small rclone ones) are resolved only here."""
+def _bookworm_groups(scenario: str) -> set[str]:
+    """The groups of a molecule scenario's Debian 12 hosts (pip 23.0.1 in their virtualenvs)."""
+    config = yaml.safe_load((ROOT / "molecule" / scenario / "molecule.yml").read_text(encoding="utf-8"))
+    return {g for p in config["platforms"] if p["image"].endswith("debian:bookworm}") for g in p.get("groups", [])}
+
+
+def _installed_by_make_test_with_the_oldest_pip() -> set[Path]:
+    """The big locks `make test`'s scenarios install for real with pip 23.0.1
+    on their Debian 12 hosts (the virtualenvs' own pip, never upgraded
+    first): molecule/site the roles' defaults (current pins, the lab's S3
+    artifact store), molecule/upgrade's prepare.yml the previous release's
+    MLflow and Airflow. A dry run of them here would repeat those installs'
+    resolution for minutes of CI's CPU (pip 23.0.1 spends them evaluating the
+    index pages' links); the other locks (the OCI store's MLflow lock, the
+    small rclone ones) are resolved only here."""
     import jinja2
 
     airflow, app, mlflow = _defaults("airflow"), _defaults("app_package"), _defaults("mlflow")
     mlflow_vars = yaml.safe_load((ROLES / "mlflow" / "vars" / "main.yml").read_text(encoding="utf-8"))
-    mlflow_lock = jinja2.Template(mlflow_vars["mlflow_venv_lock"]).render(**mlflow)
+
+    def mlflow_lock(version: str) -> Path:
+        name = jinja2.Template(mlflow_vars["mlflow_venv_lock"]).render(**{**mlflow, "mlflow_version": version})
+        return ROLES / "mlflow" / "files" / "locks" / f"{name}.txt"
+
+    previous = next(
+        play["vars"]
+        for play in yaml.safe_load((ROOT / "molecule" / "upgrade" / "prepare.yml").read_text(encoding="utf-8"))
+        if "mlflow_version" in play.get("vars", {})
+    )
     locks = {
         ROLES / "airflow" / "files" / airflow["airflow_lock_file"],
         ROLES / "airflow" / "files" / airflow["airflow_pipelines_lock_file"],
         ROLES / "app_package" / "files" / app["app_package_lock_file"],
-        ROLES / "mlflow" / "files" / "locks" / f"{mlflow_lock}.txt",
+        mlflow_lock(mlflow["mlflow_version"]),
+        ROLES / "airflow" / "files" / previous["airflow_lock_file"],
+        mlflow_lock(previous["mlflow_version"]),
     }
     assert all(lock.is_file() for lock in locks), locks
-    site = yaml.safe_load((ROOT / "molecule" / "site" / "molecule.yml").read_text(encoding="utf-8"))
-    bookworm = {g for p in site["platforms"] if p["image"].endswith("debian:bookworm}") for g in p.get("groups", [])}
-    assert {"mlflow", "airflow", "api"} <= bookworm, f"site no longer installs them on Debian 12: {bookworm}"
+    assert {"mlflow", "airflow", "api"} <= _bookworm_groups("site"), "site no longer installs them on Debian 12"
+    assert {"mlflow", "airflow"} <= _bookworm_groups("upgrade"), "upgrade no longer installs them on Debian 12"
     return locks
 
 
-OLDEST_PIP_LOCKS = sorted(set(ROLE_LOCKS) - _installed_by_site_with_the_oldest_pip())
+OLDEST_PIP_LOCKS = sorted(set(ROLE_LOCKS) - _installed_by_make_test_with_the_oldest_pip())
 
 
 @pytest.fixture(scope="module")
@@ -558,7 +575,7 @@ def test_each_role_lock_resolves_with_the_oldest_pip_the_roles_use(lock, oldest_
     """`pip install --dry-run --require-hashes -r <lock>` with pip 23.0.1
     against the real index: every requirement pip meets is pinned by the lock
     (no 'must have their versions pinned with =='). The locks site installs
-    on Debian 12 are not repeated here (_installed_by_site_with_the_oldest_pip)."""
+    on Debian 12 are not repeated here (_installed_by_make_test_with_the_oldest_pip)."""
     got = oldest_pip_resolutions[lock]
     assert got.returncode == 0, got.stderr[-3000:]
     assert "Would install" in got.stdout, got.stdout[-2000:]

@@ -23,7 +23,7 @@ import requests
 import yaml
 
 PROJECT = Path(__file__).resolve().parents[3]
-# molecule/_shared/files/ansible_run.py (run_playbook), shared with the db scenario's tests.
+# molecule/_shared/files/ansible_run.py (run_playbook), shared with the db host's tests in molecule/upgrade.
 _ANSIBLE_RUN = SimpleNamespace(**runpy.run_path(str(PROJECT / "molecule" / "_shared" / "files" / "ansible_run.py")))
 INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
 EPHEMERAL = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/tmp"))

@@ -1,4 +1,4 @@
-"""What the db scenario's tests share: its converge, run again from the repository."""
+"""What the db host's tests share: the scenario's converge, run again from the repository on that host."""
 
 import os
 import runpy
@@ -13,11 +13,16 @@ _ANSIBLE_RUN = SimpleNamespace(
 
 
 def converge(*args) -> tuple[int, dict, str]:
-    """The scenario's converge.yml from the repository root against its hosts, as an operator runs it.
+    """The scenario's converge.yml from the repository root on the db host, as an operator runs it.
+
+    `--limit db` (site.yml's own way to converge one group): the plays of the other groups
+    are skipped, the db host's peers only lend their addresses (common's peer_facts).
 
     Returns the exit status, {task name: result} of the tasks that reported changed, and the output.
     """
-    run, data = _ANSIBLE_RUN.run_playbook(os.environ["MOLECULE_INVENTORY_FILE"], str(CONVERGE), *args, timeout=900)
+    run, data = _ANSIBLE_RUN.run_playbook(
+        os.environ["MOLECULE_INVENTORY_FILE"], str(CONVERGE), "--limit", "db", *args, timeout=900
+    )
     changed = {
         task["task"]["name"]: result
         for play in data["plays"]

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pymysql
 import pytest
+import testinfra
+import testinfra.utils.ansible_runner
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -209,6 +211,9 @@ RESTART_TASK = "mysql_server : Restart mysqld to drop what only a start resets"
 FILLER = "mysql-filler"
 FILLER_SCRIPT = """
 import pathlib, time, pymysql
+
+# The scenario's db host (the db host as site.yml converges it: groups db and objectstore).
+testinfra_hosts = testinfra.utils.ansible_runner.AnsibleRunner(os.environ["MOLECULE_INVENTORY_FILE"]).get_hosts("db")
 conns = []
 while True:
     try:
@@ -254,8 +259,31 @@ def test_persisted_settings_are_reported_and_repaired(host):
     assert not host.file("/var/lib/mysql/mysqld-auto.cnf").contains("max_connections")
 
 
+# The platform's MySQL clients on the scenario's other hosts, by group: stopped
+# while the server is filled (their pools take and free connections at any
+# time, so a slot could open under the test's feet), started again after.
+CLIENT_UNITS = {
+    "mlflow": ("mlflow",),
+    "airflow": tuple(f"airflow-{s}" for s in ("api-server", "scheduler", "dag-processor", "triggerer")),
+}
+
+
 @pytest.fixture
-def saturated(host):
+def clients_stopped():
+    runner = testinfra.utils.ansible_runner.AnsibleRunner(os.environ["MOLECULE_INVENTORY_FILE"])
+    stopped = []
+    for group, units in CLIENT_UNITS.items():
+        for name in runner.get_hosts(group):
+            peer = testinfra.get_host(f"ansible://{name}", ansible_inventory=os.environ["MOLECULE_INVENTORY_FILE"])
+            peer.check_output(f"systemctl stop {' '.join(units)}")
+            stopped.append((peer, units))
+    yield
+    for peer, units in stopped:
+        peer.check_output(f"systemctl start {' '.join(units)}")
+
+
+@pytest.fixture
+def saturated(host, clients_stopped):
     """max_connections lowered at runtime and filled by an ordinary account; a root session holds the spare one."""
     host.run("rm -f /run/mysql-filler.ready")
     _sql(host, "CREATE USER IF NOT EXISTS 'filler'@'localhost' IDENTIFIED WITH auth_socket AS 'root'")

@@ -7,7 +7,11 @@ from pathlib import Path
 
 import pymysql
 import pytest
+import testinfra.utils.ansible_runner
 from dbkit import converge
+
+# The scenario's db host (the db host as site.yml converges it: groups db and objectstore).
+testinfra_hosts = testinfra.utils.ansible_runner.AnsibleRunner(os.environ["MOLECULE_INVENTORY_FILE"]).get_hosts("db")
 
 SCHEMAS = ("mlflow", "airflow")
 SYSTEM = {"information_schema", "performance_schema"}

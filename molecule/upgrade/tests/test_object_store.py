@@ -5,6 +5,12 @@ import os
 from pathlib import Path
 
 import pytest
+import testinfra.utils.ansible_runner
+
+# The scenario's objectstore host (the db host as site.yml converges it: groups db and objectstore).
+testinfra_hosts = testinfra.utils.ansible_runner.AnsibleRunner(os.environ["MOLECULE_INVENTORY_FILE"]).get_hosts(
+    "objectstore"
+)
 
 BUCKETS = ("mlflow-artifacts", "airflow-dags")
 LAB_CIDR = os.environ["LAB_NETWORK_CIDR"]  # the scenario's network (its molecule.yml)
