@@ -11,7 +11,7 @@ from conftest import ROLES, load_plugin
 
 lab = load_plugin(ROLES / "lab_containers" / "filter_plugins" / "lab_cgroup.py")
 fw = load_plugin(ROLES / "firewalld" / "filter_plugins" / "firewalld_desired.py")
-fernet = load_plugin(ROLES / "airflow" / "filter_plugins" / "airflow_fernet.py")
+fernet = load_plugin(ROLES / "platform_defaults" / "filter_plugins" / "airflow_fernet.py")
 
 SSH_LAB = 'rule family="ipv4" source address="172.28.52.0/24" port port="22" protocol="tcp" accept'
 
@@ -301,3 +301,41 @@ def test_a_read_without_meta_writes_every_declaration():
     assert fw.firewalld_declarations_to_write(MLFLOW_DECLARED, state, DECL_DIR) == [
         {"key": "mlflow", "value": MLFLOW_DECLARED["mlflow"]}
     ]
+
+
+# --- where each filter is loaded ------------------------------------------------
+# Ansible loads a role's filter_plugins when the role is in the play. platform.yml
+# includes a service role only on its group's hosts, so a filter that a role's
+# variables use must come with that role or with platform_defaults (every play
+# loads it): `site.yml --limit db` converged the db host without the airflow
+# role, and the backup role's arguments (airflow_fernet_key, a platform_defaults
+# default) failed with "No filter named 'airflow_derive_fernet_key'" while that
+# filter lived in the airflow role.
+def _filters_of(role_dir):
+    names = set()
+    for plugin in sorted((role_dir / "filter_plugins").glob("*.py")):
+        names |= set(load_plugin(plugin).FilterModule().filters())
+    return names
+
+
+def _uses(text, name):
+    # `| name`, `map('name')`, `select("name")`...: the filter's name as a word in a template
+    return re.search(rf"(\|\s*{name}\b|['\"]{name}['\"])", text) is not None
+
+
+def test_each_filter_a_role_uses_is_loaded_with_it_or_with_platform_defaults():
+    roles = sorted(p for p in ROLES.iterdir() if (p / "meta" / "main.yml").is_file())
+    defined = {role.name: _filters_of(role) for role in roles}
+    everywhere = defined["platform_defaults"]
+    elsewhere = {name: owner for owner, names in defined.items() for name in names}
+    assert "airflow_derive_fernet_key" in everywhere
+    missing = []
+    for role in roles:
+        for path in sorted(role.rglob("*")):
+            if path.suffix not in (".yml", ".yaml", ".j2") or not path.is_file():
+                continue
+            text = path.read_text(encoding="utf-8")
+            for name, owner in elsewhere.items():
+                if name not in everywhere | defined[role.name] and _uses(text, name):
+                    missing.append(f"{path.relative_to(ROLES)} uses {name} of the {owner} role")
+    assert not missing, missing

@@ -29,7 +29,7 @@ DECLARED = [
 
 def _fernet():
     spec = importlib.util.spec_from_file_location(
-        "airflow_fernet", sitekit.PROJECT / "ansible/roles/airflow/filter_plugins/airflow_fernet.py"
+        "airflow_fernet", sitekit.PROJECT / "ansible/roles/platform_defaults/filter_plugins/airflow_fernet.py"
     )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

@@ -45,7 +45,7 @@ REENCRYPT = "airflow : Re-encrypt connections, variables and triggers (airflow r
 
 
 def _derive(secret: str) -> str:
-    """The airflow role's airflow_derive_fernet_key (SHA-256 of the controller's secret, urlsafe base64)."""
+    """platform_defaults' airflow_derive_fernet_key (SHA-256 of the controller's secret, urlsafe base64)."""
     return base64.urlsafe_b64encode(hashlib.sha256(secret.encode()).digest()).decode()
 
 

@@ -17,6 +17,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from dbkit import converge
 
+# The scenario's db host (the db host as site.yml converges it: groups db and objectstore).
+testinfra_hosts = testinfra.utils.ansible_runner.AnsibleRunner(os.environ["MOLECULE_INVENTORY_FILE"]).get_hosts("db")
+
 LAB_CIDR = os.environ["LAB_NETWORK_CIDR"]  # the scenario's network (its molecule.yml)
 
 
@@ -211,9 +214,6 @@ RESTART_TASK = "mysql_server : Restart mysqld to drop what only a start resets"
 FILLER = "mysql-filler"
 FILLER_SCRIPT = """
 import pathlib, time, pymysql
-
-# The scenario's db host (the db host as site.yml converges it: groups db and objectstore).
-testinfra_hosts = testinfra.utils.ansible_runner.AnsibleRunner(os.environ["MOLECULE_INVENTORY_FILE"]).get_hosts("db")
 conns = []
 while True:
     try:

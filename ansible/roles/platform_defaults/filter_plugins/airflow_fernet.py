@@ -21,7 +21,9 @@ def airflow_fernet_key(secret) -> str:
 
 
 class FilterModule:  # pylint: disable=too-few-public-methods
-    """Filters of the airflow role."""
+    """The Fernet key's derivation, beside the default that uses it (defaults/main/airflow.yml):
+    every play loads platform_defaults, and hosts that never run the airflow role
+    render airflow_fernet_key too (the backup role's encrypted secrets on the db host)."""
 
     def filters(self):
         return {"airflow_derive_fernet_key": airflow_fernet_key}
