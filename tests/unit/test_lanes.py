@@ -25,6 +25,8 @@ echo "start $job $(date +%s.%N)" >>"$LANES_JOURNAL"
 for burn in ${LANES_BURN:-}; do
   if [[ ${burn%=*} == "$job" ]]; then timeout "${burn#*=}" bash -c 'while :; do :; done'; fi
 done
+# LANES_HOOK: JOB=COMMAND this job runs (e.g. changes its containers' cgroup files).
+if [[ -n ${LANES_HOOK:-} && ${LANES_HOOK%%=*} == "$job" ]]; then bash -c "${LANES_HOOK#*=}"; fi
 sleep "${LANES_SLEEP:-0.3}"
 if [[ " ${LANES_FAIL:-} " == *" $job "* ]]; then status=1; else status=0; fi
 echo "end $job $(date +%s.%N)" >>"$LANES_JOURNAL"
@@ -177,3 +179,24 @@ def test_each_job_reports_its_own_cpu_and_its_containers(tree: Path):
     summary = result.stdout.split("lanes: CPU per job")[1].splitlines()[1:3]
     assert summary[0].split()[:2] == ["edge", "10"], summary
     assert summary[1].split()[0] == "make:unit", summary
+
+
+def test_a_restarted_containers_cpu_before_the_restart_still_counts(tree: Path):
+    """`docker restart` starts the container's cgroup counter again at 0: the
+    sampler adds what it had seen before (5 s) to what comes after (1.5 s)."""
+    container = "d" * 64
+    (tree / "molecule" / "edge").mkdir(parents=True)
+    (tree / "molecule" / "edge" / "molecule.yml").write_text("platforms:\n  - name: mol-edge-a\n    image: x\n")
+    usage = tree / "cgroup" / "cpuacct" / "docker" / container / "cpuacct.usage"
+    usage.parent.mkdir(parents=True)
+    usage.write_text("5000000000\n")
+    result, _ = _run(
+        tree,
+        1,
+        "edge",
+        LANES_CPU_INTERVAL="0.1",
+        LANES_DOCKER_PS=f"{container} mol-edge-a\\n",
+        LANES_HOOK=f"edge=sleep 0.5; echo 1500000000 > {usage}; sleep 0.5",
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "---- edge: passed, CPU: controller 0 s, containers 6 s" in result.stdout, result.stdout
