@@ -220,6 +220,30 @@ def test_predict_many_rows(api: httpx.Client, api_server: ApiServer) -> None:
     assert accuracy > 0.9
 
 
+def test_the_access_log_names_the_path_that_scored_each_prediction(
+    api: httpx.Client, api_server: ApiServer
+) -> None:
+    """The iris model (sklearn, column signature, input example) is scored by the fast path
+    (fastpath.py); a body it does not take (a ``records: null`` beside ``data``) is answered
+    by the general path, with the same predictions."""
+    answers = {}
+    for request_id, body in (
+        ("scoring-fast", {"data": [ROW, VIRGINICA]}),
+        ("scoring-general", {"data": [ROW, VIRGINICA], "records": None}),
+    ):
+        response = api.post(
+            f"/predict/{MODEL}/champion",
+            json=body,
+            headers={**api_server.headers(), "X-Request-ID": request_id},
+        )
+        assert response.status_code == 200, response.text
+        answers[request_id] = response.json()
+    assert answers["scoring-fast"] == answers["scoring-general"]
+    assert answers["scoring-fast"]["predictions"] == [0, 2]
+    assert log_entry(api_server.log_path, "scoring-fast")["scoring"] == "fast"
+    assert log_entry(api_server.log_path, "scoring-general")["scoring"] == "general"
+
+
 @pytest.mark.parametrize(
     ("body", "message"),
     [

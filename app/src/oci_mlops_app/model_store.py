@@ -42,6 +42,7 @@ from mlflow.types import Schema
 
 from .config import ModelRef
 from .downloads import DownloadDir, sweep
+from .fastpath import FastScorer, compile_scorer
 from .metrics import (
     ALIAS_REFRESH_ERRORS,
     CACHED_MODEL_VERSIONS,
@@ -79,17 +80,23 @@ class LoadedModel:
     load_seconds: float
     # the download directory: deleted once the version is evicted and no request still holds it
     path: Path | None = field(default=None, repr=False, compare=False)
+    # how to score it without pyfunc's per-request work (fastpath.py); None: the general path
+    fast: FastScorer | None = field(default=None, compare=False)
 
 
-def load_pyfunc(tracking_uri: str, model_uri: str, destination: Path) -> PyFuncModel:
-    """Download ``model_uri`` into ``destination`` and load it as a pyfunc model."""
+def load_pyfunc(
+    tracking_uri: str, model_uri: str, destination: Path
+) -> tuple[PyFuncModel, FastScorer | None]:
+    """Download ``model_uri`` into ``destination``, load it as a pyfunc model, and compile its
+    fast prediction path (None: the general path serves it)."""
     local_path = mlflow.artifacts.download_artifacts(
         artifact_uri=model_uri,
         dst_path=str(destination),
         tracking_uri=tracking_uri,
         registry_uri=tracking_uri,
     )
-    return mlflow.pyfunc.load_model(local_path)
+    model = mlflow.pyfunc.load_model(local_path)
+    return model, compile_scorer(model, model.metadata.get_input_schema(), Path(local_path))
 
 
 class ModelStore:
@@ -232,7 +239,7 @@ class ModelStore:
         destination = Path(tempfile.mkdtemp(prefix=_dir_prefix(version), dir=self._cache_dir))
         started = time.perf_counter()
         try:
-            model = await asyncio.to_thread(
+            model, fast = await asyncio.to_thread(
                 load_pyfunc, self._registry.tracking_uri, f"models:/{name}/{version}", destination
             )
             schema = model.metadata.get_input_schema()
@@ -249,7 +256,7 @@ class ModelStore:
             "model loaded",
             extra={"model": name, "version": version, "load_seconds": round(seconds, 3)},
         )
-        loaded = LoadedModel(name, version, model, schema, seconds, destination)
+        loaded = LoadedModel(name, version, model, schema, seconds, destination, fast)
         # The files go when the version has been evicted AND the last request using it is done
         # (a flavor may read its files while predicting); CPython frees it at once by refcount.
         weakref.finalize(loaded, shutil.rmtree, destination, True)

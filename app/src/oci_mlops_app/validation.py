@@ -320,7 +320,7 @@ def _typed_frame(specs: list[ColSpec], columns: Sequence[list[Any] | None]) -> p
         if values is None:  # an optional column that was not sent
             continue
         label = spec.name if spec.name is not None else position
-        column = _well_typed_column(spec, values)
+        column = well_typed_column(spec, values)
         if column is None:  # something is off: check value by value to say what
             column_errors = _value_errors(spec, str(label), values)
             if column_errors:
@@ -338,7 +338,7 @@ def _typed_frame(specs: list[ColSpec], columns: Sequence[list[Any] | None]) -> p
         raise InvalidInputError(f"cannot build the input table: {exc}") from exc
 
 
-def _well_typed_column(spec: ColSpec, values: list[Any]) -> np.ndarray | None:
+def well_typed_column(spec: ColSpec, values: list[Any]) -> np.ndarray | None:
     """The column as an array when every value has the exact expected Python type (the common
     case, checked in bulk); None when the values need a closer look."""
     kinds = set(map(type, values))
