@@ -207,7 +207,8 @@ def main() -> None:
                 "OCI_MLOPS_API_KEYS": api_key,
                 "OCI_MLOPS_SERVED_MODELS": MODEL,
                 "OCI_MLOPS_PRELOAD_MODELS": f"{MODEL}@champion",
-                "OCI_MLOPS_LOG_LEVEL": "WARNING",
+                # the default: the access log is on, as mlflow models serve's (uvicorn's) is
+                "OCI_MLOPS_LOG_LEVEL": "INFO",
             }
             bodies = {n: iris_rows(n) for n in (1, 1000)}
             targets = [
