@@ -18,6 +18,10 @@ shared machine hits both alike. The server CPU per request is the user+system ti
 server's process group (read from /proc) divided by the requests; the ratio api / mlflow serve of
 that figure is what to compare across machines. The load generator (httpx, asyncio) runs on the
 same machine and competes for the CPUs.
+
+``--guard`` is the regression guard of the test-suite (tests/test_bench_guard.py): the iris model,
+``data`` form, 1 and 1000 rows, about a minute in all; it exits 1 when a CPU ratio is above
+``--max-ratio-1`` or ``--max-ratio-1000``.
 """
 
 from __future__ import annotations
@@ -62,6 +66,7 @@ FORM_LABELS = {
 }
 # requests per scenario and server by rows per request (all capped by --max-seconds as well)
 DEFAULT_REQUESTS = {1: 1500, 100: 800, 1000: 200, 10_000: 24}
+GUARD_REQUESTS = {1: 2000, 1000: 300}
 LOAD_SAMPLE_SECONDS = 5.0
 
 
@@ -111,6 +116,7 @@ def catalogue(workers: list[int]) -> list[Scenario]:
 
 # The default run: everything with 1 worker, and a scaling row with 2.
 DEFAULT_PATTERNS = ("*@w1", "iris/data/1@w2", "iris/data/1000@w2")
+GUARD_SCENARIOS = (Scenario("iris", "data", 1, 1), Scenario("iris", "data", 1000, 1))
 
 
 def select(patterns: list[str], workers: list[int]) -> list[Scenario]:
@@ -597,7 +603,9 @@ def describe(settings: Settings, load: dict[str, float], phases: Phases) -> str:
     )
 
 
-def write_json(path: Path | None, results: list[dict[str, Result]], load: dict[str, float]) -> None:
+def write_json(
+    path: Path | None, results: list[dict[str, Result]], load: dict[str, float], **extra: Any
+) -> None:
     if path is None:
         return
     document = {
@@ -610,8 +618,40 @@ def write_json(path: Path | None, results: list[dict[str, Result]], load: dict[s
             }
             for pair in results
         ],
+        **extra,
     }
     path.write_text(json.dumps(document, indent=2) + "\n")
+
+
+def guard(args: argparse.Namespace) -> int:
+    """The short run of the test-suite: 0 when both CPU ratios are within their maximum."""
+    phases = Phases()
+    settings = Settings(
+        requests=GUARD_REQUESTS,
+        concurrency=args.concurrency,
+        warmup=30,
+        rounds=args.rounds,
+        max_seconds=args.max_seconds if args.max_seconds is not None else 16.0,
+    )
+    results, load = run(list(GUARD_SCENARIOS), settings, phases)
+    maxima = {1: args.max_ratio_1, 1000: args.max_ratio_1000}
+    failures = []
+    for pair in results:
+        rows = pair[API].scenario.rows
+        if not ratio(pair) <= maxima[rows]:  # a NaN fails too
+            failures.append(f"{rows} row(s): ratio {ratio(pair):.3f} > maximum {maxima[rows]:g}")
+    print(describe(settings, load, phases))
+    print()
+    print(markdown(results))
+    print()
+    ratios = {str(pair[API].scenario.rows): round(ratio(pair), 4) for pair in results}
+    write_json(args.json, results, load, guard={"ratios": ratios, "maxima": maxima})
+    if failures:
+        print("guard FAILED (server CPU per request, this API / mlflow models serve): ", end="")
+        print("; ".join(failures))
+        return 1
+    print(f"guard passed: CPU ratios {ratios}, maxima {maxima}")
+    return 0
 
 
 def main() -> None:
@@ -644,11 +684,21 @@ def main() -> None:
     parser.add_argument(
         "--max-seconds",
         type=float,
-        help="cap per scenario, both servers (default 24)",
+        help="cap per scenario, both servers (default 24; 16 with --guard)",
     )
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
+    parser.add_argument(
+        "--guard",
+        action="store_true",
+        help="the regression guard: iris, data form, 1 and 1000 rows, short; exit 1 when a CPU "
+        "ratio is above its maximum",
+    )
+    parser.add_argument("--max-ratio-1", type=float, default=1.0, help="guard, 1 row")
+    parser.add_argument("--max-ratio-1000", type=float, default=1.0, help="guard, 1000 rows")
     args = parser.parse_args()
 
+    if args.guard:
+        raise SystemExit(guard(args))
     scenarios = select(args.scenarios or list(DEFAULT_PATTERNS), args.workers)
     if args.list:
         print("\n".join(s.name for s in scenarios))
