@@ -65,7 +65,7 @@ FORM_LABELS = {
     BAD_FORM: ("data, 10 % invalid", "dataframe_split, 10 % invalid"),
 }
 # requests per scenario and server by rows per request (all capped by --max-seconds as well)
-DEFAULT_REQUESTS = {1: 1500, 100: 800, 1000: 200, 10_000: 24}
+DEFAULT_REQUESTS = {1: 1500, 100: 800, 1000: 300, 10_000: 40}
 GUARD_REQUESTS = {1: 2000, 1000: 300}
 LOAD_SAMPLE_SECONDS = 5.0
 
@@ -336,6 +336,34 @@ def ratio(results: dict[str, Result]) -> float:
     return results[API].cpu_ms_per_request / results[MLFLOW_SERVE].cpu_ms_per_request
 
 
+def machine_busy_seconds() -> float:
+    """CPU time all the machine's CPUs spent busy so far (user, nice, system, irq, softirq)."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq = (int(v) for v in fields[:7])
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuWindow:
+    """The machine's busy CPU time over a window, and the part of it the bench's own processes
+    used: this process (the load generator) and the process groups of the servers."""
+
+    def __init__(self, process_groups: set[int]) -> None:
+        self.process_groups = process_groups
+        self._start = self._read()
+
+    def _read(self) -> tuple[float, float, float]:
+        own = time.process_time() + sum(group_cpu_seconds(g) for g in self.process_groups)
+        return machine_busy_seconds(), own, time.monotonic()
+
+    def close(self, totals: dict[str, float]) -> None:
+        """Add the window's figures to ``totals``."""
+        end = self._read()
+        for key, before, after in zip(
+            ("machine_cpu_s", "bench_cpu_s", "window_s"), self._start, end, strict=True
+        ):
+            totals[key] = totals.get(key, 0.0) + after - before
+
+
 class LoadSampler:
     """The 1-minute load average, sampled every LOAD_SAMPLE_SECONDS in a thread."""
 
@@ -537,7 +565,8 @@ def run(
     scenarios: list[Scenario], settings: Settings, phases: Phases
 ) -> tuple[list[dict[str, Result]], dict[str, float]]:
     """Start the lab, measure ``scenarios`` (grouped by worker count); the results, and the
-    1-minute load average before, during (mean) and after the measurements."""
+    machine's load: the 1-minute load average before, during (mean, max) and after the
+    measurements, and its CPU time while measuring (see CpuWindow)."""
     base_env = {
         **os.environ,
         "MLFLOW_DISABLE_TELEMETRY": "true",
@@ -568,6 +597,11 @@ def run(
                         for key in group_keys:
                             check_same_predictions(key, endpoints[key])
                         phases.lap(f"servers start and check (w{workers})")
+                        own_groups = {mlflow_lab.server.process.pid}
+                        own_groups.update(
+                            e.process_group for pair in endpoints.values() for e in pair.values()
+                        )
+                        window = CpuWindow(own_groups)
                         for scenario in group:
                             pair = measure(scenario, endpoints[scenario.model], settings)
                             results.append(pair)
@@ -576,6 +610,7 @@ def run(
                                 file=sys.stderr,
                                 flush=True,
                             )
+                        window.close(load)
                         phases.lap(f"measuring (w{workers})")
             load["after"] = os.getloadavg()[0]
             load["mean"] = sampler.mean
@@ -585,6 +620,8 @@ def run(
 
 
 def describe(settings: Settings, load: dict[str, float], phases: Phases) -> str:
+    available = load["window_s"] * (os.cpu_count() or 1)
+    others = max(0.0, load["machine_cpu_s"] - load["bench_cpu_s"])
     return "\n".join(
         [
             f"command: {shlex.join(['python', '-m', 'bench.predict_bench', *sys.argv[1:]])}",
@@ -597,7 +634,11 @@ def describe(settings: Settings, load: dict[str, float], phases: Phases) -> str:
             f"1-minute load average: {load['start']:.2f} at start, {load['before']:.2f} before "
             f"measuring, {load['after']:.2f} after; during the measurements mean "
             f"{load['mean']:.2f}, max {load['max']:.2f} (sampled every "
-            f"{LOAD_SAMPLE_SECONDS:g} s)",
+            f"{LOAD_SAMPLE_SECONDS:g} s; the bench itself keeps about 2 processes busy)",
+            f"CPU while measuring (/proc/stat, {load['window_s']:.0f} s): the machine busy "
+            f"{load['machine_cpu_s']:.0f} CPU-s of {available:.0f}, the bench (client, servers, "
+            f"MLflow server) {load['bench_cpu_s']:.0f} CPU-s, other processes {others:.0f} "
+            f"CPU-s (on average {others / load['window_s']:.2f} CPUs)",
             phases.report(),
         ]
     )
@@ -609,7 +650,7 @@ def write_json(
     if path is None:
         return
     document = {
-        "load_average_1min": load,
+        "machine": load,
         "scenarios": [
             {
                 "scenario": pair[API].scenario.name,
