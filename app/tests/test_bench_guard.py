@@ -14,13 +14,21 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 APP_DIR = Path(__file__).resolve().parents[1]
 
-# Maxima of the CPU ratio (this API / mlflow models serve), by rows per request.
-MAX_RATIO_1 = 1.0
-MAX_RATIO_1000 = 1.0
+# Maxima of the CPU ratio (this API / mlflow models serve), by rows per request. Measured on
+# this 2-CPU machine on 2026-12-03 with the fast path (fastpath.py): 0.21-0.30 for 1 row and
+# 0.20-0.28 for 1000 rows over 7 guard runs; before the fast path, 0.66-0.79 and 0.86-1.18; with
+# the fast path switched off (compile_scorer always None) 0.56 and 0.57, and this test failed.
+# The maxima leave 1.5 times the worst run for noise and fail when the fast path stops serving.
+MAX_RATIO_1 = 0.45
+MAX_RATIO_1000 = 0.45
 
 
+# Under a minute on a quiet machine; `make test` runs it beside molecule's converges.
+@pytest.mark.timeout(600)
 def test_cpu_per_request_ratio_against_mlflow_serve(tmp_path: Path) -> None:
     report = tmp_path / "guard.json"
     # the guard starts its own MLflow server and API: none of the session's settings
@@ -46,7 +54,7 @@ def test_cpu_per_request_ratio_against_mlflow_serve(tmp_path: Path) -> None:
         env=env,
         capture_output=True,
         text=True,
-        timeout=240,
+        timeout=540,
         check=False,
     )
     output = f"{completed.stdout}\n{completed.stderr[-3000:]}"

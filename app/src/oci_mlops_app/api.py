@@ -244,6 +244,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
         ) as probe:
             app.state.mlflow_probe = probe
             await store.start(settings.preload_models)
+            _freeze_startup_objects()
             try:
                 yield
             finally:
@@ -446,6 +447,16 @@ def _too_large(limit: int) -> str:
         f"the request body is over this API's limit of {limit} bytes "
         f"({limit / 2**20:.3g} MiB): send fewer rows per request"
     )
+
+
+def _freeze_startup_objects() -> None:
+    """Move what start-up created (the libraries, the preloaded models: ~260,000 objects with the
+    iris model) out of the cyclic garbage collector's reach. A full collection walked all of them
+    every few hundred requests, 135 ms each time with the iris model (measured 2026-12-03): the
+    p99 latency of small requests. They live as long as the process anyway; reference counting
+    still frees whatever of them is released (only reference cycles among them are kept)."""
+    gc.collect()
+    gc.freeze()
 
 
 def _is_json(content_type: str) -> bool:
