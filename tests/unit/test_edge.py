@@ -34,6 +34,19 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _listening(port: int, process: subprocess.Popen, timeout: float) -> bool:
+    """Whether something accepts connections on 127.0.0.1:``port`` within ``timeout`` seconds
+    (False at once if ``process``, the server meant to listen there, has exited)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return True
+        except OSError:
+            time.sleep(0.1)
+    return False
+
+
 def _playbook(tmp: Path, plays: list, extra: dict, check: bool = True) -> subprocess.CompletedProcess:
     # The topology: the role's ports default to the edge service's.
     run = run_local_play(tmp, plays, extra, topology=True, timeout=180)
@@ -253,6 +266,14 @@ def live(site):
     tmp = site["dir"]
     echo = subprocess.Popen([sys.executable, str(ECHO), str(site["upstream"])], stderr=subprocess.DEVNULL)
     echo2 = subprocess.Popen([sys.executable, str(ECHO), str(site["second"])], stderr=subprocess.DEVNULL)
+    # Both backends listen before nginx starts: a request that finds one not listening yet marks
+    # it failed for fail_timeout (10 s, max_fails=1), and the tests then see one backend, or a 502
+    # from /api whose other backend is the dead one (CI, unit beside site's converge, 2026-12-03).
+    for port, process in ((site["upstream"], echo), (site["second"], echo2)):
+        if not _listening(port, process, 30):
+            echo.kill()
+            echo2.kill()
+            pytest.fail(f"the stand-in upstream on port {port} did not listen within 30 s")
     nginx = subprocess.Popen(
         [str(NGINX), "-c", str(tmp / "nginx.conf"), "-p", str(tmp), "-g", "daemon off;"],
         stderr=subprocess.PIPE,
