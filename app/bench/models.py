@@ -40,8 +40,6 @@ def log_categorical_model(experiment_name: str, model_name: str) -> lab.LoggedMo
     Uses the MLflow client settings of the current environment (the admin's credentials).
     """
     import mlflow
-    import sklearn
-    from mlflow.models import infer_signature
     from sklearn.compose import ColumnTransformer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import Pipeline
@@ -60,22 +58,7 @@ def log_categorical_model(experiment_name: str, model_name: str) -> lab.LoggedMo
             ("classify", LogisticRegression(max_iter=500)),
         ]
     ).fit(features, target)
-    experiment = mlflow.set_experiment(experiment_name)
+    mlflow.set_experiment(experiment_name)
     with mlflow.start_run(run_name="logreg-onehot-region") as run:
-        info = mlflow.sklearn.log_model(
-            model,
-            name="model",
-            signature=infer_signature(features, model.predict(features)),
-            input_example=features.head(3),
-            registered_model_name=model_name,
-            # explicit requirements skip MLflow's slow requirement inference
-            pip_requirements=[f"scikit-learn=={sklearn.__version__}"],
-        )
-    return lab.LoggedModel(
-        model_uri=info.model_uri,
-        model_id=info.model_id,
-        run_id=run.info.run_id,
-        experiment_id=experiment.experiment_id,
-        name=model_name,
-        version=str(info.registered_model_version),
-    )
+        info = lab.log_sklearn_model(model, features, model_name)
+    return lab.logged(info, run, model_name)

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tests import mlflow_server
 from tests.mlflow_server import (
@@ -31,6 +32,8 @@ __all__ = [
     "MlflowLab",
     "free_port",
     "log_iris_model",
+    "log_sklearn_model",
+    "logged",
     "register_again",
     "running_mlflow",
     "start_logged_process",
@@ -104,8 +107,6 @@ def log_iris_model(experiment_name: str, model_name: str, *, c: float) -> Logged
     Uses the MLflow client settings of the current environment (the admin's credentials).
     """
     import mlflow
-    import sklearn
-    from mlflow.models import infer_signature
     from sklearn.datasets import load_iris
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import accuracy_score, f1_score
@@ -115,7 +116,7 @@ def log_iris_model(experiment_name: str, model_name: str, *, c: float) -> Logged
     x_train, x_test, y_train, y_test = train_test_split(
         features, target, test_size=0.3, random_state=0, stratify=target
     )
-    experiment = mlflow.set_experiment(experiment_name)
+    mlflow.set_experiment(experiment_name)
     with mlflow.start_run(run_name=f"logreg-C{c:g}") as run:
         model = LogisticRegression(C=c, max_iter=500).fit(x_train, y_train)
         predicted = model.predict(x_test)
@@ -126,20 +127,37 @@ def log_iris_model(experiment_name: str, model_name: str, *, c: float) -> Logged
                 "f1_macro": float(f1_score(y_test, predicted, average="macro")),
             }
         )
-        info = mlflow.sklearn.log_model(
-            model,
-            name="model",
-            signature=infer_signature(x_train, model.predict(x_train)),
-            input_example=x_train.head(3),
-            registered_model_name=model_name,
-            # explicit requirements skip MLflow's slow requirement inference
-            pip_requirements=[f"scikit-learn=={sklearn.__version__}"],
-        )
+        info = log_sklearn_model(model, x_train, model_name)
+    return logged(info, run, model_name)
+
+
+def log_sklearn_model(model: Any, features: Any, model_name: str) -> Any:
+    """Log a fitted sklearn ``model`` in the active run, with the signature inferred from its
+    training ``features`` (a DataFrame) and their first rows as input example, and register it as
+    ``model_name``; MLflow's ``ModelInfo``."""
+    import mlflow
+    import sklearn
+    from mlflow.models import infer_signature
+
+    return mlflow.sklearn.log_model(
+        model,
+        name="model",
+        signature=infer_signature(features, model.predict(features)),
+        input_example=features.head(3),
+        registered_model_name=model_name,
+        # explicit requirements skip MLflow's slow requirement inference
+        pip_requirements=[f"scikit-learn=={sklearn.__version__}"],
+    )
+
+
+def logged(info: Any, run: Any, model_name: str) -> LoggedModel:
+    """The :class:`LoggedModel` of ``info`` (a ``ModelInfo``), logged in ``run`` and registered
+    as ``model_name``."""
     return LoggedModel(
         model_uri=info.model_uri,
         model_id=info.model_id,
         run_id=run.info.run_id,
-        experiment_id=experiment.experiment_id,
+        experiment_id=run.info.experiment_id,
         name=model_name,
         version=str(info.registered_model_version),
     )

@@ -198,35 +198,21 @@ FAST_SETTINGS = settings(
 )
 
 
+@pytest.mark.parametrize(
+    ("model", "requests"),
+    [("iris", iris_requests()), ("proba", iris_requests()), ("mixed", mixed_requests())],
+    ids=["iris", "predict_proba", "pipeline-with-a-string-column"],
+)
 @FAST_SETTINGS
-@given(request=iris_requests())
-def test_iris_fast_predictions_equal_pyfuncs(
-    models: dict[str, Served], request: tuple[str, list[list[Any]], list[int]]
+@given(data=st.data())
+def test_fast_predictions_equal_pyfuncs(
+    models: dict[str, Served],
+    model: str,
+    requests: st.SearchStrategy[tuple[str, list[list[Any]], list[int]]],
+    data: st.DataObject,
 ) -> None:
-    form, rows, order = request
-    served = models["iris"]
-    body = _bodies(served.names, rows, form, order)
-    assert fast(served, body) == general(served, body)
-
-
-@FAST_SETTINGS
-@given(request=iris_requests())
-def test_predict_proba_fast_predictions_equal_pyfuncs(
-    models: dict[str, Served], request: tuple[str, list[list[Any]], list[int]]
-) -> None:
-    form, rows, order = request
-    served = models["proba"]
-    body = _bodies(served.names, rows, form, order)
-    assert fast(served, body) == general(served, body)
-
-
-@FAST_SETTINGS
-@given(request=mixed_requests())
-def test_pipeline_with_a_string_column_fast_predictions_equal_pyfuncs(
-    models: dict[str, Served], request: tuple[str, list[list[Any]], list[int]]
-) -> None:
-    form, rows, order = request
-    served = models["mixed"]
+    form, rows, order = data.draw(requests)
+    served = models[model]
     body = _bodies(served.names, rows, form, order)
     assert fast(served, body) == general(served, body)
 
