@@ -73,14 +73,12 @@ FEATURE_NAMES_WARNING = "X does not have valid feature names"
 # took at most INLINE_PREDICT_SECONDS on its example: handing it to a thread costs more CPU
 # than the prediction itself.
 INLINE_MAX_VALUES = 256
+INLINE_PREDICT_SECONDS = 0.002
 
 
 def quiet_feature_names_warning() -> None:
     """Ignore sklearn's warning about arrays without feature names (see FEATURE_NAMES_WARNING)."""
     warnings.filterwarnings("ignore", message=FEATURE_NAMES_WARNING, category=UserWarning)
-
-
-INLINE_PREDICT_SECONDS = 0.002
 
 
 class Fallback(Exception):  # noqa: N818 - a signal, not an error
@@ -96,11 +94,7 @@ class Decoded:
     records: bool
     value_types: frozenset[type]  # of all the values
     width: int | None  # of every row (or record); None when they differ
-
-    @property
-    def values(self) -> int:
-        """How many values (an upper bound when the rows differ in length)."""
-        return len(self.rows) * (self.width or 1_000_000)
+    values: int  # how many
 
     def to_request(self) -> PredictRequest:
         """The same request as the general path's pydantic model (already known to be valid)."""
@@ -138,14 +132,15 @@ def decode(body: bytes, limits: InputLimits) -> Decoded | None:
     if columns is not None and (type(columns) is not list or set(map(type, columns)) != {str}):
         return None
     if records:
-        values = itertools.chain.from_iterable(r.values() for r in rows)
+        flat = itertools.chain.from_iterable(r.values() for r in rows)
     else:
-        values = itertools.chain.from_iterable(rows)
-    value_types = frozenset(map(type, values))
+        flat = itertools.chain.from_iterable(rows)
+    value_types = frozenset(map(type, flat))
     if not value_types <= _SCALARS:
         return None
     width = widths.pop() if len(widths) == 1 else None
-    return Decoded(rows, columns, records, value_types, width)
+    values = len(rows) * width if width is not None else sum(map(len, rows))
+    return Decoded(rows, columns, records, value_types, width, values)
 
 
 @dataclass(frozen=True)
@@ -225,10 +220,8 @@ class FastScorer:
 def encode(payload: dict[str, Any], predictions: Any) -> bytes:
     """The JSON answer, predictions encoded from numpy directly where orjson can (NaN and
     infinities become null, as ``validation.jsonable`` makes them)."""
-    if isinstance(predictions, np.ndarray) and predictions.dtype.kind in "biuf":
-        if predictions.dtype.kind == "f" and not np.isfinite(predictions).all():
-            predictions = np.where(np.isfinite(predictions), predictions, None)
-            return orjson.dumps({"predictions": jsonable(predictions), **payload})
+    numeric = isinstance(predictions, np.ndarray) and predictions.dtype.kind in "biuf"
+    if numeric and (predictions.dtype.kind != "f" or np.isfinite(predictions).all()):
         try:
             return orjson.dumps(
                 {"predictions": predictions, **payload}, option=orjson.OPT_SERIALIZE_NUMPY
