@@ -1,8 +1,9 @@
 """Train a small iris model and register it with the alias champion (run as the MLflow admin).
 
-Shared by the model_api and dashboard scenarios.
+The site scenario's API and dashboard suites (sitekit.register_iris_model); prints the version as JSON.
 """
 
+import json
 import sys
 
 import mlflow
@@ -25,4 +26,4 @@ with mlflow.start_run():
 client = mlflow.MlflowClient()
 version = client.search_model_versions(f"name='{name}'", order_by=["version_number DESC"])[0].version
 client.set_registered_model_alias(name, "champion", version)
-print(version)
+print(json.dumps(version))

@@ -233,3 +233,93 @@ def main_pid(host: str, unit: str) -> int:
 
 def active(host: str, unit: str) -> bool:
     return sh(host, f"systemctl is-active --quiet {unit}").returncode == 0
+
+
+# --- clients run on a lab host (the role suites of the mlflow, api and dashboard hosts) ---
+
+# HTTP requests made from a lab host with the stdlib (each on a fresh connection), the request
+# list on stdin: no credential on a command line. Prints [[status, seconds, body], ...].
+_HTTP_FROM = r"""
+import base64, json, sys, time, urllib.error, urllib.request
+out = []
+for r in json.load(sys.stdin):
+    body = json.dumps(r["body"]).encode() if r.get("body") is not None else None
+    req = urllib.request.Request(r["url"], method=r.get("method", "GET"), data=body, headers=r.get("headers", {}))
+    if body is not None:
+        req.add_header("Content-Type", "application/json")
+    if r.get("user") is not None:
+        token = base64.b64encode(("%s:%s" % (r["user"], r["password"])).encode()).decode()
+        req.add_header("Authorization", "Basic " + token)
+    start = time.monotonic()
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            status, data = resp.status, resp.read()
+    except urllib.error.HTTPError as err:
+        status, data = err.code, err.read()
+    out.append([status, time.monotonic() - start, data.decode("utf-8", "replace")])
+print(json.dumps(out))
+"""
+
+
+def http_from(host: str, requests_: list[dict], timeout: float = 300) -> list[tuple[int, float, str]]:
+    """Make HTTP requests from a lab host, in order: each {"url", optional "user"/"password"
+    (basic auth), "method", "body" (JSON), "headers"}. Returns (status, seconds, body) per request;
+    the seconds are measured on the host."""
+    run = subprocess.run(
+        ["docker", "exec", "-i", host, "python3", "-c", _HTTP_FROM],
+        input=json.dumps(requests_),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert run.returncode == 0, f"{host}: HTTP client failed: {run.stderr[-2000:]}"
+    return [(status, seconds, body) for status, seconds, body in json.loads(run.stdout)]
+
+
+# Runs a script with MLflow's client on the mlflow host: credentials and URI on stdin (first line,
+# JSON), never on a command line; the script's last output line is JSON.
+_MLFLOW_CLIENT_PREAMBLE = """
+import json as _json, os as _os, sys as _sys
+_os.environ.update(_json.loads(_sys.stdin.readline()))
+"""
+
+
+def mlflow_client(script: str, user: str, password: str, *args: str, timeout: float = 300):
+    """Run `script` (Python, `args` its sys.argv[1:]) on the mlflow host with MLflow's virtualenv
+    and client, signed in as `user`; returns the JSON of its last output line."""
+    env = {
+        "MLFLOW_TRACKING_URI": f"http://{ip(MLFLOW)}:5000",
+        "MLFLOW_TRACKING_USERNAME": user,
+        "MLFLOW_TRACKING_PASSWORD": password,
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
+    }
+    run = subprocess.run(
+        [
+            "docker",
+            "exec",
+            "-i",
+            "-w",
+            "/tmp",
+            MLFLOW,
+            "/opt/mlflow/venv/bin/python",
+            "-c",
+            _MLFLOW_CLIENT_PREAMBLE + script,
+            *args,
+        ],
+        input=json.dumps(env) + "\n",
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert run.returncode == 0, f"MLflow client script failed: {run.stderr[-3000:]}"
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+def register_iris_model(name: str) -> str:
+    """Log an iris model as the MLflow admin, register it as `name` with alias champion
+    (molecule/_shared/files/register_model.py); returns the version."""
+    script = (PROJECT / "molecule" / "_shared" / "files" / "register_model.py").read_text()
+    return str(mlflow_client(script, "admin", secret("mlflow_admin_password"), name))

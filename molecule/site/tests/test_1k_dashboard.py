@@ -1,21 +1,27 @@
-"""The dashboard runs under systemd, serves its page, asks for an MLflow sign-in, and then shows the real
-registry (as the signed-in user) and predicts through the API (with its own key)."""
+"""The dashboard role's suite on the api host: the dashboard runs under systemd, serves its page
+under the edge's route, asks for an MLflow sign-in, and then shows the real registry (as the
+signed-in user) and predicts through the API (with its own key).
+
+It ran in the serving scenario until that joined this one (test_1j_model_api.py).
+"""
 
 import json
-import os
+from pathlib import Path
 
 import pytest
-from conftest import SCENARIO, assert_runs_as, copy_to, env_file, ipv4, register_model, secret
+import sitekit
+from rolekit import assert_runs_as, client_rules, copy_to, env_file, ipv4, port_rules
+from sitekit import API, EDGE, secret
 
 MODEL = "molecule-dashboard-iris"
 VENV = "/opt/oci-mlops-app/venv"
-testinfra_hosts = ["mol-api-api"]
-LAB_CIDR = os.environ["LAB_NETWORK_CIDR"]  # the scenario's network (its molecule.yml)
+RENDER = Path(__file__).resolve().parents[1] / "files" / "render_dashboard.py"
+testinfra_hosts = [API]
 
 
 @pytest.fixture(scope="module")
 def model_version():
-    return register_model(MODEL)
+    return sitekit.register_iris_model(MODEL)
 
 
 def test_unit_active_enabled_non_root(host):
@@ -36,7 +42,7 @@ def test_environment_file_is_0640_with_sign_in_and_the_dashboards_own_key(host):
 
 
 def _base_path(host) -> str:
-    """The dashboard's base path (OCI_MLOPS_DASHBOARD_BASE_PATH: the edge's route; empty here, no edge)."""
+    """The dashboard's base path (OCI_MLOPS_DASHBOARD_BASE_PATH: the edge's route)."""
     line = host.check_output("grep '^OCI_MLOPS_DASHBOARD_BASE_PATH=' /etc/oci-mlops-dashboard/dashboard.env")
     return line.partition("=")[2].strip().rstrip("/")
 
@@ -44,8 +50,8 @@ def _base_path(host) -> str:
 def test_page_answers_200_headless(host):
     address = ipv4(host)
     base = _base_path(host)
-    # No edge host in this scenario: the dashboard serves at the root.
-    assert base == ""
+    # Behind the edge the dashboard serves under its route (the topology's /dashboard/).
+    assert base == "/dashboard"
     url = f"http://{address}:8501{base}"
     status, _, body = host.check_output(f"curl -sS -w '\\n%{{http_code}}' {url}/").rpartition("\n")[::-1]
     assert status == "200"
@@ -60,7 +66,7 @@ def test_listens_on_private_address_only(host):
 
 def _render(host, user=None):
     """The installed dashboard, as its user with its env file (AppTest), signed in as `user` (name, password)."""
-    script = copy_to(host, SCENARIO / "files" / "render_dashboard.py")
+    script = copy_to(host, RENDER)
     sign_in = f"export DASHBOARD_TEST_USERNAME='{user[0]}' DASHBOARD_TEST_PASSWORD='{user[1]}' && " if user else ""
     result = host.run(
         "set -a && . /etc/oci-mlops-dashboard/dashboard.env && set +a && "
@@ -94,12 +100,9 @@ def test_signed_in_user_sees_the_registry_and_predicts_through_the_api(host, mod
     assert shown["prediction"] == [f"Prediction: 0 ({MODEL} version {model_version})"], shown
 
 
-def test_firewall_opens_the_dashboard_port_to_the_client_cidrs_only(host):
-    # dashboard_client_cidrs: the lab network (inventory/lab/group_vars/all/lab.yml).
-    assert (
-        f'rule family="ipv4" source address="{LAB_CIDR}" port port="8501" protocol="tcp" accept'
-        in host.check_output("firewall-cmd --list-rich-rules").splitlines()
-    )
+def test_firewall_opens_the_dashboard_port_to_the_edge_only(host):
+    # dashboard_client_cidrs' default behind the edge: the topology's clients, the edge's /32.
+    assert port_rules(host, 8501) == client_rules(8501, sitekit.ip(EDGE))
     assert "8501/tcp" not in host.check_output("firewall-cmd --list-ports").split()
 
 

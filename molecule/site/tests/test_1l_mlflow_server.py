@@ -1,89 +1,69 @@
-"""The MLflow server, driven with the real MLflow client (the server's virtualenv).
+"""The mlflow role's suite on the mlflow host: the MLflow server, driven with the real MLflow
+client (the server's virtualenv, on the mlflow host) and over HTTP from the airflow host (behind
+the edge the server listens on its private address and admits only its clients' hosts; a peer
+on the mlflow host itself is never sign-in limited, so HTTP comes from a client host).
 
-The mlflow role's own suite. It runs in this scenario (db, mlflow and api
-hosts) because the mlflow role's converge here is the same as on db and
-mlflow hosts alone: one converge serves both suites. It runs between the
-dashboard's and the API's suites (file order); its last tests kill MLflow
-(it comes back) and spend the controller address's sign-in budget, which the
-other suites do not use (they reach MLflow from the api and mlflow hosts).
+It ran in the serving scenario until that joined this one; its kill -9 test is the fault suite's
+(test_3_faults.py, every unit). Last of the role suites: its last test spends the airflow host's
+address's sign-in budget for the limiter's window (60 s), which the next suites do not need (the
+airflow host calls MLflow only from DAG tasks, the fault suite's minutes later; the limiter's
+window is over before the drift suite's first converge ends).
 """
 
-import base64
-import ipaddress
 import json
-import os
 import runpy
-import shlex
 import time
-import urllib.error
-import urllib.request
 import uuid
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+import sitekit
 import testinfra
-import testinfra.utils.ansible_runner
-import yaml
+from rolekit import client_rules, ipv4, port_rules
+from sitekit import AIRFLOW, API, DB, EDGE, MLFLOW
 
-INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
-MLFLOW_HOST = testinfra.utils.ansible_runner.AnsibleRunner(INVENTORY).get_hosts("mlflow")[0]
-DB_HOST = testinfra.utils.ansible_runner.AnsibleRunner(INVENTORY).get_hosts("db")[0]
-testinfra_hosts = [MLFLOW_HOST]
+INVENTORY = sitekit.INVENTORY
+testinfra_hosts = [MLFLOW]
 
 PORT = 5000
 VENV_PYTHON = "/opt/mlflow/venv/bin/python"
 BUCKET_DIR = "/var/lib/object-store/mlflow-artifacts"
-DEFAULTS = yaml.safe_load((Path(__file__).resolve().parents[3] / "ansible/roles/mlflow/defaults/main.yml").read_text())
-# Measured figures (docs/mlflow.md); MLFLOW_MEASUREMENTS_FILE to keep them after destroy.
-RESULTS = Path(
-    os.environ.get("MLFLOW_MEASUREMENTS_FILE")
-    or Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/tmp")) / "mlflow-measurements.json"
-)
+DEFAULTS = sitekit.role_defaults("mlflow")
 
 
 def _secret(name):
     # Generated on the controller (ansible/roles/platform_defaults/defaults/main/mlflow.yml).
-    return (Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent / ".secrets" / name).read_text().split()[0]
-
-
-def _ipv4(host):
-    return next(a for a in host.interface("eth0").addresses if ipaddress.ip_address(a).version == 4)
+    return sitekit.secret(name)
 
 
 def _record(**values):
-    data = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    data.update(values)
-    RESULTS.write_text(json.dumps(data, indent=2))
+    """A measured figure, to the site report."""
+    for key, value in values.items():
+        sitekit.report(f"mlflow server: {key} = {json.dumps(value)}")
 
 
-def _http(url, user=None, password=None, method="GET", body=None):
-    request = urllib.request.Request(url, method=method, data=json.dumps(body).encode() if body else None)
-    if body:
-        request.add_header("Content-Type", "application/json")
-    if user:
-        token = base64.b64encode(f"{user}:{password}".encode()).decode()
-        request.add_header("Authorization", f"Basic {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as err:
-        return err.code, err.read()
+# Where the HTTP tests call from: one of MLflow's clients (its firewall admits it; not local).
+CALLER = AIRFLOW
 
 
-def _client(host, script, user, password):
+def _requests(*requests_):
+    """HTTP requests from the caller host (sitekit.http_from): (status, seconds, body) each."""
+    return sitekit.http_from(CALLER, list(requests_))
+
+
+def _http(url, user=None, password=None, method="GET", body=None, headers=None):
+    """One request from the caller host: (status, body)."""
+    request = {"url": url, "method": method, "body": body, "headers": headers or {}}
+    if user is not None:
+        request.update(user=user, password=password)
+    status, _, text = _requests(request)[0]
+    return status, text
+
+
+def _client(host, script, user, password):  # noqa: ARG001 (host: the suites' signature)
     """Run a Python script with the MLflow client on the mlflow host, as `user`; returns its JSON output."""
-    env = {
-        "MLFLOW_TRACKING_URI": f"http://{MLFLOW_HOST}:{PORT}",
-        "MLFLOW_TRACKING_USERNAME": user,
-        "MLFLOW_TRACKING_PASSWORD": password,
-        "MLFLOW_DISABLE_TELEMETRY": "true",
-        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
-    }
-    exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
-    cmd = host.run(f"cd /tmp && env {exports} timeout 300 {VENV_PYTHON} -c {shlex.quote(script)}")
-    assert cmd.rc == 0, cmd.stderr[-3000:]
-    return json.loads(cmd.stdout.strip().splitlines()[-1])
+    return sitekit.mlflow_client(script, user, password)
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +78,7 @@ def reader() -> tuple[str, str]:
 
 @pytest.fixture(scope="module")
 def objectstore():
-    return testinfra.get_host(f"ansible://{DB_HOST}", ansible_inventory=INVENTORY)
+    return testinfra.get_host(f"ansible://{DB}", ansible_inventory=INVENTORY)
 
 
 LOG_AND_REGISTER = """
@@ -185,7 +165,7 @@ def test_environment(host, objectstore):
     assert env["AWS_REQUEST_CHECKSUM_CALCULATION"] == env["AWS_RESPONSE_CHECKSUM_VALIDATION"] == "when_required"
     # By private address, not inventory name: clients outside the lab network
     # receive presigned URLs of this endpoint and must be able to reach it.
-    assert env["MLFLOW_S3_ENDPOINT_URL"] == f"http://{_ipv4(objectstore)}:9000"
+    assert env["MLFLOW_S3_ENDPOINT_URL"] == f"http://{ipv4(objectstore)}:9000"
     assert env["MLFLOW_BACKEND_STORE_URI"].startswith("mysql+pymysql://mlflow:")
 
 
@@ -211,7 +191,7 @@ def test_schemas_are_at_head(host):
 
 
 def test_health_needs_no_login_but_the_api_does(host):
-    base = f"http://{_ipv4(host)}:{PORT}"
+    base = f"http://{ipv4(host)}:{PORT}"
     assert _http(f"{base}/health")[0] == 200
     assert _http(f"{base}/api/2.0/mlflow/experiments/search?max_results=1")[0] == 401
     assert _http(f"{base}/api/2.0/mlflow/experiments/search?max_results=1", "admin", "wrong-password-123")[0] == 401
@@ -219,12 +199,9 @@ def test_health_needs_no_login_but_the_api_does(host):
 
 def test_unknown_host_header_is_rejected(host):
     # --allowed-hosts: an unlisted Host header is refused before authentication (/health is exempt).
-    url = f"http://{_ipv4(host)}:{PORT}/api/2.0/mlflow/experiments/search?max_results=1"
-    for host_header, expected in (("evil.example:5000", 403), (f"{_ipv4(host)}:{PORT}", 401)):
-        request = urllib.request.Request(url, headers={"Host": host_header})
-        with pytest.raises(urllib.error.HTTPError) as err:
-            urllib.request.urlopen(request, timeout=10)
-        assert err.value.code == expected, host_header
+    url = f"http://{ipv4(host)}:{PORT}/api/2.0/mlflow/experiments/search?max_results=1"
+    for host_header, expected in (("evil.example:5000", 403), (f"{ipv4(host)}:{PORT}", 401)):
+        assert _http(url, headers={"Host": host_header})[0] == expected, host_header
 
 
 def test_admin_logs_params_metrics_and_a_registered_model(logged):
@@ -251,7 +228,7 @@ def test_reader_reads_but_cannot_write(host, logged, reader):
 
 
 def test_reader_is_not_an_admin(host, reader: tuple[str, str]):
-    base = f"http://{_ipv4(host)}:{PORT}"
+    base = f"http://{ipv4(host)}:{PORT}"
     status, body = _http(f"{base}/api/2.0/mlflow/users/current", *reader)
     assert status == 200
     assert json.loads(body)["user"]["is_admin"] is False
@@ -266,29 +243,6 @@ def test_reader_is_not_an_admin(host, reader: tuple[str, str]):
     )
 
 
-def test_kill_9_is_restarted_and_healthy_again(host):
-    base = f"http://{_ipv4(host)}:{PORT}"
-    pid = host.check_output("systemctl show -p MainPID --value mlflow")
-    restarts = int(host.check_output("systemctl show -p NRestarts --value mlflow"))
-    host.run(f"kill -9 {pid}")
-    killed = time.monotonic()
-    while time.monotonic() - killed < 120:
-        try:
-            if _http(f"{base}/health")[0] == 200 and host.check_output(
-                "systemctl show -p MainPID --value mlflow"
-            ) not in ("0", pid):
-                break
-        except OSError:
-            pass
-        time.sleep(0.25)
-    else:
-        pytest.fail("not healthy again within 120 s of kill -9")
-    seconds = round(time.monotonic() - killed, 1)
-    _record(kill_9_to_healthy_seconds=seconds)
-    assert int(host.check_output("systemctl show -p NRestarts --value mlflow")) == restarts + 1
-    assert seconds < 60
-
-
 # --- TLS to MySQL (issue #14 point 5, #15 point 8) ---------------------------
 # molecule/_shared/files/mysql_tls.py's functions (probe, connection_types).
 MYSQL_TLS = SimpleNamespace(**runpy.run_path(str(Path(__file__).resolve().parents[2] / "_shared/files/mysql_tls.py")))
@@ -296,7 +250,7 @@ MYSQL_TLS = SimpleNamespace(**runpy.run_path(str(Path(__file__).resolve().parent
 
 @pytest.fixture(scope="module")
 def db():
-    return testinfra.get_host(f"ansible://{DB_HOST}", ansible_inventory=INVENTORY)
+    return testinfra.get_host(f"ansible://{DB}", ansible_inventory=INVENTORY)
 
 
 @pytest.fixture(scope="module")
@@ -321,7 +275,7 @@ def test_the_uris_refuse_a_server_without_tls_or_with_another_ca(tls_probe, engi
 
 def test_every_mlflow_connection_on_the_db_is_tls(host, db):
     # An authenticated request: the server reads its auth and tracking tables (its pool keeps the connections).
-    url = f"http://{_ipv4(host)}:{PORT}/api/2.0/mlflow/experiments/search?max_results=1"
+    url = f"http://{ipv4(host)}:{PORT}/api/2.0/mlflow/experiments/search?max_results=1"
     assert _http(url, "admin", _secret("mlflow_admin_password"))[0] == 200
     connections = MYSQL_TLS.connection_types(db, ["mlflow"])
     assert connections, "the MLflow server holds no connection to MySQL"
@@ -357,7 +311,7 @@ def test_the_ui_offers_logout_and_change_password(host, admin):
     view says so. The UI's Logout sends a throwaway user whose password is its name: MLflow's
     401 every time, and no failure counted (a wrong password after more than limit x workers of
     them is still checked: 401, not 429)."""
-    url = f"http://{_ipv4(host)}:{PORT}/ajax-api/2.0/mlflow/users/current"
+    url = f"http://{ipv4(host)}:{PORT}/ajax-api/2.0/mlflow/users/current"
     status, body = _http(url, *admin)
     assert status == 200, body
     assert json.loads(body)["is_basic_auth"] is True, body
@@ -367,18 +321,29 @@ def test_the_ui_offers_logout_and_change_password(host, admin):
     assert _http(url, "admin", "a-wrong-password")[0] == 401
 
 
-# Last in the file: it spends the controller address's sign-in budget.
+def test_the_firewall_opens_5000_to_its_clients_hosts_only(host):
+    # mlflow_client_cidrs' default behind the edge: the topology's clients of MLflow (the edge,
+    # the airflow hosts' tasks, the api hosts' API and dashboard), each a /32.
+    expected = client_rules(PORT, *(sitekit.ip(h) for h in (EDGE, AIRFLOW, API)))
+    assert port_rules(host, PORT) == expected
+    assert f"{PORT}/tcp" not in host.check_output("firewall-cmd --list-ports").split()
+
+
+# Last in the file: it spends the caller's address's sign-in budget.
 def test_a_flood_of_wrong_passwords_is_refused_without_hashing(host, admin):
-    """From the controller: after the limit's worth of wrong passwords per worker (each one
-    hashed: ~0.4 s), the rest get 429 at once; the admin, verified before, still gets in."""
-    url = f"http://{_ipv4(host)}:{PORT}/api/2.0/mlflow/experiments/search?max_results=1"
-    for _ in range(20):  # fresh connections: both workers verify the admin's password once
-        assert _http(url, *admin)[0] == 200
+    """From the caller host (one client address, timed there): after the limit's worth of wrong
+    passwords per worker (each one hashed: ~0.4 s), the rest get 429 at once; the admin, verified
+    before, still gets in."""
+    url = f"http://{ipv4(host)}:{PORT}/api/2.0/mlflow/experiments/search?max_results=1"
+    as_admin = {"url": url, "user": admin[0], "password": admin[1]}
+    # fresh connections: both workers verify the admin's password once
+    before = _requests(*[as_admin] * 20)
+    assert [status for status, _, _ in before] == [200] * 20, before
+    flood = _requests(*[{"url": url, "user": "admin", "password": f"wrong-password-{i}"} for i in range(40)])
+    after = _requests(*[as_admin] * 10)
     timings: dict[int, list[float]] = {}
-    for i in range(40):
-        start = time.monotonic()
-        status = _http(url, "admin", f"wrong-password-{i}")[0]
-        timings.setdefault(status, []).append(time.monotonic() - start)
+    for status, seconds, _ in flood:
+        timings.setdefault(status, []).append(seconds)
     limit, workers = DEFAULTS["mlflow_auth_failed_login_limit"], 2
     counts = {status: len(times) for status, times in timings.items()}
     _record(
@@ -390,5 +355,4 @@ def test_a_flood_of_wrong_passwords_is_refused_without_hashing(host, admin):
     assert set(counts) == {401, 429}, counts
     assert counts[401] <= limit * workers, counts
     assert sorted(timings[429])[len(timings[429]) // 2] < 0.1, "a throttled guess still costs a hash"
-    for _ in range(10):
-        assert _http(url, *admin)[0] == 200
+    assert [status for status, _, _ in after] == [200] * 10, after

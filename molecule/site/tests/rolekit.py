@@ -1,22 +1,11 @@
-"""Helpers of the serving scenario's suites (API and dashboard)."""
+"""Checks of one host's services through testinfra's `host` (the role suites of the api and mlflow hosts:
+test_1j_model_api, test_1k_dashboard, test_1l_mlflow_server), beside sitekit's whole-platform helpers."""
 
 import ipaddress
-import os
-from pathlib import Path
-
-import testinfra
-
-INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
-SCENARIO = Path(__file__).resolve().parents[1]
-SHARED_FILES = SCENARIO.parent / "_shared" / "files"
-
-
-def secret(name):
-    """A controller-generated secret of the scenario (ansible/roles/platform_defaults)."""
-    return (Path(INVENTORY).parent / ".secrets" / name).read_text().split()[0]
 
 
 def ipv4(host):
+    """The host's address on the scenario network."""
     return next(a for a in host.interface("eth0").addresses if ipaddress.ip_address(a).version == 4)
 
 
@@ -26,21 +15,6 @@ def copy_to(host, source):
     host.run(f"cat > /tmp/molecule/{source.name} <<'PY'\n{source.read_text()}\nPY")
     host.run(f"chmod 0644 /tmp/molecule/{source.name}")
     return f"/tmp/molecule/{source.name}"
-
-
-def register_model(name):
-    """Register a model with alias champion as the MLflow admin, with MLflow's own client on the MLflow host.
-
-    Returns the version."""
-    mlflow_host = testinfra.get_host(f"ansible://mol-api-mlflow?ansible_inventory={INVENTORY}")
-    script = copy_to(mlflow_host, SHARED_FILES / "register_model.py")
-    env = (
-        "MLFLOW_TRACKING_URI=http://127.0.0.1:5000 MLFLOW_TRACKING_USERNAME=admin "
-        f"MLFLOW_TRACKING_PASSWORD='{secret('mlflow_admin_password')}' MLFLOW_DISABLE_TELEMETRY=true"
-    )
-    result = mlflow_host.run(f"{env} /opt/mlflow/venv/bin/python {script} {name}")
-    assert result.rc == 0, result.stderr
-    return result.stdout.strip().splitlines()[-1]
 
 
 def assert_runs_as(host, unit, user):
@@ -60,3 +34,14 @@ def env_file(host, path, group):
     assert env.mode == 0o640
     assert (env.user, env.group) == ("root", group)
     return env.content_string
+
+
+def client_rules(port, *addresses):
+    """The firewalld rich rules that admit each address's /32 to a port (a routed service's
+    clients behind the edge: <role>_client_cidrs' default, the topology's `clients`)."""
+    return {f'rule family="ipv4" source address="{a}/32" port port="{port}" protocol="tcp" accept' for a in addresses}
+
+
+def port_rules(host, port):
+    """The host's firewalld rich rules that mention the port."""
+    return {r for r in host.check_output("firewall-cmd --list-rich-rules").splitlines() if f'port="{port}"' in r}

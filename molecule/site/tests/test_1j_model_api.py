@@ -1,22 +1,26 @@
-"""The serving API runs under systemd and serves a model from the real registry.
+"""The model_api role's suite on the api host: the serving API runs under systemd and serves a
+model from the real registry, asked at its private address from its own host (behind the edge it
+admits only its clients' hosts; the end-to-end and outside-in suites ask through the edge).
 
-test_dashboard.py checks the dashboard.
+It ran in a scenario of its own (serving: db, mlflow and api hosts) until it joined this one:
+the same roles' converge, three hosts fewer to create and converge. test_1k_dashboard.py checks
+the dashboard.
 """
 
 import json
-import os
 
 import pytest
-from conftest import assert_runs_as, env_file, ipv4, register_model, secret
+import sitekit
+from rolekit import assert_runs_as, client_rules, env_file, ipv4, port_rules
+from sitekit import API, EDGE, secret
 
 MODEL = "molecule-iris"
-testinfra_hosts = ["mol-api-api"]
-LAB_CIDR = os.environ["LAB_NETWORK_CIDR"]  # the scenario's network (its molecule.yml)
+testinfra_hosts = [API]
 
 
 @pytest.fixture(scope="module")
 def model_version():
-    return register_model(MODEL)
+    return sitekit.register_iris_model(MODEL)
 
 
 def _curl(host, path, *args):
@@ -124,12 +128,10 @@ def test_metrics_count_predictions(host, model_version):
     assert "oci_mlops_http_requests_total" in body
 
 
-def test_firewall_opens_the_api_port_to_the_client_cidrs_only(host):
-    # model_api_client_cidrs: the lab network (inventory/lab/group_vars/all/lab.yml).
-    assert (
-        f'rule family="ipv4" source address="{LAB_CIDR}" port port="8000" protocol="tcp" accept'
-        in host.check_output("firewall-cmd --list-rich-rules").splitlines()
-    )
+def test_firewall_opens_the_api_port_to_its_clients_hosts_only(host):
+    # model_api_client_cidrs' default behind the edge: the topology's clients of the API, the
+    # edge and the api hosts (the dashboard), each a /32.
+    assert port_rules(host, 8000) == client_rules(8000, sitekit.ip(EDGE), sitekit.ip(API))
     assert "8000/tcp" not in host.check_output("firewall-cmd --list-ports").split()
 
 
