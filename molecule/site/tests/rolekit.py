@@ -1,12 +1,6 @@
 """Checks of one host's services through testinfra's `host` (the role suites of the api and mlflow hosts:
-test_1j_model_api, test_1k_dashboard, test_1l_mlflow_server), beside sitekit's whole-platform helpers."""
-
-import ipaddress
-
-
-def ipv4(host):
-    """The host's address on the scenario network."""
-    return next(a for a in host.interface("eth0").addresses if ipaddress.ip_address(a).version == 4)
+test_1j_model_api, test_1k_dashboard, test_1l_mlflow_server), beside sitekit's whole-platform helpers
+(a host's address: sitekit.ip)."""
 
 
 def copy_to(host, source):
@@ -45,3 +39,10 @@ def client_rules(port, *addresses):
 def port_rules(host, port):
     """The host's firewalld rich rules that mention the port."""
     return {r for r in host.check_output("firewall-cmd --list-rich-rules").splitlines() if f'port="{port}"' in r}
+
+
+def unit_caps(host, unit):
+    """MemoryMax= (bytes) and TasksMax= of a unit, as systemd applies them."""
+    shown = host.check_output(f"systemctl show {unit} -p MemoryMax -p TasksMax")
+    props = dict(line.split("=", 1) for line in shown.splitlines())
+    return props["MemoryMax"], props["TasksMax"]

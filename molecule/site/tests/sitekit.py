@@ -171,6 +171,11 @@ def changed_count(result: dict) -> int:
     return sum(s.get("changed", 0) for s in result["stats"].values())
 
 
+def changed_lines(result: dict) -> str:
+    """The (host, task) pairs a run reported changed, one per line (for assertion messages)."""
+    return "\n".join(f"  {h}: {t}" for h, t in sorted(result["changed"])) or "  (none)"
+
+
 # --- service health, as seen from each host (used by the fault suite) ---
 
 

@@ -10,10 +10,6 @@ changed=0 on every host.
 import sitekit
 
 
-def _changed_lines(result):
-    return "\n".join(f"  {h}: {t}" for h, t in sorted(result["changed"])) or "  (none)"
-
-
 def test_check_mode_reports_nothing_on_the_fresh_platform():
     result = sitekit.playbook("site.yml", check=True)
     sitekit.report(
@@ -21,4 +17,5 @@ def test_check_mode_reports_nothing_on_the_fresh_platform():
         + sitekit.profile(result)
     )
     assert result["rc"] == 0, "\n".join(result["failed"]) or result["output"][-3000:]
-    assert not result["changed"], f"check mode reports changes on a converged platform:\n{_changed_lines(result)}"
+    changed = sitekit.changed_lines(result)
+    assert not result["changed"], f"check mode reports changes on a converged platform:\n{changed}"

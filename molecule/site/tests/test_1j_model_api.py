@@ -11,11 +11,12 @@ import json
 
 import pytest
 import sitekit
-from rolekit import assert_runs_as, client_rules, env_file, ipv4, port_rules
+from rolekit import assert_runs_as, client_rules, env_file, port_rules, unit_caps
 from sitekit import API, EDGE, secret
 
 MODEL = "molecule-iris"
 testinfra_hosts = [API]
+API_ADDRESS = sitekit.ip(API)
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +26,7 @@ def model_version():
 
 def _curl(host, path, *args):
     out = host.check_output(
-        f"curl -sS -o /dev/stdout -w '\\n%{{http_code}}' {' '.join(args)} http://{ipv4(host)}:8000{path}"
+        f"curl -sS -o /dev/stdout -w '\\n%{{http_code}}' {' '.join(args)} http://{API_ADDRESS}:8000{path}"
     )
     body, _, status = out.rpartition("\n")
     return int(status), body
@@ -139,11 +140,4 @@ def test_unit_is_hardened(host):
     score = host.check_output("systemd-analyze security oci-mlops-api.service --no-pager | tail -1")
     assert "OK" in score or "SAFE" in score, score
     # model_api_memory_max / _tasks_max (systemd_service applies them to every unit)
-    assert _caps(host, "oci-mlops-api") == (str(2 * 1024**3), "512")
-
-
-def _caps(host, unit):
-    """MemoryMax= (bytes) and TasksMax= of a unit, as systemd applies them."""
-    shown = host.check_output(f"systemctl show {unit} -p MemoryMax -p TasksMax")
-    props = dict(line.split("=", 1) for line in shown.splitlines())
-    return props["MemoryMax"], props["TasksMax"]
+    assert unit_caps(host, "oci-mlops-api") == (str(2 * 1024**3), "512")

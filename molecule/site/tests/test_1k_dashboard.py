@@ -10,13 +10,14 @@ from pathlib import Path
 
 import pytest
 import sitekit
-from rolekit import assert_runs_as, client_rules, copy_to, env_file, ipv4, port_rules
+from rolekit import assert_runs_as, client_rules, copy_to, env_file, port_rules, unit_caps
 from sitekit import API, EDGE, secret
 
 MODEL = "molecule-dashboard-iris"
 VENV = "/opt/oci-mlops-app/venv"
 RENDER = Path(__file__).resolve().parents[1] / "files" / "render_dashboard.py"
 testinfra_hosts = [API]
+API_ADDRESS = sitekit.ip(API)
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +49,7 @@ def _base_path(host) -> str:
 
 
 def test_page_answers_200_headless(host):
-    address = ipv4(host)
+    address = API_ADDRESS
     base = _base_path(host)
     # Behind the edge the dashboard serves under its route (the topology's /dashboard/).
     assert base == "/dashboard"
@@ -61,7 +62,7 @@ def test_page_answers_200_headless(host):
 
 def test_listens_on_private_address_only(host):
     sockets = [str(s) for s in host.socket.get_listening_sockets() if s.endswith(":8501")]
-    assert sockets == [f"tcp://{ipv4(host)}:8501"], sockets
+    assert sockets == [f"tcp://{API_ADDRESS}:8501"], sockets
 
 
 def _render(host, user=None):
@@ -109,13 +110,6 @@ def test_firewall_opens_the_dashboard_port_to_the_edge_only(host):
 def test_unit_is_hardened(host):
     score = host.check_output("systemd-analyze security oci-mlops-dashboard.service --no-pager | tail -1")
     assert "OK" in score or "SAFE" in score, score
-    assert _caps(host, "oci-mlops-dashboard") == (str(1024**3), "256")
+    assert unit_caps(host, "oci-mlops-dashboard") == (str(1024**3), "256")
     # Streamlit's upload cap (dashboard_max_upload_mb), not its default 200 MB
     assert "OCI_MLOPS_DASHBOARD_MAX_UPLOAD_MB=8" in host.file("/etc/oci-mlops-dashboard/dashboard.env").content_string
-
-
-def _caps(host, unit):
-    """MemoryMax= (bytes) and TasksMax= of a unit, as systemd applies them."""
-    shown = host.check_output(f"systemctl show {unit} -p MemoryMax -p TasksMax")
-    props = dict(line.split("=", 1) for line in shown.splitlines())
-    return props["MemoryMax"], props["TasksMax"]

@@ -20,21 +20,17 @@ from types import SimpleNamespace
 import pytest
 import sitekit
 import testinfra
-from rolekit import client_rules, ipv4, port_rules
+from rolekit import client_rules, port_rules, unit_caps
 from sitekit import AIRFLOW, API, DB, EDGE, MLFLOW
 
 INVENTORY = sitekit.INVENTORY
 testinfra_hosts = [MLFLOW]
 
 PORT = 5000
+ADDRESS = sitekit.ip(MLFLOW)
 VENV_PYTHON = "/opt/mlflow/venv/bin/python"
 BUCKET_DIR = "/var/lib/object-store/mlflow-artifacts"
 DEFAULTS = sitekit.role_defaults("mlflow")
-
-
-def _secret(name):
-    # Generated on the controller (ansible/roles/platform_defaults/defaults/main/mlflow.yml).
-    return sitekit.secret(name)
 
 
 def _record(**values):
@@ -61,19 +57,14 @@ def _http(url, user=None, password=None, method="GET", body=None, headers=None):
     return status, text
 
 
-def _client(host, script, user, password):  # noqa: ARG001 (host: the suites' signature)
-    """Run a Python script with the MLflow client on the mlflow host, as `user`; returns its JSON output."""
-    return sitekit.mlflow_client(script, user, password)
-
-
 @pytest.fixture(scope="module")
 def admin():
-    return ("admin", _secret("mlflow_admin_password"))
+    return ("admin", sitekit.secret("mlflow_admin_password"))
 
 
 @pytest.fixture(scope="module")
 def reader() -> tuple[str, str]:
-    return ("mlflow-reader", _secret("mlflow_readonly_password"))
+    return ("mlflow-reader", sitekit.secret("mlflow_readonly_password"))
 
 
 @pytest.fixture(scope="module")
@@ -125,10 +116,10 @@ print(json.dumps(out))
 
 
 @pytest.fixture(scope="module")
-def logged(host, admin):
+def logged(admin):
     name = f"molecule-{uuid.uuid4().hex[:8]}"
     started = time.monotonic()
-    result = _client(host, LOG_AND_REGISTER.format(name=name), *admin)
+    result = sitekit.mlflow_client(LOG_AND_REGISTER.format(name=name), *admin)
     result["name"] = name
     _record(client_log_register_seconds=round(time.monotonic() - started, 1))
     return result
@@ -152,11 +143,11 @@ def test_secret_files_are_readable_by_the_service_group_only(host):
 
 def test_no_secret_on_the_command_line(host):
     cmdlines = host.check_output("ps -eo args")
-    assert _secret("mlflow_db_password") not in cmdlines
-    assert _secret("mlflow_admin_password") not in cmdlines
+    assert sitekit.secret("mlflow_db_password") not in cmdlines
+    assert sitekit.secret("mlflow_admin_password") not in cmdlines
 
 
-def test_environment(host, objectstore):
+def test_environment(host):
     pid = host.check_output("systemctl show -p MainPID --value mlflow")
     env = dict(line.split("=", 1) for line in host.check_output(f"tr '\\0' '\\n' < /proc/{pid}/environ").splitlines())
     assert env["MLFLOW_DISABLE_TELEMETRY"] == "true"
@@ -165,7 +156,7 @@ def test_environment(host, objectstore):
     assert env["AWS_REQUEST_CHECKSUM_CALCULATION"] == env["AWS_RESPONSE_CHECKSUM_VALIDATION"] == "when_required"
     # By private address, not inventory name: clients outside the lab network
     # receive presigned URLs of this endpoint and must be able to reach it.
-    assert env["MLFLOW_S3_ENDPOINT_URL"] == f"http://{ipv4(objectstore)}:9000"
+    assert env["MLFLOW_S3_ENDPOINT_URL"] == f"http://{sitekit.ip(DB)}:9000"
     assert env["MLFLOW_BACKEND_STORE_URI"].startswith("mysql+pymysql://mlflow:")
 
 
@@ -174,9 +165,7 @@ def test_unit_is_hardened(host):
     score = float(out.split("mlflow.service:")[1].split()[0])
     _record(systemd_analyze_security=out.split("mlflow.service:")[1].strip())
     assert score <= 2.0, out
-    shown = host.check_output("systemctl show mlflow -p MemoryMax -p TasksMax")
-    caps = dict(line.split("=", 1) for line in shown.splitlines())
-    assert (caps["MemoryMax"], caps["TasksMax"]) == (str(2 * 1024**3), "512")  # mlflow_memory_max / _tasks_max
+    assert unit_caps(host, "mlflow") == (str(2 * 1024**3), "512")  # mlflow_memory_max / _tasks_max
 
 
 def test_schemas_are_at_head(host):
@@ -190,17 +179,17 @@ def test_schemas_are_at_head(host):
         assert status[schema]["current"] == status[schema]["head"] is not None, status
 
 
-def test_health_needs_no_login_but_the_api_does(host):
-    base = f"http://{ipv4(host)}:{PORT}"
+def test_health_needs_no_login_but_the_api_does():
+    base = f"http://{ADDRESS}:{PORT}"
     assert _http(f"{base}/health")[0] == 200
     assert _http(f"{base}/api/2.0/mlflow/experiments/search?max_results=1")[0] == 401
     assert _http(f"{base}/api/2.0/mlflow/experiments/search?max_results=1", "admin", "wrong-password-123")[0] == 401
 
 
-def test_unknown_host_header_is_rejected(host):
+def test_unknown_host_header_is_rejected():
     # --allowed-hosts: an unlisted Host header is refused before authentication (/health is exempt).
-    url = f"http://{ipv4(host)}:{PORT}/api/2.0/mlflow/experiments/search?max_results=1"
-    for host_header, expected in (("evil.example:5000", 403), (f"{ipv4(host)}:{PORT}", 401)):
+    url = f"http://{ADDRESS}:{PORT}/api/2.0/mlflow/experiments/search?max_results=1"
+    for host_header, expected in (("evil.example:5000", 403), (f"{ADDRESS}:{PORT}", 401)):
         assert _http(url, headers={"Host": host_header})[0] == expected, host_header
 
 
@@ -220,15 +209,15 @@ def test_model_artifacts_are_in_the_bucket(logged, objectstore):
     assert any(p.endswith("/model.pkl") or p.endswith("/model.skops") for p in found), found
 
 
-def test_reader_reads_but_cannot_write(host, logged, reader):
-    out = _client(host, READ_THEN_WRITE.format(**logged), *reader)
+def test_reader_reads_but_cannot_write(logged, reader):
+    out = sitekit.mlflow_client(READ_THEN_WRITE.format(**logged), *reader)
     assert out["metrics"] == {"accuracy": 1.0}
     assert out["prediction"] == [0, 1]
     assert out["log_metric"] == out["set_alias"] == out["delete_experiment"] == 403, out
 
 
-def test_reader_is_not_an_admin(host, reader: tuple[str, str]):
-    base = f"http://{ipv4(host)}:{PORT}"
+def test_reader_is_not_an_admin(reader: tuple[str, str]):
+    base = f"http://{ADDRESS}:{PORT}"
     status, body = _http(f"{base}/api/2.0/mlflow/users/current", *reader)
     assert status == 200
     assert json.loads(body)["user"]["is_admin"] is False
@@ -273,10 +262,10 @@ def test_the_uris_refuse_a_server_without_tls_or_with_another_ca(tls_probe, engi
     assert tls_probe[("REFUSED", engine, case)] == "yes", tls_probe
 
 
-def test_every_mlflow_connection_on_the_db_is_tls(host, db):
+def test_every_mlflow_connection_on_the_db_is_tls(db):
     # An authenticated request: the server reads its auth and tracking tables (its pool keeps the connections).
-    url = f"http://{ipv4(host)}:{PORT}/api/2.0/mlflow/experiments/search?max_results=1"
-    assert _http(url, "admin", _secret("mlflow_admin_password"))[0] == 200
+    url = f"http://{ADDRESS}:{PORT}/api/2.0/mlflow/experiments/search?max_results=1"
+    assert _http(url, "admin", sitekit.secret("mlflow_admin_password"))[0] == 200
     connections = MYSQL_TLS.connection_types(db, ["mlflow"])
     assert connections, "the MLflow server holds no connection to MySQL"
     assert {kind for _, kind in connections} == {"SSL/TLS"}, connections
@@ -305,13 +294,13 @@ def test_the_credential_cache_and_the_sign_in_limiter_are_configured(host):
     assert env["OCI_MLOPS_AUTH_FAILED_LIMIT"] == str(DEFAULTS["mlflow_auth_failed_login_limit"])
 
 
-def test_the_ui_offers_logout_and_change_password(host, admin):
+def test_the_ui_offers_logout_and_change_password(admin):
     """MLflow's UI shows "Logout" and "Change password" only when /users/current reports
     is_basic_auth, which MLflow bases on the name of the authorization function: the limiter's
     view says so. The UI's Logout sends a throwaway user whose password is its name: MLflow's
     401 every time, and no failure counted (a wrong password after more than limit x workers of
     them is still checked: 401, not 429)."""
-    url = f"http://{ipv4(host)}:{PORT}/ajax-api/2.0/mlflow/users/current"
+    url = f"http://{ADDRESS}:{PORT}/ajax-api/2.0/mlflow/users/current"
     status, body = _http(url, *admin)
     assert status == 200, body
     assert json.loads(body)["is_basic_auth"] is True, body
@@ -330,11 +319,11 @@ def test_the_firewall_opens_5000_to_its_clients_hosts_only(host):
 
 
 # Last in the file: it spends the caller's address's sign-in budget.
-def test_a_flood_of_wrong_passwords_is_refused_without_hashing(host, admin):
+def test_a_flood_of_wrong_passwords_is_refused_without_hashing(admin):
     """From the caller host (one client address, timed there): after the limit's worth of wrong
     passwords per worker (each one hashed: ~0.4 s), the rest get 429 at once; the admin, verified
     before, still gets in."""
-    url = f"http://{ipv4(host)}:{PORT}/api/2.0/mlflow/experiments/search?max_results=1"
+    url = f"http://{ADDRESS}:{PORT}/api/2.0/mlflow/experiments/search?max_results=1"
     as_admin = {"url": url, "user": admin[0], "password": admin[1]}
     # fresh connections: both workers verify the admin's password once
     before = _requests(*[as_admin] * 20)

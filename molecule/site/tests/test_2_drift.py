@@ -201,10 +201,6 @@ CASES = [
 RUNS: dict[str, dict] = {}
 
 
-def _changed_lines(result):
-    return "\n".join(f"  {h}: {t}" for h, t in sorted(result["changed"])) or "  (none)"
-
-
 def test_inject_every_case():
     """Inject every case; each repair check passes before and fails after: the checks can tell."""
     for case in CASES:
@@ -233,7 +229,7 @@ def test_one_check_run_reports_every_case():
         )
     drift_hosts = {case.host for case in CASES}
     strays = {(h, t) for h, t in result["changed"] if h not in drift_hosts}
-    assert len(detected) == len(CASES), f"check mode missed cases; it reported:\n{_changed_lines(result)}"
+    assert len(detected) == len(CASES), f"check mode missed cases; it reported:\n{sitekit.changed_lines(result)}"
     assert not strays, f"changes reported on hosts without drift: {strays}"
 
 
@@ -260,7 +256,7 @@ def test_next_run_reports_no_change():
         + sitekit.profile(result)
     )
     assert result["rc"] == 0, "\n".join(result["failed"]) or result["output"][-3000:]
-    assert sitekit.changed_count(result) == 0, f"not idempotent after the repair:\n{_changed_lines(result)}"
+    assert sitekit.changed_count(result) == 0, f"not idempotent after the repair:\n{sitekit.changed_lines(result)}"
 
 
 @pytest.mark.parametrize("case", CASES, ids=str)
