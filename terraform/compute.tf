@@ -5,9 +5,10 @@
 # gateways). Bare OS only: no user_data, no cloud-init software installation
 # (Ansible installs everything).
 
-# Newest image of the chosen OS and version compatible with each shape used.
+# Newest image of the chosen OS and version compatible with each shape used
+# (by a group with hosts: an optional group of count 0 looks nothing up).
 data "oci_core_images" "os" {
-  for_each = toset([for g in values(var.instance_groups) : g.shape])
+  for_each = toset([for g in values(var.instance_groups) : g.shape if g.count > 0])
 
   compartment_id           = var.compartment_ocid
   operating_system         = var.instance_os
@@ -44,8 +45,10 @@ resource "oci_core_instance" "this" {
     subnet_id        = oci_core_subnet.private.id
     assign_public_ip = false
     nsg_ids          = [oci_core_network_security_group.service[each.value.group].id]
-    hostname_label   = replace(each.key, "-", "")
-    display_name     = "${local.name}-${each.key}-vnic"
+    # An RFC 952/1123 label: letters and digits only ("airflow_worker-1"
+    # becomes airflowworker1; an underscore would be refused).
+    hostname_label = replace(each.key, "/[^a-z0-9]/", "")
+    display_name   = "${local.name}-${each.key}-vnic"
   }
 
   metadata = {

@@ -74,14 +74,18 @@ resource "oci_identity_policy" "instances" {
   description    = "What the ${local.name} instances may do (instance principals)"
   freeform_tags  = local.common_tags
 
-  # The airflow hosts only READ the DAG bucket (issue #15 point 3): the tasks
-  # they run are DAG authors' code, and publishing is the controller's/CI's
-  # job (dags_publisher_group below). `read objects` is OBJECT_INSPECT and
-  # OBJECT_READ: no create, overwrite or delete.
+  # The airflow hosts and the Celery workers only READ the DAG bucket (issue
+  # #15 point 3): the tasks they run are DAG authors' code, and publishing is
+  # the controller's/CI's job (dags_publisher_group below). `read objects` is
+  # OBJECT_INSPECT and OBJECT_READ: no create, overwrite or delete.
   statements = [
     # Airflow's DAG sync (rclone oos backend, instance principal): read the DAG bucket.
     "Allow dynamic-group ${oci_identity_dynamic_group.this["airflow"].name} to read buckets ${local.bucket_in} '${local.dags_bucket}'",
     "Allow dynamic-group ${oci_identity_dynamic_group.this["airflow"].name} to read objects ${local.bucket_in} '${local.dags_bucket}'",
+    # The Celery workers (optional group, maybe without hosts) run the same
+    # DAGs: the same DAG sync, the same read-only grant.
+    "Allow dynamic-group ${oci_identity_dynamic_group.this["airflow_worker"].name} to read buckets ${local.bucket_in} '${local.dags_bucket}'",
+    "Allow dynamic-group ${oci_identity_dynamic_group.this["airflow_worker"].name} to read objects ${local.bucket_in} '${local.dags_bucket}'",
     # MLflow: the artifacts bucket (native API; the S3 API needs the customer secret key below).
     "Allow dynamic-group ${oci_identity_dynamic_group.this["mlflow"].name} to read buckets ${local.bucket_in} '${local.artifacts_bucket}'",
     "Allow dynamic-group ${oci_identity_dynamic_group.this["mlflow"].name} to manage objects ${local.bucket_in} '${local.artifacts_bucket}'",

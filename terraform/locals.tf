@@ -18,6 +18,28 @@ locals {
   # services); var.instance_groups must have exactly these keys.
   instance_group_names = sort([for group, spec in local.topology.groups : group if spec.oci == "instances"])
 
+  # The instance groups the topology marks optional (Airflow's Celery broker
+  # and workers): their count may be 0, the group then has no host (its NSG
+  # is still created, empty: the rules naming it stay valid and admit no
+  # one). Every other group has 1 to 10 hosts (precondition, security.tf).
+  optional_groups = sort([for group in local.instance_group_names : group if try(local.topology.groups[group].optional, false)])
+
+  # Hosts per instance group (0 for a group missing from var.instance_groups,
+  # which a precondition refuses by name).
+  group_counts = { for group in local.instance_group_names : group => try(var.instance_groups[group].count, 0) }
+
+  # What an optional group's hosts call must have hosts: for each optional
+  # group with hosts, the services on instances whose clients (topology)
+  # include it and whose group has none, e.g. Celery workers without the
+  # broker they take their tasks from. Empty, or the precondition fails.
+  unserved_optional_groups = flatten([
+    for group in local.optional_groups : [
+      for name, svc in local.topology.services :
+      "${group} has ${local.group_counts[group]} host(s) and calls ${name} (its clients in the topology), whose group ${svc.group} has count 0"
+      if contains(try(svc.clients, []), group) && contains(local.instance_group_names, svc.group) && try(local.group_counts[svc.group] == 0, false)
+    ] if local.group_counts[group] > 0
+  ])
+
   # The published services on instances (today the edge alone): what users
   # reach from outside, through the load balancer only (loadbalancer.tf). Each
   # gets a backend set over every instance of its group, an HTTPS listener on
@@ -94,10 +116,11 @@ locals {
   ]
 
   # One entry per instance: "mlflow-1", "airflow-1", "airflow-2", ... for the
-  # topology's instance groups, sized by var.instance_groups.
+  # topology's instance groups, sized by var.instance_groups (none for a
+  # group of count 0).
   instances = merge([
     for group in local.instance_group_names : {
-      for i in range(var.instance_groups[group].count) :
+      for i in range(local.group_counts[group]) :
       "${group}-${i + 1}" => merge(var.instance_groups[group], {
         group = group
         index = i + 1

@@ -31,9 +31,24 @@ resource "oci_core_network_security_group" "service" {
       condition     = alltrue(flatten([for name, svc in local.private_services : [for client in try(svc.clients, []) : contains(local.instance_group_names, client)]]))
       error_message = "Every client group of a private service must be an instance group (its NSG is the rule's source): see the services' clients in the topology."
     }
+    # Count 0 (no host) only for the topology's optional groups.
     precondition {
-      condition     = alltrue([for group in local.instance_group_names : var.instance_groups[group].count == 1 || contains(local.scale_out_groups, group)])
-      error_message = "Only groups whose services all have scale_out in the topology may have a count above 1 (today: ${join(", ", local.scale_out_groups)}); the others' services do not run on several hosts yet (docs/scaling.md)."
+      condition     = alltrue([for group in local.instance_group_names : local.group_counts[group] >= 1 || contains(local.optional_groups, group)])
+      error_message = "instance_groups: count 0 for ${join(", ", [for group in local.instance_group_names : group if local.group_counts[group] < 1 && !contains(local.optional_groups, group)])}, which the topology does not mark optional: only ${join(", ", local.optional_groups)} may have no host; the others need 1 to 10."
+    }
+    # At most one host for a group whose services do not all scale out: the
+    # broker (one Redis: the roles run a single broker), airflow (one
+    # scheduler) and any other group without scale_out.
+    precondition {
+      condition     = alltrue([for group in local.instance_group_names : local.group_counts[group] <= 1 || contains(local.scale_out_groups, group)])
+      error_message = "instance_groups: ${join(", ", [for group in local.instance_group_names : "${group} has count ${local.group_counts[group]}" if local.group_counts[group] > 1 && !contains(local.scale_out_groups, group)])}: only groups whose services all have scale_out in the topology may have a count above 1 (today: ${join(", ", local.scale_out_groups)}); the others' services run on one host (the broker is one Redis; docs/scaling.md)."
+    }
+    # An optional group with hosts needs hosts for the services it calls:
+    # Celery workers (airflow_worker) without a broker have no queue to take
+    # their tasks from.
+    precondition {
+      condition     = length(local.unserved_optional_groups) == 0
+      error_message = "instance_groups: ${join("; ", local.unserved_optional_groups)}. Give that group a host (Celery without a broker: set the broker's count to 1) or the calling group count 0 (docs/scaling.md)."
     }
   }
 }

@@ -297,7 +297,11 @@ variable "instance_groups" {
     groups (oci: instances in ansible/roles/platform_defaults/defaults/main/topology.yml;
     checked by a precondition on the NSGs); its managed groups (db,
     objectstore) are OCI services, not instances. The edge (the front door
-    behind the load balancer) needs little: nginx.
+    behind the load balancer) needs little: nginx. Counts are 1 to 10, and
+    0 only for the groups the topology marks optional: broker and
+    airflow_worker, Airflow's CeleryExecutor (0 by default: the airflow
+    hosts run the tasks, LocalExecutor). Workers need the broker (count 1:
+    one Redis); preconditions refuse the rest (docs/scaling.md).
   EOT
   type = map(object({
     count           = number
@@ -307,15 +311,19 @@ variable "instance_groups" {
     boot_volume_gbs = optional(number, 50)
   }))
   default = {
-    mlflow  = { count = 1, ocpus = 1, memory_gbs = 8 }
-    airflow = { count = 1, ocpus = 2, memory_gbs = 16 }
-    api     = { count = 1, ocpus = 1, memory_gbs = 8 }
-    edge    = { count = 1, ocpus = 1, memory_gbs = 4 }
+    mlflow         = { count = 1, ocpus = 1, memory_gbs = 8 }
+    airflow        = { count = 1, ocpus = 2, memory_gbs = 16 }
+    api            = { count = 1, ocpus = 1, memory_gbs = 8 }
+    edge           = { count = 1, ocpus = 1, memory_gbs = 4 }
+    broker         = { count = 0, ocpus = 1, memory_gbs = 4 }
+    airflow_worker = { count = 0, ocpus = 2, memory_gbs = 16 }
   }
 
+  # 0 only for the topology's optional groups: a precondition (security.tf),
+  # since a validation cannot read the topology (a local) before Terraform 1.9.
   validation {
-    condition     = alltrue([for g in values(var.instance_groups) : g.count >= 1 && g.count <= 10 && floor(g.count) == g.count])
-    error_message = "Each group's count must be a whole number from 1 to 10."
+    condition     = alltrue([for g in values(var.instance_groups) : g.count >= 0 && g.count <= 10 && floor(g.count) == g.count])
+    error_message = "instance_groups: each group's count must be a whole number from 0 to 10 (0 only for the groups the topology marks optional)."
   }
 
   validation {

@@ -125,9 +125,12 @@ def test_backends_are_every_instance_of_each_published_group(tf):
     assert be["backendset_name"] == "${oci_load_balancer_backend_set.service[each.value.service].name}"
     assert be["ip_address"] == "${oci_core_instance.this[each.value.instance].private_ip}"
     assert be["port"] == "${local.lb_services[each.value.service].port}"
-    # local.instances has var.instance_groups[<group>].count entries per group.
+    # local.instances has var.instance_groups[<group>].count entries per group
+    # (none for a group of count 0; tests/test_optional_groups.py evaluates it).
     instances = _code(tf.locals()["instances"])
-    assert "for i in range(var.instance_groups[group].count)" in instances
+    assert "for i in range(local.group_counts[group])" in instances
+    counts = _code(tf.locals()["group_counts"])
+    assert "for group in local.instance_group_names : group => try(var.instance_groups[group].count, 0)" in counts
 
 
 def test_https_listener_per_published_service_with_the_certificates_service_certificate(tf):
@@ -330,10 +333,11 @@ def test_the_edges_peers_listener_admits_the_routed_services_clients(tf):
     assert "local.peer_rules" in _code(tf.locals()["ingress_rules"])
     groups = _code(tf.locals()["peer_groups"])
     assert "try(svc.clients, []) if try(svc.route, null) != null" in groups and "local.front_door_groups" in groups
-    # What that selects from today's topology: the airflow and api hosts (MLflow's and the API's clients).
+    # What that selects from today's topology: the airflow hosts, the Celery
+    # workers and the api hosts (MLflow's, Airflow's and the API's clients).
     front = {s["group"] for s in LB_SERVICES.values()}
     want = sorted({c for s in ROUTED.values() for c in s.get("clients", [])} - front)
-    assert want == ["airflow", "api"]
+    assert want == ["airflow", "airflow_worker", "api"]
     assert all(s.get("peers_port") for s in LB_SERVICES.values())
 
 
@@ -342,14 +346,15 @@ def test_only_groups_whose_services_scale_out_may_have_several_instances(tf):
     assert "try(svc.scale_out, false) if svc.group == group" in groups
     nsg = _res(tf, "oci_core_network_security_group", "service")
     conditions = [_code(p["condition"]) for p in nsg["lifecycle"][0]["precondition"]]
-    assert any(
-        "var.instance_groups[group].count == 1 || contains(local.scale_out_groups, group)" in c for c in conditions
-    ), conditions
-    # Today: the edge, MLflow and the API (with the dashboard); not Airflow yet.
+    assert any("local.group_counts[group] <= 1 || contains(local.scale_out_groups, group)" in c for c in conditions), (
+        conditions
+    )
+    # Today: the edge, MLflow, the API (with the dashboard) and the Celery
+    # workers; not Airflow (one scheduler) nor the broker (one Redis).
     scalable = sorted(
         g for g in INSTANCE_GROUPS if all(s.get("scale_out", False) for s in SERVICES.values() if s["group"] == g)
     )
-    assert scalable == ["api", "edge", "mlflow"]
+    assert scalable == ["airflow_worker", "api", "edge", "mlflow"]
 
 
 def test_ssh_only_through_the_bastion(tf):

@@ -27,6 +27,8 @@ TOPOLOGY = yaml.safe_load(
     )
 )["oci_mlops_topology"]
 INSTANCE_GROUPS = {g for g, spec in TOPOLOGY["groups"].items() if spec["oci"] == "instances"}
+# The groups whose count may be 0 (Airflow's CeleryExecutor): no host by default.
+OPTIONAL_GROUPS = {g for g, spec in TOPOLOGY["groups"].items() if spec.get("optional")}
 WORDS = {"one": 1, "two": 2, "three": 3, "four": 4}
 
 
@@ -136,7 +138,12 @@ def test_seed_000_instance_sizes_are_the_instance_groups_defaults(tf):
     }
     assert doc == {g: (spec["ocpus"], spec["memory_gbs"]) for g, spec in groups.items()}, here
     hosts = _find(r"(\w+) hosts? each", here).group(1)
-    assert {spec["count"] for spec in groups.values()} == {WORDS.get(hosts) or int(hosts)}, here
+    required = {g: spec for g, spec in groups.items() if g not in OPTIONAL_GROUPS}
+    assert {spec["count"] for spec in required.values()} == {WORDS.get(hosts) or int(hosts)}, here
+    # The optional groups: sized, and without a host by default.
+    optional = _find(r"; ([^;]+), without a host by default", here).group(1)
+    assert set(re.findall(r"(\w+) \d+/\d+", optional)) == OPTIONAL_GROUPS, here
+    assert {groups[g]["count"] for g in OPTIONAL_GROUPS} == {0}
     (shape,) = re.findall(r"`(VM\.[^`]+)`", here)
     assert {spec["shape"] for spec in groups.values()} == {shape}
     boot = int(_find(r"(\d+) GB boot each", here).group(1))
@@ -240,9 +247,10 @@ def test_seed_000_public_entry_ports_are_the_load_balancers(tf):
 # What it costs per month: quantities that follow from the defaults
 # --------------------------------------------------------------------------
 def _assert_per_group_quantity(row: dict[str, str], groups: dict, key: str, unit: str) -> None:
-    """A cost row of one term per group (count x the group's KEY), their total, and the total x 730 UNIT."""
+    """A cost row of one term per group with hosts (count x the group's KEY), their
+    total, and the total x 730 UNIT."""
     terms, total = _terms(row["default quantity"])
-    assert terms == {g: spec["count"] * spec[key] for g, spec in groups.items()}, row
+    assert terms == {g: spec["count"] * spec[key] for g, spec in groups.items() if spec["count"]}, row
     assert total == sum(terms.values())
     assert _number(_find(rf"^([\d,]+) {unit}$", row["per month"]).group(1)) == total * _hours_a_month()
 
@@ -338,6 +346,24 @@ def test_cost_the_edge_host_counted_is_its_default(tf):
     spec = _instance_groups(tf)["edge"]
     assert tuple(int(x) for x in m.groups()) == (spec["ocpus"], spec["memory_gbs"], spec["boot_volume_gbs"])
     assert spec["count"] == 1
+
+
+def test_cost_the_optional_groups_cost_nothing_by_default(tf):
+    """The paragraph after the cost table: the optional groups (count 0 by
+    default) and what each of their hosts adds (their default sizes)."""
+    section = _section(COST_SECTION)
+    m = _find(
+        r"The optional groups \((.*?)\) have no host by default"
+        r".*?\(`instance_groups`: ([^)]*)\) and a (\d+) GB boot volume",
+        section,
+        re.S,
+    )
+    assert set(re.findall(r"`(\w+)`", m.group(1))) == OPTIONAL_GROUPS
+    groups = _instance_groups(tf)
+    sizes = {g: (int(o), int(gb)) for g, o, gb in re.findall(r"(\w+) (\d+)/(\d+)", m.group(2))}
+    assert sizes == {g: (groups[g]["ocpus"], groups[g]["memory_gbs"]) for g in OPTIONAL_GROUPS}
+    assert {groups[g]["count"] for g in OPTIONAL_GROUPS} == {0}
+    assert {groups[g]["boot_volume_gbs"] for g in OPTIONAL_GROUPS} == {int(m.group(3))}
 
 
 # --------------------------------------------------------------------------
