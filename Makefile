@@ -119,7 +119,7 @@ dags-test-run: $(DAGS_AIRFLOW_VENV)/.installed $(DAGS_PIPELINES_VENV)/.installed
 	AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=sqlite:///$(DAGS_TEST_DIR)/airflow-home/airflow.db \
 	AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags AIRFLOW__CORE__LOAD_EXAMPLES=False \
 	OCI_MLOPS_PIPELINES_PYTHON=$(DAGS_PIPELINES_VENV)/bin/python DAGS_TEST_PIPELINES_VENV=$(DAGS_PIPELINES_VENV) \
-	  $(DAGS_AIRFLOW_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/dags/test_dags_airflow.py
+	  $(DAGS_AIRFLOW_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/dags/test_dags_airflow.py tests/dags/test_airflow_local_settings.py
 
 dags-lock: ## Regenerate the pipelines constraints (airflow role) and the locks made from them (role, tests/dags)
 	rm -rf $(DAGS_TEST_DIR)/lock && $(PYTHON311) -m venv $(DAGS_TEST_DIR)/lock
@@ -161,7 +161,7 @@ outside-test: venv $(OUTSIDE_VENV)/.installed ## The users' view of a converged 
 	  $(OUTSIDE_VENV)/bin/python -m pytest -q -p no:cacheprovider --timeout=1800 -x tests/outside
 
 # The scale profile's suite (docs/scaling.md): `make lab SCALE=2` first (not in
-# `make test`: a second platform of seven hosts does not fit CI's time). The
+# `make test`: a second platform of nine hosts does not fit CI's time). The
 # users' suite against it, then tests/scale: spread over both hosts of each
 # group, and no failed request while a host's service is stopped.
 # Two pytest runs: each suite's test modules import helpers from their own

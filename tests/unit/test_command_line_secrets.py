@@ -602,6 +602,7 @@ def test_the_commands_get_their_secrets_from_files_and_stdin_only(tmp_path, monk
         "airflow_base_url": "",  # set by the platform
         "airflow_forwarded_allow_ips": [],  # set by the platform  # set by the platform (platform_defaults mlflow.yml)
         # Airflow (migrate.yml, admin.yml, publish.yml)
+        "airflow_executor": "LocalExecutor",  # set by the platform
         "airflow_database_url": tree["airflow_url"],
         "airflow_fernet_key": SECRETS["airflow_fernet_key"],
         "airflow_api_secret_key": SECRETS["airflow_api_secret_key"],

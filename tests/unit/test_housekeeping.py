@@ -292,6 +292,7 @@ def test_gc_needs_the_servers_environment(monkeypatch):
 # Valid platform inputs, so that the role's earlier checks pass and its housekeeping check runs.
 ROLE_INPUTS: dict[str, dict] = {
     "airflow": {
+        "airflow_executor": "LocalExecutor",
         "airflow_database_url": "sqlite:////tmp/airflow.db",
         "airflow_fernet_key": "A" * 43 + "=",
         "airflow_api_secret_key": "s" * 16,

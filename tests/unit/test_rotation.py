@@ -230,7 +230,7 @@ def test_rotate_fernet_key_runs_once_per_key_list_and_check_mode_tells(tmp_path)
 def test_the_role_includes_the_step_after_the_restart_and_before_the_admin():
     names = [t["name"] for t in yaml.safe_load((ROOT / "ansible/roles/airflow/tasks/main.yml").read_text())]
     step = names.index("Re-encrypt with the newest Fernet key")
-    assert names.index("Restart what changed") < names.index("Wait for the api-server and the metadata database") < step
+    assert names.index("Restart what changed") < names.index("Wait for the api-server, the metadata database and the scheduler") < step
     assert step < names.index("Manage the admin user")
     tasks = yaml.safe_load((ROOT / "ansible/roles/airflow/tasks/fernet.yml").read_text())
     command = tasks[1]["block"][0]["ansible.builtin.command"]
@@ -255,6 +255,7 @@ def test_the_credential_file_holds_airflows_comma_form(tmp_path, keys, credentia
         [play],
         {
             "airflow_fernet_key": keys,
+            "airflow_executor": "LocalExecutor",
             "airflow_database_url": "sqlite:////x",
             "airflow_api_secret_key": "s" * 20,
             "airflow_jwt_secret": "j" * 20,

@@ -199,17 +199,27 @@ def test_rclone_versions_and_their_locks_agree():
     assert hashes["airflow"] == hashes["object_store"] == hashes["backup"]
 
 
-def test_airflow_version_providers_and_the_lock_agree():
+@pytest.mark.parametrize(("executor", "extra"), [("LocalExecutor", set()), ("CeleryExecutor", {"celery"})])
+def test_airflow_version_providers_and_the_lock_agree(executor, extra):
+    """The lock airflow_lock_file names for each executor pins Airflow and its
+    providers; the CeleryExecutor's also the celery provider, Celery (below
+    5.7, which the provider cannot import) and the Redis client of the broker."""
+    import jinja2
+
     defaults = _defaults("airflow")
-    lock = _role_lock("airflow", defaults["airflow_lock_file"])
+    lock_file = jinja2.Template(defaults["airflow_lock_file"]).render(airflow_executor=executor)
+    assert ("-celery-" in lock_file) == bool(extra)
+    lock = _role_lock("airflow", lock_file)
+    providers = [*defaults["airflow_providers"], *sorted(extra)]
     wanted = [f"apache-airflow=={defaults['airflow_version']}"]
-    wanted += [f"apache-airflow-providers-{p}" for p in defaults["airflow_providers"]]
+    wanted += [f"apache-airflow-providers-{p}" for p in providers]
+    wanted += ["celery", "redis"] if extra else []
     assert LOCK.lock_missing(lock, wanted) == []
     # the lock's source asks for exactly these providers (their versions: the
     # constraints file's, test_every_lock_agrees_with_its_source)
-    direct, _ = _sources((ROLES / "airflow" / "files" / defaults["airflow_lock_file"]).with_suffix(".in"))
-    providers = {_normal(f"apache-airflow-providers-{p}") for p in defaults["airflow_providers"]}
-    assert set(direct) == {"apache-airflow"} | providers
+    direct, _ = _sources((ROLES / "airflow" / "files" / lock_file).with_suffix(".in"))
+    names = {_normal(f"apache-airflow-providers-{p}") for p in providers} | ({"celery", "redis"} if extra else set())
+    assert set(direct) == {"apache-airflow"} | names
     assert direct["apache-airflow"] == {defaults["airflow_version"]}
 
 
@@ -540,8 +550,10 @@ def _installed_by_make_test_with_the_oldest_pip() -> set[Path]:
         for play in yaml.safe_load((ROOT / "molecule" / "upgrade" / "prepare.yml").read_text(encoding="utf-8"))
         if "mlflow_version" in play.get("vars", {})
     )
+    # site's executor (no Celery workers): the lock without the celery provider.
+    airflow_lock = jinja2.Template(airflow["airflow_lock_file"]).render(airflow_executor="LocalExecutor")
     locks = {
-        ROLES / "airflow" / "files" / airflow["airflow_lock_file"],
+        ROLES / "airflow" / "files" / airflow_lock,
         ROLES / "airflow" / "files" / airflow["airflow_pipelines_lock_file"],
         ROLES / "app_package" / "files" / app["app_package_lock_file"],
         mlflow_lock(mlflow["mlflow_version"]),

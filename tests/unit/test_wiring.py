@@ -464,3 +464,54 @@ def test_several_hosts_where_the_platform_cannot_use_them_are_named(tmp_path, ex
     hosts = {k: v for k, v in {**SCALED, **extra}.items() if not (without_edge and v[0] == "edge")}
     got = _render(tmp_path, "203.0.113.10", ["oci_mlops_unscalable_services"], hosts=hosts)
     assert got["oci_mlops_unscalable_services"] == refused
+
+
+# Airflow's CeleryExecutor: a broker host and two Celery workers.
+CELERY = {
+    **HOSTS,
+    "203.0.113.30": ("broker", "10.0.1.30"),
+    "203.0.113.31": ("airflow_worker", "10.0.1.31"),
+    "203.0.113.32": ("airflow_worker", "10.0.1.32"),
+}
+CELERY_NAMES = ["airflow_executor", "airflow_celery_broker_url", "airflow_celery_log_server_port"]
+
+
+def test_without_workers_airflow_runs_its_tasks_itself(tmp_path):
+    got = _render(tmp_path, "203.0.113.11", ["airflow_executor", "airflow_celery_broker_url"])
+    assert got == {"airflow_executor": "LocalExecutor", "airflow_celery_broker_url": ""}
+
+
+def test_workers_switch_airflow_to_celery_on_the_brokers_private_address(tmp_path):
+    wanted = {
+        "203.0.113.11": [*CELERY_NAMES, "airflow_client_cidrs"],
+        "203.0.113.31": [*CELERY_NAMES, "airflow_mlflow_tracking_uri", "oci_mlops_unscalable_services"],
+    }
+    got = _render_hosts(tmp_path, wanted, hosts=CELERY)
+    password = (tmp_path / "secrets" / "broker_password").read_text(encoding="utf-8").strip()
+    assert len(password) >= 16
+    broker = f"redis://:{password}@10.0.1.30:{SERVICES['broker']['port']}/0"
+    for host in wanted:
+        assert got[host]["airflow_executor"] == "CeleryExecutor"
+        assert got[host]["airflow_celery_broker_url"] == broker
+        assert got[host]["airflow_celery_log_server_port"] == SERVICES["airflow_worker"]["port"]
+    # The workers call the execution API on the airflow host: its firewall admits their /32s.
+    assert {"10.0.1.31/32", "10.0.1.32/32"} <= set(got["203.0.113.11"]["airflow_client_cidrs"])
+    # Two workers need no edge in front (nothing calls them but the api-server, by address).
+    assert got["203.0.113.31"]["oci_mlops_unscalable_services"] == []
+    assert got["203.0.113.31"]["airflow_mlflow_tracking_uri"] == f"http://10.0.1.10:{MLFLOW_PORT}"
+
+
+@pytest.mark.parametrize(
+    ("drop", "missing"),
+    [
+        (set(), []),
+        ({"203.0.113.30"}, ["one host in group broker (has 0)"]),
+        ({"203.0.113.11"}, ["a host in group airflow"]),
+    ],
+    ids=["complete", "no-broker", "no-airflow"],
+)
+def test_workers_without_a_broker_or_a_scheduler_are_named(tmp_path, drop, missing):
+    """platform.yml's first play stops the run with these, before any change."""
+    hosts = {k: v for k, v in CELERY.items() if k not in drop}
+    got = _render(tmp_path, "203.0.113.31", ["oci_mlops_celery_missing"], hosts=hosts)
+    assert got["oci_mlops_celery_missing"] == missing
