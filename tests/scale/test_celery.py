@@ -1,0 +1,136 @@
+"""Airflow's CeleryExecutor in the scale profile (two Celery workers, the
+broker on the db host): the tasks of one DAG run spread over both workers,
+and a worker lost mid-task (its container killed, as a host that dies) costs
+the run nothing: Airflow finds the task instances without a heartbeat,
+retries them, and the other worker runs them. From the control node, through
+the edge, with the users' Airflow account (REST API v2); the operator's
+`docker kill` stands in for the host's loss."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+
+import pytest
+import requests
+from scalekit import on_host, outside, report
+
+DAG = "platform_fanout_check"  # dags/platform_fanout_check.py: 24 mapped tasks
+TASKS = 24
+
+
+class Airflow:
+    def __init__(self, env: dict[str, str]):
+        self.url = env["AIRFLOW_URL"]
+        self.verify = env["OCI_MLOPS_CA_BUNDLE"]
+        self.session = requests.Session()
+        token = requests.post(
+            f"{self.url}/auth/token",
+            json={"username": env["AIRFLOW_USERNAME"], "password": env["AIRFLOW_PASSWORD"]},
+            timeout=30,
+            verify=self.verify,
+        )
+        assert token.status_code == 201, f"POST /auth/token: {token.status_code} {token.text[:300]}"
+        self.session.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
+
+    def call(self, method: str, path: str, **kwargs) -> dict:
+        resp = self.session.request(method, f"{self.url}{path}", timeout=30, verify=self.verify, **kwargs)
+        assert resp.status_code == 200, f"{method} {path}: {resp.status_code} {resp.text[:300]}"
+        return resp.json()
+
+    def trigger(self, seconds: int) -> str:
+        paused = self.call("PATCH", f"/api/v2/dags/{DAG}", json={"is_paused": False})
+        assert paused["is_paused"] is False
+        body = {"logical_date": None, "conf": {"seconds": seconds}}
+        run = self.call("POST", f"/api/v2/dags/{DAG}/dagRuns", json=body)
+        return run["dag_run_id"]
+
+    def tasks(self, run_id: str) -> list[dict]:
+        got = self.call("GET", f"/api/v2/dags/{DAG}/dagRuns/{run_id}/taskInstances", params={"limit": 100})
+        return got["task_instances"]
+
+    def wait(self, run_id: str, timeout: float) -> str:
+        state: dict[str, str] = {}
+
+        def finished() -> bool:
+            state["value"] = self.call("GET", f"/api/v2/dags/{DAG}/dagRuns/{run_id}")["state"]
+            return state["value"] in ("success", "failed")
+
+        outside.wait_for(finished, timeout, step=3)
+        return state.get("value", "")
+
+
+@pytest.fixture(scope="module")
+def airflow(user_env, groups):
+    if not groups.get("airflow_worker"):
+        pytest.fail("the inventory has no airflow_worker hosts: not the scale profile with Celery")
+    return Airflow(user_env)
+
+
+@pytest.fixture(scope="module")
+def worker_addresses(groups) -> dict[str, str]:
+    """{address: worker host}: a task instance's hostname is its worker's address ([core] hostname_callable)."""
+    out = {}
+    for host in groups["airflow_worker"]:
+        done = on_host(host, "hostname", "-I")
+        assert done.returncode == 0, done.stderr
+        out[done.stdout.split()[0]] = host
+    return out
+
+
+def test_the_tasks_of_a_run_spread_over_both_workers(airflow, worker_addresses):
+    started = time.monotonic()
+    run_id = airflow.trigger(seconds=5)
+    state = airflow.wait(run_id, 600)
+    tasks = airflow.tasks(run_id)
+    assert state == "success", {t["map_index"]: t["state"] for t in tasks}
+    assert len(tasks) == TASKS
+    where = [worker_addresses.get(t["hostname"], t["hostname"]) for t in tasks]
+    counts = {host: where.count(host) for host in sorted(set(where))}
+    report(f"{DAG}: {TASKS} tasks of 5 s in {time.monotonic() - started:.0f} s, per worker: {counts}")
+    assert set(counts) == set(worker_addresses.values()), counts
+
+
+@pytest.fixture
+def killed_worker(groups):
+    """The first worker's container, killed by the test; started again after it."""
+    host = groups["airflow_worker"][0]
+    yield host
+    subprocess.run(["docker", "start", host], capture_output=True, text=True, timeout=120, check=True)
+    back = outside.wait_for(
+        lambda: on_host(host, "systemctl", "is-active", "airflow-celery-worker.service").stdout.strip() == "active",
+        180,
+    )
+    assert back is not None, f"{host}: airflow-celery-worker is not active 180 s after the container started again"
+
+
+def test_a_lost_worker_costs_the_run_nothing(airflow, worker_addresses, killed_worker):
+    """Tasks of 60 s; once some run on the first worker, its container is
+    killed (SIGKILL to everything, as a host that dies). Airflow stops
+    hearing from those task instances, marks them failed after
+    [scheduler] task_instance_heartbeat_timeout (300 s) and retries them (the
+    DAG's retries: 2): the other worker runs them and the run succeeds."""
+    address = next(a for a, h in worker_addresses.items() if h == killed_worker)
+    run_id = airflow.trigger(seconds=60)
+    on_lost: list[dict] = []
+
+    def some_run_there() -> bool:
+        on_lost[:] = [t for t in airflow.tasks(run_id) if t["state"] == "running" and t["hostname"] == address]
+        return bool(on_lost)
+
+    assert outside.wait_for(some_run_there, 180, step=2) is not None, "no task ran on the first worker"
+    killed_at = time.monotonic()
+    subprocess.run(["docker", "kill", killed_worker], capture_output=True, text=True, timeout=60, check=True)
+    state = airflow.wait(run_id, 1200)
+    recovered = time.monotonic() - killed_at
+    tasks = {t["map_index"]: t for t in airflow.tasks(run_id)}
+    assert state == "success", {i: t["state"] for i, t in tasks.items()}
+    lost = sorted(t["map_index"] for t in on_lost)
+    for index in lost:
+        again = tasks[index]
+        assert again["try_number"] >= 2, again
+        assert again["hostname"] != address and again["hostname"] in worker_addresses, again
+    report(
+        f"{DAG}: {len(lost)} tasks running on {killed_worker} when it was killed; retried on the other worker, "
+        f"run succeeded {recovered:.0f} s after the kill (heartbeat timeout 300 s, retry delay 10 s, tasks of 60 s)"
+    )
