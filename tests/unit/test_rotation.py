@@ -230,7 +230,8 @@ def test_rotate_fernet_key_runs_once_per_key_list_and_check_mode_tells(tmp_path)
 def test_the_role_includes_the_step_after_the_restart_and_before_the_admin():
     names = [t["name"] for t in yaml.safe_load((ROOT / "ansible/roles/airflow/tasks/main.yml").read_text())]
     step = names.index("Re-encrypt with the newest Fernet key")
-    assert names.index("Restart what changed") < names.index("Wait for the api-server, the metadata database and the scheduler") < step
+    healthy = names.index("Wait for the api-server, the metadata database and the scheduler")
+    assert names.index("Restart what changed") < healthy < step
     assert step < names.index("Manage the admin user")
     tasks = yaml.safe_load((ROOT / "ansible/roles/airflow/tasks/fernet.yml").read_text())
     command = tasks[1]["block"][0]["ansible.builtin.command"]
