@@ -246,9 +246,12 @@ def test_the_lab_airflow_hosts_hold_a_read_only_key_of_a_read_only_endpoint(lab)
 
 
 def test_the_airflow_hosts_hold_no_read_write_key():
+    """Nor do the Celery workers, which run the same DAGs (the read-only DAG key only)."""
     held = {d["name"]: set(d["groups"]) for d in DECLARED}
-    assert "airflow" not in held["s3_access_key"] and "airflow" not in held["s3_secret_key"]
-    assert held["s3_dags_reader_access_key"] == held["s3_dags_reader_secret_key"] == {"objectstore", "airflow"}
+    for group in ("airflow", "airflow_worker"):
+        assert group not in held["s3_access_key"] and group not in held["s3_secret_key"]
+    readers = {"objectstore", "airflow", "airflow_worker"}
+    assert held["s3_dags_reader_access_key"] == held["s3_dags_reader_secret_key"] == readers
 
 
 def test_oci_syncs_with_the_instance_principal_and_publishes_as_the_controller(oci):
