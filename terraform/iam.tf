@@ -193,6 +193,74 @@ resource "oci_identity_customer_secret_key" "mlflow_s3" {
   display_name = "${local.name}-mlflow-s3"
 }
 
+# Optional: an IAM user limited to the task logs bucket, with a customer
+# secret key for Airflow's remote task logs (the S3 task log handler of
+# apache-airflow-providers-amazon; instance principals do not work on the
+# S3 API). Needed when the inventory has airflow_worker hosts: the airflow
+# hosts and the workers write and read the logs with it. The secret is
+# returned once and lands in the state: keep the state in an encrypted
+# backend, copy the pair into Ansible Vault
+# (vault_airflow_task_logs_access_key, vault_airflow_task_logs_secret_key).
+resource "oci_identity_user" "task_logs_s3" {
+  provider = oci.home
+  count    = var.create_task_logs_s3_user ? 1 : 0
+
+  compartment_id = var.tenancy_ocid
+  name           = "${local.name}-task-logs-s3"
+  description    = "Airflow task logs (S3 compatibility API) of ${local.name}"
+  # Identity-domain tenancies refuse a user without a primary email ("The
+  # primary email must be specified", terraform-provider-oci#2388).
+  email         = var.task_logs_s3_user_email
+  freeform_tags = local.common_tags
+
+  lifecycle {
+    precondition {
+      condition     = var.task_logs_s3_user_email != null
+      error_message = "create_task_logs_s3_user = true needs task_logs_s3_user_email: the IAM user's primary email (identity-domain tenancies refuse a user without one)."
+    }
+  }
+}
+
+resource "oci_identity_group" "task_logs_s3" {
+  provider = oci.home
+  count    = var.create_task_logs_s3_user ? 1 : 0
+
+  compartment_id = var.tenancy_ocid
+  name           = "${local.name}-task-logs-s3"
+  description    = "Airflow task logs (S3 compatibility API) of ${local.name}"
+  freeform_tags  = local.common_tags
+}
+
+resource "oci_identity_user_group_membership" "task_logs_s3" {
+  provider = oci.home
+  count    = var.create_task_logs_s3_user ? 1 : 0
+
+  group_id = oci_identity_group.task_logs_s3[0].id
+  user_id  = oci_identity_user.task_logs_s3[0].id
+}
+
+resource "oci_identity_policy" "task_logs_s3" {
+  provider = oci.home
+  count    = var.create_task_logs_s3_user ? 1 : 0
+
+  compartment_id = var.compartment_ocid
+  name           = "${local.name}-task-logs-s3"
+  description    = "The task logs S3 user may use the task logs bucket only"
+  freeform_tags  = local.common_tags
+  statements = [
+    "Allow group ${oci_identity_group.task_logs_s3[0].name} to read buckets ${local.bucket_in} '${local.task_logs_bucket}'",
+    "Allow group ${oci_identity_group.task_logs_s3[0].name} to manage objects ${local.bucket_in} '${local.task_logs_bucket}'",
+  ]
+}
+
+resource "oci_identity_customer_secret_key" "task_logs_s3" {
+  provider = oci.home
+  count    = var.create_task_logs_s3_user ? 1 : 0
+
+  user_id      = oci_identity_user.task_logs_s3[0].id
+  display_name = "${local.name}-task-logs-s3"
+}
+
 # Object lifecycle rules (storage.tf) act as Object Storage itself: it must be
 # allowed to delete the objects of the project's compartment.
 resource "oci_identity_policy" "lifecycle" {

@@ -48,6 +48,7 @@ resource "local_file" "infra_vars" {
     artifacts_bucket = oci_objectstorage_bucket.artifacts.name
     dags_bucket      = oci_objectstorage_bucket.dags.name
     backups_bucket   = oci_objectstorage_bucket.backups.name
+    task_logs_bucket = oci_objectstorage_bucket.task_logs.name
     db_endpoint      = local.db_endpoint
     db_admin_user    = var.db_admin_username
     vcn_cidr         = var.vcn_cidr

@@ -131,6 +131,7 @@ locals {
   artifacts_bucket = coalesce(var.artifacts_bucket_name, "${local.name}-mlflow-artifacts")
   dags_bucket      = coalesce(var.dags_bucket_name, "${local.name}-airflow-dags")
   backups_bucket   = coalesce(var.backups_bucket_name, "${local.name}-backups")
+  task_logs_bucket = coalesce(var.task_logs_bucket_name, "${local.name}-task-logs")
   tag_namespace    = coalesce(var.tag_namespace_name, local.name)
 
   inventory_dir = coalesce(var.inventory_dir, "${path.module}/../inventory/oci")

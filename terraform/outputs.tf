@@ -69,16 +69,17 @@ output "namespace" {
 }
 
 output "buckets" {
-  description = "Bucket names: MLflow artifacts, Airflow DAGs and the backups."
+  description = "Bucket names: MLflow artifacts, Airflow DAGs, the backups and Airflow's task logs."
   value = {
     artifacts = oci_objectstorage_bucket.artifacts.name
     dags      = oci_objectstorage_bucket.dags.name
     backups   = oci_objectstorage_bucket.backups.name
+    task_logs = oci_objectstorage_bucket.task_logs.name
   }
 }
 
 output "s3_endpoint" {
-  description = "S3 compatibility endpoint for MLflow's artifacts (path-style)."
+  description = "S3 compatibility endpoint for MLflow's artifacts and Airflow's task logs (path-style)."
   value       = "https://${data.oci_objectstorage_namespace.this.namespace}.compat.objectstorage.${var.region}.oraclecloud.com"
 }
 
@@ -91,6 +92,18 @@ output "s3_access_key" {
 output "s3_secret_key" {
   description = "Secret key of the MLflow S3 user (create_mlflow_s3_user); copy into vault_s3_secret_key."
   value       = var.create_mlflow_s3_user ? oci_identity_customer_secret_key.mlflow_s3[0].key : null
+  sensitive   = true
+}
+
+output "task_logs_s3_access_key" {
+  description = "Access key of the Airflow task logs S3 user (create_task_logs_s3_user); copy into vault_airflow_task_logs_access_key."
+  value       = var.create_task_logs_s3_user ? oci_identity_customer_secret_key.task_logs_s3[0].id : null
+  sensitive   = true
+}
+
+output "task_logs_s3_secret_key" {
+  description = "Secret key of the Airflow task logs S3 user (create_task_logs_s3_user); copy into vault_airflow_task_logs_secret_key."
+  value       = var.create_task_logs_s3_user ? oci_identity_customer_secret_key.task_logs_s3[0].key : null
   sensitive   = true
 }
 

@@ -475,8 +475,25 @@ variable "backups_retention_days" {
   }
 }
 
+variable "task_logs_bucket_name" {
+  description = "Bucket of Airflow's remote task logs (S3 task log handler, read and written with the task logs S3 user's key); null: <project>-<environment>-task-logs."
+  type        = string
+  default     = null
+}
+
+variable "task_logs_retention_days" {
+  description = "Days the task logs bucket keeps a task's log (lifecycle rule)."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.task_logs_retention_days >= 1
+    error_message = "task_logs_retention_days must be at least 1."
+  }
+}
+
 variable "previous_versions_retention_days" {
-  description = "Days a previous (overwritten or deleted) object version is kept in the artifacts and backups buckets (lifecycle rules)."
+  description = "Days a previous (overwritten or deleted) object version is kept in the artifacts, backups and task logs buckets (lifecycle rules)."
   type        = number
   default     = 30
 
@@ -525,6 +542,23 @@ variable "mlflow_s3_user_email" {
   validation {
     condition     = var.mlflow_s3_user_email == null || can(regex("^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$", var.mlflow_s3_user_email))
     error_message = "mlflow_s3_user_email must be null or an email address (name@example.com)."
+  }
+}
+
+variable "create_task_logs_s3_user" {
+  description = "Create an IAM user limited to the task logs bucket and a customer secret key for Airflow's remote task logs (S3 task log handler; the S3 compatibility API takes no instance principal; the secret lands in the Terraform state). Needed when the inventory has airflow_worker hosts. Needs task_logs_s3_user_email."
+  type        = bool
+  default     = false
+}
+
+variable "task_logs_s3_user_email" {
+  description = "Primary email of the task logs S3 user (create_task_logs_s3_user): identity-domain tenancies refuse a user without one. A mailbox the operators read (OCI may send it notices)."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.task_logs_s3_user_email == null || can(regex("^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$", var.task_logs_s3_user_email))
+    error_message = "task_logs_s3_user_email must be null or an email address (name@example.com)."
   }
 }
 

@@ -443,6 +443,21 @@ def _coalesce(*values):
     raise EvalError("coalesce: no non-null argument")
 
 
+def _regex(pattern: str, string: str):
+    """Terraform's regex(): the first match (the matched text without capture
+    groups, else the groups: a list, or a map when they are named); no match is
+    an error, as there (can(regex(...)) is then false). Python's re stands in
+    for RE2: the same for the character classes and anchors the .tf files use."""
+    if not isinstance(pattern, str) or not isinstance(string, str):
+        raise EvalError(f"regex: needs two strings, got {pattern!r}, {string!r}")
+    m = re.search(pattern, string)
+    if m is None:
+        raise EvalError(f"regex: {pattern!r} does not match {string!r}")
+    if m.re.groupindex:
+        return m.groupdict()
+    return list(m.groups()) if m.re.groups else m.group(0)
+
+
 FUNCTIONS: dict[str, Callable[..., Any]] = {
     "alltrue": lambda xs: all(xs),
     "anytrue": lambda xs: any(xs),
@@ -462,6 +477,7 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "merge": _merge,
     "one": _one,
     "range": lambda *a: list(range(*(int(_num(x)) for x in a))),
+    "regex": _regex,
     "replace": _replace,
     "setproduct": lambda *sets: [list(t) for t in itertools.product(*sets)],
     "setsubtract": lambda a, b: _set(x for x in a if x not in b),

@@ -72,17 +72,20 @@ def test_every_resource_setting_defined_tags_waits_for_the_tag(tf):
 # 2. The S3 user has an email (identity domains)
 # --------------------------------------------------------------------------
 def test_every_identity_user_has_an_email(tf):
+    """Each S3 user (mlflow_s3, task_logs_s3) has its own <name>_user_email
+    variable, required by a precondition and validated as an address."""
     users = tf.resources("oci_identity_user")
-    assert users
-    for key, body in users.items():
-        assert body.get("email") == "${var.mlflow_s3_user_email}", f"{key} has no email"
+    assert {name for _, name in users} == {"mlflow_s3", "task_logs_s3"}
+    for (_, name), body in users.items():
+        email = f"{name}_user_email"
+        assert body.get("email") == f"${{var.{email}}}", f"{name} has no email"
         conditions = [p["condition"] for p in body["lifecycle"][0]["precondition"]]
-        assert "${var.mlflow_s3_user_email != null}" in conditions, key
-    pattern = _regex_of(tf, "mlflow_s3_user_email")
-    assert re.fullmatch(pattern, "mlops-s3@example.com")
-    for bad in ("mlops", "a@b", "a b@example.com", "@example.com"):
-        assert not re.fullmatch(pattern, bad), bad
-    assert tf.variables()["mlflow_s3_user_email"]["default"] is None
+        assert f"${{var.{email} != null}}" in conditions, name
+        pattern = _regex_of(tf, email)
+        assert re.fullmatch(pattern, "mlops-s3@example.com")
+        for bad in ("mlops", "a@b", "a b@example.com", "@example.com"):
+            assert not re.fullmatch(pattern, bad), bad
+        assert tf.variables()[email]["default"] is None
 
 
 # --------------------------------------------------------------------------

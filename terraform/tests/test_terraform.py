@@ -285,7 +285,7 @@ def test_db_is_private_with_backups(tf):
 
 def test_buckets_are_private_versioned_with_events(tf):
     buckets = tf.resources("oci_objectstorage_bucket")
-    assert {n for _, n in buckets} == {"artifacts", "dags", "backups"}
+    assert {n for _, n in buckets} == {"artifacts", "dags", "backups", "task_logs"}
     for key, body in buckets.items():
         assert unquote(body["access_type"]) == "NoPublicAccess", key
         assert unquote(body["versioning"]) == "Enabled", key
@@ -353,6 +353,7 @@ def test_buckets_have_lifecycle_rules_for_retention(tf):
     assert set(policies) == {
         ("oci_objectstorage_object_lifecycle_policy", "backups"),
         ("oci_objectstorage_object_lifecycle_policy", "artifacts"),
+        ("oci_objectstorage_object_lifecycle_policy", "task_logs"),
     }
     backups = policies[("oci_objectstorage_object_lifecycle_policy", "backups")]
     assert backups["bucket"] == "${oci_objectstorage_bucket.backups.name}"
@@ -462,6 +463,7 @@ INFRA_VARS = dict(
     artifacts_bucket="oci-mlops-prod-mlflow-artifacts",
     dags_bucket="oci-mlops-prod-airflow-dags",
     backups_bucket="oci-mlops-prod-backups",
+    task_logs_bucket="oci-mlops-prod-task-logs",
     db_endpoint="10.0.2.17",
     db_admin_user="mlopsadmin",
     vcn_cidr="10.0.0.0/16",
@@ -552,6 +554,7 @@ def test_infra_vars_render_with_everything_the_playbooks_read(tf):
         "infra_artifacts_bucket",
         "infra_dags_bucket",
         "infra_backups_bucket",
+        "infra_task_logs_bucket",
         "infra_vcn_cidr",
     }
     assert required <= set(data)
