@@ -108,6 +108,7 @@ OCI_INFRA = {
     "infra_compartment_ocid": "ocid1.compartment.oc1..x",
     "infra_artifacts_bucket": "mlops-artifacts",
     "infra_dags_bucket": "mlops-dags",
+    "infra_task_logs_bucket": "mlops-task-logs",
     "infra_db_endpoint": "10.0.2.5",
     "infra_db_admin_user": "admin",
 }

@@ -109,7 +109,11 @@ def lab(tmp_path_factory):
         ],
         group_vars,
     )
-    template = ROLES / "object_store" / "templates" / "object-store-readonly.env.j2"
+    template = ROLES / "object_store" / "templates" / "object-store-scoped.env.j2"
+    scoped = (
+        "{'object_store_scoped': {'remote': 'readonly', 'buckets': object_store_readonly_buckets,"
+        " 'access_key': object_store_readonly_access_key, 'secret_key': object_store_readonly_secret_key}}"
+    )
     store = _render(
         tmp,
         inventory,
@@ -123,7 +127,7 @@ def lab(tmp_path_factory):
             "object_store_readonly_access_key",
             "object_store_root",
         ]
-        + [f"readonly_env:lookup('template', '{template}')"],
+        + [f"readonly_env:lookup('template', '{template}', template_vars={scoped})"],
         group_vars,
     )
     return airflow, store, _secret_values(tmp / "secrets")

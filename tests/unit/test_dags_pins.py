@@ -59,7 +59,9 @@ def test_airflow_side_of_the_dag_tests_matches_the_role():
     text = (ROOT / "tests" / "dags" / "requirements-airflow.in").read_text(encoding="utf-8")
     assert f"apache-airflow=={defaults['airflow_version']}" in text
     # the constraints file the role's lock was compiled from
-    lock_file = jinja2.Template(defaults["airflow_lock_file"]).render(airflow_executor="LocalExecutor")
+    env = jinja2.Environment()
+    env.filters["bool"] = bool
+    lock_file = env.from_string(defaults["airflow_lock_file"]).render(airflow_executor="LocalExecutor")
     source = (ROLE / "files" / lock_file).with_suffix(".in").read_text(encoding="utf-8")
     constraints = re.search(r"^-c \.\./(\S+)$", source, re.M)
     assert constraints, "the airflow lock's .in names no constraints file"

@@ -199,21 +199,35 @@ def test_rclone_versions_and_their_locks_agree():
     assert hashes["airflow"] == hashes["object_store"] == hashes["backup"]
 
 
-@pytest.mark.parametrize(("executor", "extra"), [("LocalExecutor", set()), ("CeleryExecutor", {"celery"})])
-def test_airflow_version_providers_and_the_lock_agree(executor, extra):
-    """The lock airflow_lock_file names for each executor pins Airflow and its
-    providers; the CeleryExecutor's also the celery provider, Celery (below
-    5.7, which the provider cannot import) and the Redis client of the broker."""
+@pytest.mark.parametrize(
+    ("executor", "remote_logging", "extra"),
+    [
+        ("LocalExecutor", False, set()),
+        ("CeleryExecutor", True, {"celery", "amazon"}),
+        ("CeleryExecutor", False, {"celery", "amazon"}),
+        ("LocalExecutor", True, {"celery", "amazon"}),
+    ],
+)
+def test_airflow_version_providers_and_the_lock_agree(executor, remote_logging, extra):
+    """The lock airflow_lock_file names for each executor and remote task logs
+    setting pins Airflow and its providers; with the CeleryExecutor or remote
+    task logs also the celery provider, Celery (below 5.7, which the provider
+    cannot import), the Redis client of the broker and the Amazon provider
+    (the S3 task log handler)."""
     import jinja2
 
     defaults = _defaults("airflow")
-    lock_file = jinja2.Template(defaults["airflow_lock_file"]).render(airflow_executor=executor)
+    env = jinja2.Environment()
+    env.filters["bool"] = bool
+    lock_file = env.from_string(defaults["airflow_lock_file"]).render(
+        airflow_executor=executor, airflow_remote_logging=remote_logging
+    )
     assert ("-celery-" in lock_file) == bool(extra)
     lock = _role_lock("airflow", lock_file)
     providers = [*defaults["airflow_providers"], *sorted(extra)]
     wanted = [f"apache-airflow=={defaults['airflow_version']}"]
     wanted += [f"apache-airflow-providers-{p}" for p in providers]
-    wanted += ["celery", "redis"] if extra else []
+    wanted += ["celery", "redis", "boto3"] if extra else []
     assert LOCK.lock_missing(lock, wanted) == []
     # the lock's source asks for exactly these providers (their versions: the
     # constraints file's, test_every_lock_agrees_with_its_source)
@@ -551,7 +565,9 @@ def _installed_by_make_test_with_the_oldest_pip() -> set[Path]:
         if "mlflow_version" in play.get("vars", {})
     )
     # site's executor (no Celery workers): the lock without the celery provider.
-    airflow_lock = jinja2.Template(airflow["airflow_lock_file"]).render(airflow_executor="LocalExecutor")
+    env = jinja2.Environment()
+    env.filters["bool"] = bool
+    airflow_lock = env.from_string(airflow["airflow_lock_file"]).render(airflow_executor="LocalExecutor")
     locks = {
         ROLES / "airflow" / "files" / airflow_lock,
         ROLES / "airflow" / "files" / airflow["airflow_pipelines_lock_file"],
