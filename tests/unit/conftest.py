@@ -114,6 +114,25 @@ OCI_INFRA = {
 }
 
 
+def render_names(tmp: Path, inventory: dict, hosts: str, names: list[str], group_vars: Path | None = None) -> dict:
+    """ansible_debug of several expressions at once on HOSTS (comma-separated:
+    {host: values}) of INVENTORY, written to TMP/inv (GROUP_VARS linked
+    beside it), secrets generated into TMP/secrets. Each name is a variable,
+    or `key:expression`."""
+    (tmp / "inv").mkdir(exist_ok=True)
+    path = tmp / "inv" / "hosts.json"
+    path.write_text(json.dumps(inventory))
+    if group_vars is not None and not (tmp / "inv" / "group_vars").exists():
+        (tmp / "inv" / "group_vars").symlink_to(group_vars)
+    got = ansible_debug(
+        path,
+        hosts,
+        "msg={{ {" + ", ".join(f"'{n.split(':', 1)[0]}': {n.split(':', 1)[-1]}" for n in names) + "} }}",
+        OCI_MLOPS_SECRETS_DIR=str(tmp / "secrets"),
+    )
+    return {h: r["msg"] for h, r in got.items()} if "," in hosts else got["msg"]
+
+
 def run_local_play(
     tmp: Path,
     plays: list,

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import OCI_INFRA, PLATFORM_DEFAULTS, ROLES, ROOT, ansible_debug
+from conftest import OCI_INFRA, PLATFORM_DEFAULTS, ROLES, ROOT, render_names
 
 TOPOLOGY = yaml.safe_load((PLATFORM_DEFAULTS / "topology.yml").read_text(encoding="utf-8"))["oci_mlops_topology"]
 DECLARED = yaml.safe_load((PLATFORM_DEFAULTS / "secrets.yml").read_text(encoding="utf-8"))["oci_mlops_secrets"]
@@ -44,21 +44,6 @@ AIRFLOW_NAMES = [
 ]
 
 
-def _render(tmp: Path, inventory: dict, host: str, names: list[str], group_vars: Path | None = None) -> dict:
-    (tmp / "inv").mkdir(exist_ok=True)
-    path = tmp / "inv" / "hosts.json"
-    path.write_text(json.dumps(inventory))
-    if group_vars is not None and not (tmp / "inv" / "group_vars").exists():
-        (tmp / "inv" / "group_vars").symlink_to(group_vars)
-    result = ansible_debug(
-        path,
-        host,
-        "msg={{ {" + ", ".join(f"'{n.split(':', 1)[0]}': {n.split(':', 1)[-1]}" for n in names) + "} }}",
-        OCI_MLOPS_SECRETS_DIR=str(tmp / "secrets"),
-    )
-    return result["msg"]
-
-
 def _secret_values(secrets_dir: Path) -> dict[str, str]:
     return {p.name: p.read_text().split()[0] for p in secrets_dir.iterdir() if p.is_file() and p.read_text().strip()}
 
@@ -75,7 +60,7 @@ def oci(tmp_path_factory):
             },
         }
     }
-    rendered = _render(tmp, inventory, "10.0.1.11", AIRFLOW_NAMES)
+    rendered = render_names(tmp, inventory, "10.0.1.11", AIRFLOW_NAMES)
     return rendered, _secret_values(tmp / "secrets")
 
 
@@ -94,7 +79,7 @@ def lab(tmp_path_factory):
         }
     }
     group_vars = ROOT / "inventory" / "lab" / "group_vars"
-    airflow = _render(
+    airflow = render_names(
         tmp,
         inventory,
         "lab-airflow",
@@ -114,7 +99,7 @@ def lab(tmp_path_factory):
         "{'object_store_scoped': {'remote': 'readonly', 'buckets': object_store_readonly_buckets,"
         " 'access_key': object_store_readonly_access_key, 'secret_key': object_store_readonly_secret_key}}"
     )
-    store = _render(
+    store = render_names(
         tmp,
         inventory,
         "lab-db",

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import OCI_INFRA, PLATFORM_DEFAULTS, ROLES, ROOT, ansible_debug
+from conftest import OCI_INFRA, PLATFORM_DEFAULTS, ROLES, ROOT, render_names
 
 TOPOLOGY = yaml.safe_load((PLATFORM_DEFAULTS / "topology.yml").read_text(encoding="utf-8"))["oci_mlops_topology"]
 DECLARED = {
@@ -51,21 +51,6 @@ STORE = [
 ]
 
 
-def _render(tmp: Path, inventory: dict, hosts: str, names: list[str], group_vars: Path | None = None) -> dict:
-    (tmp / "inv").mkdir(exist_ok=True)
-    path = tmp / "inv" / "hosts.json"
-    path.write_text(json.dumps(inventory))
-    if group_vars is not None and not (tmp / "inv" / "group_vars").exists():
-        (tmp / "inv" / "group_vars").symlink_to(group_vars)
-    got = ansible_debug(
-        path,
-        hosts,
-        "msg={{ {" + ", ".join(f"'{n.split(':', 1)[0]}': {n.split(':', 1)[-1]}" for n in names) + "} }}",
-        OCI_MLOPS_SECRETS_DIR=str(tmp / "secrets"),
-    )
-    return {h: r["msg"] for h, r in got.items()} if "," in hosts else got["msg"]
-
-
 def _secrets(tmp: Path) -> dict[str, str]:
     return {
         p.name: p.read_text().split()[0] for p in (tmp / "secrets").iterdir() if p.is_file() and p.read_text().strip()
@@ -89,8 +74,8 @@ def _lab(workers: bool) -> dict:
 def scale(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("scale")
     group_vars = ROOT / "inventory" / "lab" / "group_vars"
-    hosts = _render(tmp, _lab(True), "lab-airflow,lab-worker", AIRFLOW, group_vars)
-    store = _render(tmp, _lab(True), "lab-db", STORE, group_vars)
+    hosts = render_names(tmp, _lab(True), "lab-airflow,lab-worker", AIRFLOW, group_vars)
+    store = render_names(tmp, _lab(True), "lab-db", STORE, group_vars)
     return hosts, store, _secrets(tmp)
 
 
@@ -98,8 +83,8 @@ def scale(tmp_path_factory):
 def small(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("small")
     group_vars = ROOT / "inventory" / "lab" / "group_vars"
-    airflow = _render(tmp, _lab(False), "lab-airflow", AIRFLOW, group_vars)
-    store = _render(tmp, _lab(False), "lab-db", STORE, group_vars)
+    airflow = render_names(tmp, _lab(False), "lab-airflow", AIRFLOW, group_vars)
+    store = render_names(tmp, _lab(False), "lab-db", STORE, group_vars)
     return airflow, store
 
 
@@ -218,7 +203,7 @@ def test_oci_writes_through_the_s3_compatibility_endpoint_with_the_vault_pair(tm
             },
         }
     }
-    rendered = _render(tmp_path, inventory, "10.0.1.13", AIRFLOW)
+    rendered = render_names(tmp_path, inventory, "10.0.1.13", AIRFLOW)
     assert (
         rendered["airflow_config"]["logging"]["remote_base_log_folder"] == "s3://" + OCI_INFRA["infra_task_logs_bucket"]
     )
