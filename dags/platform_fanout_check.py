@@ -36,6 +36,8 @@ def platform_fanout_check() -> None:
         import time
 
         time.sleep(int(seconds))
+        # In the task's log (remote task logs: readable after its worker is gone).
+        print(f"platform_fanout_check: task {index} ran on {socket.gethostname()}")
         return {"index": index, "host": socket.gethostname()}
 
     where.partial(seconds="{{ params.seconds }}").expand(index=list(range(TASKS)))

@@ -2,7 +2,9 @@
 broker on the db host): the tasks of one DAG run spread over both workers,
 and a worker lost mid-task (its container killed, as a host that dies) costs
 the run nothing: Airflow finds the task instances without a heartbeat,
-retries them, and the other worker runs them. From the control node, through
+retries them, and the other worker runs them. The logs of the tasks the lost
+worker had finished stay readable: they are in the task logs bucket (remote
+task logs), not only on the worker. From the control node, through
 the edge, with the users' Airflow account (REST API v2); the operator's
 `docker kill` stands in for the host's loss."""
 
@@ -17,6 +19,10 @@ from scalekit import on_host, outside, report
 
 DAG = "platform_fanout_check"  # dags/platform_fanout_check.py: 24 mapped tasks
 TASKS = 24
+# Where the api-server found a task's log: the task logs bucket (inventory/lab: oci_mlops_task_logs_bucket).
+REMOTE = "s3://airflow-task-logs/"
+# The spread test's run: (run id, its task instances), for the lost worker's test.
+RUNS: dict[str, tuple[str, list[dict]]] = {}
 
 
 class Airflow:
@@ -48,6 +54,23 @@ class Airflow:
     def tasks(self, run_id: str) -> list[dict]:
         got = self.call("GET", f"/api/v2/dags/{DAG}/dagRuns/{run_id}/taskInstances", params={"limit": 100})
         return got["task_instances"]
+
+    def log(self, run_id: str, index: int, try_number: int) -> tuple[list[str], str]:
+        """(where the api-server read it, its text) of one mapped task's try, as the UI gets it."""
+        got = self.call(
+            "GET",
+            f"/api/v2/dags/{DAG}/dagRuns/{run_id}/taskInstances/where/logs/{try_number}",
+            params={"map_index": index, "full_content": "true"},
+            headers={"Accept": "application/json"},
+        )
+        content = got["content"] if isinstance(got["content"], list) else [got["content"]]
+        events = [str(m.get("event", "")) if isinstance(m, dict) else str(m) for m in content]
+        # Airflow's first group lists where the api-server read the log (a bucket's URL, a log server's, a file)
+        sources: list[str] = []
+        if events and events[0] == "::group::Log message source details" and "::endgroup::" in events:
+            sources = events[1 : events.index("::endgroup::")]
+        text = "\n".join(events)
+        return sources, text
 
     def wait(self, run_id: str, timeout: float) -> str:
         state: dict[str, str] = {}
@@ -89,6 +112,13 @@ def test_the_tasks_of_a_run_spread_over_both_workers(airflow, worker_addresses):
     counts = {host: where.count(host) for host in sorted(set(where))}
     report(f"{DAG}: {TASKS} tasks of 5 s in {time.monotonic() - started:.0f} s, per worker: {counts}")
     assert set(counts) == set(worker_addresses.values()), counts
+    RUNS["spread"] = (run_id, tasks)
+    # one task of each worker: its log, read by the api-server from the task logs bucket
+    for host in sorted(set(where)):
+        task = next(t for t in tasks if worker_addresses.get(t["hostname"]) == host)
+        sources, text = airflow.log(run_id, task["map_index"], task["try_number"])
+        assert any(s.startswith(REMOTE) for s in sources), (host, sources, text[:500])
+        assert f"platform_fanout_check: task {task['map_index']} ran on " in text, (host, text[:500])
 
 
 @pytest.fixture
@@ -133,4 +163,21 @@ def test_a_lost_worker_costs_the_run_nothing(airflow, worker_addresses, killed_w
     report(
         f"{DAG}: {len(lost)} tasks running on {killed_worker} when it was killed; retried on the other worker, "
         f"run succeeded {recovered:.0f} s after the kill (heartbeat timeout 300 s, retry delay 10 s, tasks of 60 s)"
+    )
+    # The worker is still gone (its container killed): the logs of the tasks it had finished
+    # (the spread test's run) are read from the task logs bucket, and so are the retries' logs.
+    assert "spread" in RUNS, "the spread test did not run first"
+    spread_id, spread_tasks = RUNS["spread"]
+    finished_there = [t for t in spread_tasks if t["hostname"] == address]
+    assert finished_there, f"no task of the spread run had run on {killed_worker}"
+    started = time.monotonic()
+    for task in finished_there + [tasks[i] for i in lost]:
+        run = spread_id if task in finished_there else run_id
+        sources, text = airflow.log(run, task["map_index"], task["try_number"])
+        assert any(s.startswith(REMOTE) for s in sources), (task["map_index"], sources, text[:500])
+        assert f"platform_fanout_check: task {task['map_index']} ran on " in text, text[:500]
+    report(
+        f"remote task logs: {len(finished_there)} logs of tasks that ran on {killed_worker} and {len(lost)} retries' "
+        f"logs read through the REST API from {REMOTE} while {killed_worker} was down "
+        f"({time.monotonic() - started:.1f} s for all)"
     )
