@@ -15,10 +15,15 @@ Measured figures go to artifacts/scale-report.txt.
 from __future__ import annotations
 
 import importlib.util
+import statistics
 import subprocess
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+import requests
 import yaml
 
 _OUTSIDE = Path(__file__).resolve().parents[1] / "outside" / "conftest.py"
@@ -73,3 +78,126 @@ def edge_upstreams(edge: str, since: str, route: str) -> list[str]:
         for line in done.stdout.splitlines()
         if f'"POST {route}' in line or f'"GET {route}' in line
     ]
+
+
+def load(call, rate: int, seconds: int, during=None) -> dict:
+    """`rate` calls a second for `seconds` (call(session) -> HTTP status),
+    each on its schedule (a slow answer does not slow the others down);
+    `during` runs in a thread once the loop has started. Returns what was
+    sent and answered."""
+    local = threading.local()
+    results: list[tuple[int | str, float]] = []
+    lock = threading.Lock()
+
+    def one(at: float) -> None:
+        time.sleep(max(0.0, at - time.monotonic()))
+        session = getattr(local, "session", None) or requests.Session()
+        local.session = session
+        started = time.monotonic()
+        try:
+            status: int | str = call(session)
+        except requests.RequestException as exc:
+            status = type(exc).__name__
+        with lock:
+            results.append((status, time.monotonic() - started))
+
+    start = time.monotonic() + 0.5
+    side = threading.Thread(target=during) if during else None
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        futures = [pool.submit(one, start + i / rate) for i in range(rate * seconds)]
+        if side:
+            time.sleep(2)
+            side.start()
+        for future in futures:
+            future.result()
+    if side:
+        side.join()
+    failed = [status for status, _ in results if status != 200]
+    latencies = sorted(seconds for _, seconds in results)
+    return {
+        "sent": len(results),
+        "failed": len(failed),
+        "statuses": sorted({str(s) for s in failed}),
+        "p50_ms": round(statistics.median(latencies) * 1000),
+        "p99_ms": round(outside.percentile(latencies, 99) * 1000),
+        "wall_s": round(time.monotonic() - start, 1),
+    }
+
+
+def edge_now(edge: str) -> str:
+    """The edge host's clock (since= of edge_upstreams)."""
+    done = on_host(edge, "date", "+%Y-%m-%d %H:%M:%S")
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def addresses(hosts: list[str]) -> dict[str, str]:
+    """{private address: host} of lab hosts: Airflow names a job's or a
+    task's host by its address ([core] hostname_callable)."""
+    out = {}
+    for host in hosts:
+        done = on_host(host, "hostname", "-I")
+        assert done.returncode == 0, done.stderr
+        out[done.stdout.split()[0]] = host
+    return out
+
+
+class Airflow:
+    """Airflow's REST API v2 through the edge, as a user with the users' account (client.env)."""
+
+    def __init__(self, env: dict[str, str], dag: str = "platform_fanout_check"):
+        self.dag = dag
+        self.url = env["AIRFLOW_URL"]
+        self.verify = env["OCI_MLOPS_CA_BUNDLE"]
+        self.session = requests.Session()
+        token = requests.post(
+            f"{self.url}/auth/token",
+            json={"username": env["AIRFLOW_USERNAME"], "password": env["AIRFLOW_PASSWORD"]},
+            timeout=30,
+            verify=self.verify,
+        )
+        assert token.status_code == 201, f"POST /auth/token: {token.status_code} {token.text[:300]}"
+        self.session.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
+
+    def call(self, method: str, path: str, **kwargs) -> dict:
+        resp = self.session.request(method, f"{self.url}{path}", timeout=30, verify=self.verify, **kwargs)
+        assert resp.status_code == 200, f"{method} {path}: {resp.status_code} {resp.text[:300]}"
+        return resp.json()
+
+    def trigger(self, seconds: int) -> str:
+        paused = self.call("PATCH", f"/api/v2/dags/{self.dag}", json={"is_paused": False})
+        assert paused["is_paused"] is False
+        body = {"logical_date": None, "conf": {"seconds": seconds}}
+        run = self.call("POST", f"/api/v2/dags/{self.dag}/dagRuns", json=body)
+        return run["dag_run_id"]
+
+    def tasks(self, run_id: str) -> list[dict]:
+        got = self.call("GET", f"/api/v2/dags/{self.dag}/dagRuns/{run_id}/taskInstances", params={"limit": 100})
+        return got["task_instances"]
+
+    def log(self, run_id: str, index: int, try_number: int) -> tuple[list[str], str]:
+        """(where the api-server read it, its text) of one mapped task's try, as the UI gets it."""
+        got = self.call(
+            "GET",
+            f"/api/v2/dags/{self.dag}/dagRuns/{run_id}/taskInstances/where/logs/{try_number}",
+            params={"map_index": index, "full_content": "true"},
+            headers={"Accept": "application/json"},
+        )
+        content = got["content"] if isinstance(got["content"], list) else [got["content"]]
+        events = [str(m.get("event", "")) if isinstance(m, dict) else str(m) for m in content]
+        # Airflow's first group lists where the api-server read the log (a bucket's URL, a log server's, a file)
+        sources: list[str] = []
+        if events and events[0] == "::group::Log message source details" and "::endgroup::" in events:
+            sources = events[1 : events.index("::endgroup::")]
+        text = "\n".join(events)
+        return sources, text
+
+    def wait(self, run_id: str, timeout: float) -> str:
+        state: dict[str, str] = {}
+
+        def finished() -> bool:
+            state["value"] = self.call("GET", f"/api/v2/dags/{self.dag}/dagRuns/{run_id}")["state"]
+            return state["value"] in ("success", "failed")
+
+        outside.wait_for(finished, timeout, step=3)
+        return state.get("value", "")

@@ -14,8 +14,7 @@ import subprocess
 import time
 
 import pytest
-import requests
-from scalekit import on_host, outside, report
+from scalekit import Airflow, addresses, on_host, outside, report
 
 DAG = "platform_fanout_check"  # dags/platform_fanout_check.py: 24 mapped tasks
 TASKS = 24
@@ -23,64 +22,6 @@ TASKS = 24
 REMOTE = "s3://airflow-task-logs/"
 # The spread test's run: (run id, its task instances), for the lost worker's test.
 RUNS: dict[str, tuple[str, list[dict]]] = {}
-
-
-class Airflow:
-    def __init__(self, env: dict[str, str]):
-        self.url = env["AIRFLOW_URL"]
-        self.verify = env["OCI_MLOPS_CA_BUNDLE"]
-        self.session = requests.Session()
-        token = requests.post(
-            f"{self.url}/auth/token",
-            json={"username": env["AIRFLOW_USERNAME"], "password": env["AIRFLOW_PASSWORD"]},
-            timeout=30,
-            verify=self.verify,
-        )
-        assert token.status_code == 201, f"POST /auth/token: {token.status_code} {token.text[:300]}"
-        self.session.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
-
-    def call(self, method: str, path: str, **kwargs) -> dict:
-        resp = self.session.request(method, f"{self.url}{path}", timeout=30, verify=self.verify, **kwargs)
-        assert resp.status_code == 200, f"{method} {path}: {resp.status_code} {resp.text[:300]}"
-        return resp.json()
-
-    def trigger(self, seconds: int) -> str:
-        paused = self.call("PATCH", f"/api/v2/dags/{DAG}", json={"is_paused": False})
-        assert paused["is_paused"] is False
-        body = {"logical_date": None, "conf": {"seconds": seconds}}
-        run = self.call("POST", f"/api/v2/dags/{DAG}/dagRuns", json=body)
-        return run["dag_run_id"]
-
-    def tasks(self, run_id: str) -> list[dict]:
-        got = self.call("GET", f"/api/v2/dags/{DAG}/dagRuns/{run_id}/taskInstances", params={"limit": 100})
-        return got["task_instances"]
-
-    def log(self, run_id: str, index: int, try_number: int) -> tuple[list[str], str]:
-        """(where the api-server read it, its text) of one mapped task's try, as the UI gets it."""
-        got = self.call(
-            "GET",
-            f"/api/v2/dags/{DAG}/dagRuns/{run_id}/taskInstances/where/logs/{try_number}",
-            params={"map_index": index, "full_content": "true"},
-            headers={"Accept": "application/json"},
-        )
-        content = got["content"] if isinstance(got["content"], list) else [got["content"]]
-        events = [str(m.get("event", "")) if isinstance(m, dict) else str(m) for m in content]
-        # Airflow's first group lists where the api-server read the log (a bucket's URL, a log server's, a file)
-        sources: list[str] = []
-        if events and events[0] == "::group::Log message source details" and "::endgroup::" in events:
-            sources = events[1 : events.index("::endgroup::")]
-        text = "\n".join(events)
-        return sources, text
-
-    def wait(self, run_id: str, timeout: float) -> str:
-        state: dict[str, str] = {}
-
-        def finished() -> bool:
-            state["value"] = self.call("GET", f"/api/v2/dags/{DAG}/dagRuns/{run_id}")["state"]
-            return state["value"] in ("success", "failed")
-
-        outside.wait_for(finished, timeout, step=3)
-        return state.get("value", "")
 
 
 @pytest.fixture(scope="module")
@@ -93,12 +34,7 @@ def airflow(user_env, groups):
 @pytest.fixture(scope="module")
 def worker_addresses(groups) -> dict[str, str]:
     """{address: worker host}: a task instance's hostname is its worker's address ([core] hostname_callable)."""
-    out = {}
-    for host in groups["airflow_worker"]:
-        done = on_host(host, "hostname", "-I")
-        assert done.returncode == 0, done.stderr
-        out[done.stdout.split()[0]] = host
-    return out
+    return addresses(groups["airflow_worker"])
 
 
 def test_the_tasks_of_a_run_spread_over_both_workers(airflow, worker_addresses):

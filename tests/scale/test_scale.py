@@ -6,15 +6,12 @@ its peers' listener."""
 
 from __future__ import annotations
 
-import statistics
 import subprocess
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
-from scalekit import INVENTORY, edge_upstreams, on_host, outside, report, systemctl
+from scalekit import INVENTORY, edge_now, edge_upstreams, load, on_host, outside, report, systemctl
 
 MODEL = "iris-classifier"  # registered by the iris_training pipeline (tests/outside's quickstart ran it)
 ROW = {"data": [[5.1, 3.5, 1.4, 0.2]]}
@@ -35,52 +32,8 @@ def _predict(env: dict[str, str], session: requests.Session) -> int:
 
 
 def _load(env: dict[str, str], during=None, seconds: int = SECONDS) -> dict:
-    """RATE predictions a second for `seconds` through the edge, each on its
-    schedule (a slow answer does not slow the others down); `during` runs in
-    a thread once the loop has started. Returns what was sent and answered."""
-    local = threading.local()
-    results: list[tuple[int | str, float]] = []
-    lock = threading.Lock()
-
-    def one(at: float) -> None:
-        time.sleep(max(0.0, at - time.monotonic()))
-        session = getattr(local, "session", None) or requests.Session()
-        local.session = session
-        started = time.monotonic()
-        try:
-            status: int | str = _predict(env, session)
-        except requests.RequestException as exc:
-            status = type(exc).__name__
-        with lock:
-            results.append((status, time.monotonic() - started))
-
-    start = time.monotonic() + 0.5
-    side = threading.Thread(target=during) if during else None
-    with ThreadPoolExecutor(max_workers=16) as pool:
-        futures = [pool.submit(one, start + i / RATE) for i in range(RATE * seconds)]
-        if side:
-            time.sleep(2)
-            side.start()
-        for future in futures:
-            future.result()
-    if side:
-        side.join()
-    failed = [status for status, _ in results if status != 200]
-    latencies = sorted(seconds for _, seconds in results)
-    return {
-        "sent": len(results),
-        "failed": len(failed),
-        "statuses": sorted({str(s) for s in failed}),
-        "p50_ms": round(statistics.median(latencies) * 1000),
-        "p99_ms": round(outside.percentile(latencies, 99) * 1000),
-        "wall_s": round(time.monotonic() - start, 1),
-    }
-
-
-def _edge_now(edge: str) -> str:
-    done = on_host(edge, "date", "+%Y-%m-%d %H:%M:%S")
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip()
+    """RATE predictions a second for `seconds` through the edge (scalekit.load)."""
+    return load(lambda session: _predict(env, session), RATE, seconds, during)
 
 
 def _wait_ready(env: dict[str, str], timeout: float = 120) -> None:
@@ -95,7 +48,7 @@ def _wait_ready(env: dict[str, str], timeout: float = 120) -> None:
 
 def test_predictions_spread_over_both_api_hosts(user_env, groups):
     edge = groups["edge"][0]
-    since = _edge_now(edge)
+    since = edge_now(edge)
     session = requests.Session()
     statuses = [_predict(user_env, session) for _ in range(40)]
     assert statuses == [200] * 40, statuses
@@ -107,7 +60,7 @@ def test_predictions_spread_over_both_api_hosts(user_env, groups):
 
 def test_mlflow_calls_spread_over_both_mlflow_hosts(user_env, groups):
     edge = groups["edge"][0]
-    since = _edge_now(edge)
+    since = edge_now(edge)
     auth = (user_env["MLFLOW_TRACKING_USERNAME"], user_env["MLFLOW_TRACKING_PASSWORD"])
     for _ in range(20):
         resp = requests.get(
@@ -244,3 +197,76 @@ def test_a_rolling_restart_of_the_api_hosts_fails_no_prediction(user_env, groups
     )
     assert apart >= 2, f"the API hosts restarted {apart:.1f} s apart: not one at a time"
     assert result["failed"] == 0, result
+
+
+# A unit that cannot start: a drop-in whose ExecStartPre fails, as a broken
+# release or setting would (removed by the fixture). Under /run: the role
+# owns /etc/systemd/system's drop-in directory and would remove it.
+BROKEN = "/run/systemd/system/oci-mlops-api.service.d/zz-scale-test-broken.conf"
+PENDING = "/var/lib/oci-mlops/restart-pending/oci-mlops-api.service"
+
+
+def _active(host: str) -> str:
+    return on_host(host, "systemctl", "is-active", "oci-mlops-api.service").stdout.strip()
+
+
+@pytest.fixture
+def api_restarts_broken(user_env, groups):
+    """Every api host's API fails to start from now on (its running process is untouched)."""
+    for host in groups["api"]:
+        done = on_host(
+            host,
+            "sh",
+            "-c",
+            f"mkdir -p {BROKEN.rsplit('/', 1)[0]} && printf '[Service]\\nExecStartPre=/bin/false\\n' > {BROKEN}",
+        )
+        assert done.returncode == 0, done.stderr
+    yield
+    for host in groups["api"]:
+        on_host(host, "rm", "-f", BROKEN)
+    back = _converge_api()
+    assert back.returncode == 0, back.stdout[-3000:]
+    _wait_ready(user_env)
+
+
+def test_a_failed_restart_stops_the_roll_and_the_rest_keep_serving(user_env, groups, api_restarts_broken):
+    """A changed setting whose restart fails on the first api host: the roll
+    stops there (the other host is not restarted and keeps serving its
+    previous configuration), no prediction fails, and the converge fails
+    naming both. Once repaired, the next converge (same setting, so no file
+    changes on the held host) restarts the held host from its marker."""
+    before = {host: int(_started_at(host)) for host in groups["api"]}
+    converge: dict = {}
+
+    def roll() -> None:
+        converge["run"] = _converge_api("-e", "model_api_log_level=WARNING")
+
+    result = _load(user_env, during=roll, seconds=120)
+    run = converge["run"]
+    assert run.returncode != 0, run.stdout[-3000:]
+    states = {host: _active(host) for host in groups["api"]}
+    after = {host: int(_started_at(host) or 0) for host in groups["api"]}
+    failed = [host for host in groups["api"] if states[host] != "active"]
+    held = [host for host in groups["api"] if states[host] == "active" and after[host] == before[host]]
+    report(
+        f"a restart failing on {failed} during a roll of {len(groups['api'])} API hosts: held {held} "
+        f"(not restarted, serving); under {RATE} req/s: {result}"
+    )
+    assert len(failed) == 1 and sorted(failed + held) == sorted(groups["api"]), (states, before, after)
+    assert "the roll stopped at " + failed[0] in run.stdout, run.stdout[-3000:]
+    for host in groups["api"]:
+        assert on_host(host, "test", "-f", PENDING).returncode == 0, f"{host}: no pending restart marker"
+    assert result["failed"] == 0, result
+
+    # Repaired: the same setting again. The held host's files are already
+    # written; its marker restarts it, and the failed host starts.
+    for host in groups["api"]:
+        on_host(host, "rm", "-f", BROKEN)
+    again = _converge_api("-e", "model_api_log_level=WARNING")
+    assert again.returncode == 0, again.stdout[-3000:]
+    _wait_ready(user_env)
+    for host in groups["api"]:
+        assert _active(host) == "active", host
+        assert on_host(host, "test", "-f", PENDING).returncode != 0, f"{host}: the marker is still there"
+    for host in held:
+        assert int(_started_at(host)) != before[host], f"{host}: the held restart did not happen on the next converge"
