@@ -54,10 +54,34 @@ locals {
 
   # The instance groups that may have several instances: every service of
   # the group has scale_out in the topology (the edge balances over them).
+  # Some need other groups' hosts first: local.unmet_scale_out_requirements.
   scale_out_groups = sort([
     for group in local.instance_group_names : group
     if alltrue([for name, svc in local.topology.services : try(svc.scale_out, false) if svc.group == group])
   ])
+
+  # For each instance group with a count above 1, each of its services and
+  # the groups its scale_out_requires (topology) lists that have no host. A
+  # managed group (an OCI service, no instances) is always there; a name that
+  # is no group of the topology never is.
+  scale_out_requirements = flatten([
+    for group in local.instance_group_names : [
+      for name, svc in local.topology.services : {
+        group   = group
+        service = name
+        missing = [for required in try(svc.scale_out_requires, []) : required if try(local.topology.groups[required].oci, null) != "managed" && try(local.group_counts[required], 0) < 1]
+      } if svc.group == group
+    ] if local.group_counts[group] > 1
+  ])
+
+  # What several hosts of a group need and lack, e.g. several airflow hosts
+  # (HA schedulers and api-servers) without Celery workers (airflow_worker).
+  # Empty, or the precondition fails (security.tf).
+  unmet_scale_out_requirements = [
+    for req in local.scale_out_requirements :
+    "${req.group} has count ${local.group_counts[req.group]}, but its service ${req.service} runs on several hosts only with hosts in ${join(", ", req.missing)} (its scale_out_requires in the topology), and there are none: count 0 for ${join(", ", req.missing)}"
+    if length(req.missing) > 0
+  ]
 
   # The groups whose hosts call a routed service (the topology's clients of a
   # service with a route), the front door's own excepted: the edge's peers'

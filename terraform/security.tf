@@ -37,8 +37,9 @@ resource "oci_core_network_security_group" "service" {
       error_message = "instance_groups: count 0 for ${join(", ", [for group in local.instance_group_names : group if local.group_counts[group] < 1 && !contains(local.optional_groups, group)])}, which the topology does not mark optional: only ${join(", ", local.optional_groups)} may have no host; the others need 1 to 10."
     }
     # At most one host for a group whose services do not all scale out: the
-    # broker (one Redis: the roles run a single broker), airflow (one
-    # scheduler) and any other group without scale_out.
+    # broker (one Redis: the roles run a single broker) and any other group
+    # without scale_out. airflow scales out (HA schedulers and api-servers),
+    # but only with Celery workers: the last precondition.
     precondition {
       condition     = alltrue([for group in local.instance_group_names : local.group_counts[group] <= 1 || contains(local.scale_out_groups, group)])
       error_message = "instance_groups: ${join(", ", [for group in local.instance_group_names : "${group} has count ${local.group_counts[group]}" if local.group_counts[group] > 1 && !contains(local.scale_out_groups, group)])}: only groups whose services all have scale_out in the topology may have a count above 1 (today: ${join(", ", local.scale_out_groups)}); the others' services run on one host (the broker is one Redis; docs/scaling.md)."
@@ -49,6 +50,14 @@ resource "oci_core_network_security_group" "service" {
     precondition {
       condition     = length(local.unserved_optional_groups) == 0
       error_message = "instance_groups: ${join("; ", local.unserved_optional_groups)}. Give that group a host (Celery without a broker: set the broker's count to 1) or the calling group count 0 (docs/scaling.md)."
+    }
+    # Several hosts of a group need the groups its services' scale_out_requires
+    # (topology) lists to have hosts: several airflow hosts (HA schedulers and
+    # api-servers) only with Celery workers (airflow_worker, which need the
+    # broker: the precondition above).
+    precondition {
+      condition     = length(local.unmet_scale_out_requirements) == 0
+      error_message = "instance_groups: ${join("; ", local.unmet_scale_out_requirements)}. Give each of those groups a count of 1 or more, or that group count 1: its service runs on several hosts only with them (why, for each service: docs/scaling.md)."
     }
   }
 }

@@ -301,7 +301,11 @@ variable "instance_groups" {
     0 only for the groups the topology marks optional: broker and
     airflow_worker, Airflow's CeleryExecutor (0 by default: the airflow
     hosts run the tasks, LocalExecutor). Workers need the broker (count 1:
-    one Redis); preconditions refuse the rest (docs/scaling.md).
+    one Redis). A count above 1 only for groups whose services all have
+    scale_out in the topology (mlflow, api, edge, airflow_worker, airflow),
+    and only once the groups their scale_out_requires lists have hosts:
+    several airflow hosts (HA schedulers and api-servers) need airflow_worker
+    1 or more. Preconditions refuse the rest, naming them (docs/scaling.md).
   EOT
   type = map(object({
     count           = number

@@ -349,12 +349,13 @@ def test_only_groups_whose_services_scale_out_may_have_several_instances(tf):
     assert any("local.group_counts[group] <= 1 || contains(local.scale_out_groups, group)" in c for c in conditions), (
         conditions
     )
-    # Today: the edge, MLflow, the API (with the dashboard) and the Celery
-    # workers; not Airflow (one scheduler) nor the broker (one Redis).
+    # Today: the edge, MLflow, the API (with the dashboard), the Celery
+    # workers and Airflow (HA schedulers, only with the workers:
+    # scale_out_requires, test_scale_out_requires.py); not the broker (one Redis).
     scalable = sorted(
         g for g in INSTANCE_GROUPS if all(s.get("scale_out", False) for s in SERVICES.values() if s["group"] == g)
     )
-    assert scalable == ["airflow_worker", "api", "edge", "mlflow"]
+    assert scalable == ["airflow", "airflow_worker", "api", "edge", "mlflow"]
 
 
 def test_ssh_only_through_the_bastion(tf):

@@ -112,6 +112,8 @@ ACCEPTED = [
     {"broker": 1, "airflow_worker": 1},
     {"broker": 1, "airflow_worker": 10},
     {"broker": 1, "airflow_worker": 3, "mlflow": 2, "api": 3, "edge": 2},
+    # Several airflow hosts (HA schedulers) with Celery workers.
+    {"airflow": 2, "broker": 1, "airflow_worker": 1},
 ]
 
 
@@ -134,8 +136,9 @@ REFUSED = [
     ({"mlflow": 0}, ["instance_groups", "count 0 for mlflow", "only airflow_worker, broker may have no host"]),
     ({"edge": 0, "airflow": 0}, ["instance_groups", "count 0 for airflow, edge"]),
     ({"api": 0, "broker": 1, "airflow_worker": 1}, ["instance_groups", "count 0 for api"]),
-    # Still one airflow host (one scheduler).
-    ({"airflow": 2, "broker": 1, "airflow_worker": 1}, ["instance_groups", "airflow has count 2"]),
+    # Several airflow hosts only with Celery workers (scale_out_requires;
+    # more cases in test_scale_out_requires.py).
+    ({"airflow": 2}, ["instance_groups", "airflow has count 2", "count 0 for airflow_worker"]),
 ]
 
 

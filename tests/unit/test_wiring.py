@@ -451,14 +451,18 @@ def test_one_mlflow_host_migrates_collects_garbage_and_manages_the_users(scaled_
 @pytest.mark.parametrize(
     ("extra", "without_edge", "refused"),
     [
-        ({"203.0.113.21": ("airflow", "10.0.1.21")}, False, ["airflow (2 hosts in group airflow)"]),
+        (
+            {"203.0.113.21": ("airflow", "10.0.1.21")},
+            False,
+            ["airflow (2 hosts in group airflow, which needs hosts in group airflow_worker)"],
+        ),
         (
             {},
             True,
             ["mlflow (2 hosts in group mlflow)", "api (2 hosts in group api)", "dashboard (2 hosts in group api)"],
         ),
     ],
-    ids=["airflow-not-yet", "no-edge"],
+    ids=["airflow-without-workers", "no-edge"],
 )
 def test_several_hosts_where_the_platform_cannot_use_them_are_named(tmp_path, extra, without_edge, refused):
     hosts = {k: v for k, v in {**SCALED, **extra}.items() if not (without_edge and v[0] == "edge")}
@@ -515,3 +519,43 @@ def test_workers_without_a_broker_or_a_scheduler_are_named(tmp_path, drop, missi
     hosts = {k: v for k, v in CELERY.items() if k not in drop}
     got = _render(tmp_path, "203.0.113.31", ["oci_mlops_celery_missing"], hosts=hosts)
     assert got["oci_mlops_celery_missing"] == missing
+
+
+# Two airflow hosts (HA schedulers, two api-servers behind the edge), which
+# the topology allows with Celery workers only (scale_out_requires).
+AIRFLOW_HA = {
+    **CELERY,
+    "203.0.113.21": ("airflow", "10.0.1.21"),
+}
+
+
+def test_two_airflow_hosts_with_workers_share_one_dag_processor_and_the_edge(tmp_path):
+    names = [
+        "oci_mlops_unscalable_services",
+        "airflow_dag_processor_host",
+        "airflow_db_migration_host",
+        "airflow_restart_settle",
+        "oci_mlops_service_urls",
+        "edge_peers_client_cidrs",
+    ]
+    got = _render_hosts(
+        tmp_path, {"203.0.113.11": names, "203.0.113.21": names, "203.0.113.13": ["edge_routes"]}, hosts=AIRFLOW_HA
+    )
+    for host in ("203.0.113.11", "203.0.113.21"):
+        values = got[host]
+        assert values["oci_mlops_unscalable_services"] == []
+        # One dag-processor, one migration, on the first airflow host of the inventory, named the same on both.
+        assert values["airflow_dag_processor_host"] == "203.0.113.11"
+        assert values["airflow_db_migration_host"] == "203.0.113.11"
+        # Restarts roll: the next host restarts once the edge took this one back.
+        assert values["airflow_restart_settle"] == 11
+        # The workers reach the execution API through the edge's peers' listener, which admits them.
+        assert (
+            values["oci_mlops_service_urls"]["airflow"] == f"http://10.0.1.13:{SERVICES['edge']['peers_port']}/airflow"
+        )
+        assert {"10.0.1.31/32", "10.0.1.32/32"} <= set(values["edge_peers_client_cidrs"])
+    route = next(r for r in got["203.0.113.13"]["edge_routes"] if r["name"] == "airflow")
+    assert route["upstreams"] == [
+        f"http://10.0.1.11:{SERVICES['airflow']['port']}",
+        f"http://10.0.1.21:{SERVICES['airflow']['port']}",
+    ]
