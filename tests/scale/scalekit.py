@@ -201,3 +201,32 @@ class Airflow:
 
         outside.wait_for(finished, timeout, step=3)
         return state.get("value", "")
+
+
+def converge(tag: str, limit: str, *extra: str, timeout: float = 1200) -> subprocess.CompletedProcess:
+    """site.yml's role TAG on the hosts of LIMIT, as an operator runs it."""
+    return subprocess.run(
+        [
+            str(outside.ROOT / ".venv" / "bin" / "ansible-playbook"),
+            "site.yml",
+            "-i",
+            str(INVENTORY),
+            "--tags",
+            tag,
+            "--limit",
+            limit,
+            *extra,
+        ],
+        cwd=outside.ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def started_at(host: str, unit: str) -> int:
+    """When UNIT last became active on HOST (monotonic µs; the containers share the kernel's clock)."""
+    done = on_host(host, "systemctl", "show", "-p", "ActiveEnterTimestampMonotonic", "--value", unit)
+    assert done.returncode == 0, done.stderr
+    return int(done.stdout.strip() or 0)

@@ -20,7 +20,19 @@ import subprocess
 import time
 
 import pytest
-from scalekit import INVENTORY, Airflow, addresses, edge_now, edge_upstreams, load, on_host, outside, report, systemctl
+from scalekit import (
+    Airflow,
+    addresses,
+    converge,
+    edge_now,
+    edge_upstreams,
+    load,
+    on_host,
+    outside,
+    report,
+    started_at,
+    systemctl,
+)
 
 # The bounded load loop: this many REST calls per second for this long.
 RATE, SECONDS = 20, 30
@@ -156,31 +168,7 @@ def test_a_stopped_api_server_fails_no_rest_call(airflow, one_api_server_stopped
 
 
 def _converge_airflow(*extra: str) -> subprocess.CompletedProcess:
-    """site.yml's airflow role on the airflow hosts, as an operator runs it."""
-    return subprocess.run(
-        [
-            str(outside.ROOT / ".venv" / "bin" / "ansible-playbook"),
-            "site.yml",
-            "-i",
-            str(INVENTORY),
-            "--tags",
-            "airflow",
-            "--limit",
-            "airflow",
-            *extra,
-        ],
-        cwd=outside.ROOT,
-        capture_output=True,
-        text=True,
-        timeout=1200,
-        check=False,
-    )
-
-
-def _started_at(host: str, unit: str) -> int:
-    done = on_host(host, "systemctl", "show", "-p", "ActiveEnterTimestampMonotonic", "--value", unit)
-    assert done.returncode == 0, done.stderr
-    return int(done.stdout.strip())
+    return converge("airflow", "airflow", *extra)
 
 
 @pytest.fixture
@@ -196,7 +184,7 @@ def test_a_rolling_restart_of_the_airflow_hosts_fails_no_rest_call(airflow, grou
     interval) restarts every Airflow service of both hosts, one host at a
     time, while REST calls keep coming through the edge: none fails."""
     units = ["airflow-api-server.service", "airflow-scheduler.service"]
-    before = {(host, unit): _started_at(host, unit) for host in groups["airflow"] for unit in units}
+    before = {(host, unit): started_at(host, unit) for host in groups["airflow"] for unit in units}
     converge: dict = {}
     started = time.monotonic()
 
@@ -209,7 +197,7 @@ def test_a_rolling_restart_of_the_airflow_hosts_fails_no_rest_call(airflow, grou
     run = converge["run"]
     assert run.returncode == 0, run.stdout[-3000:]
     assert converge["seconds"] < seconds, converge["seconds"]
-    after = {(host, unit): _started_at(host, unit) for host in groups["airflow"] for unit in units}
+    after = {(host, unit): started_at(host, unit) for host in groups["airflow"] for unit in units}
     restarted = [key for key in before if after[key] != before[key]]
     assert sorted(restarted) == sorted(before), {"before": before, "after": after}
     # One host at a time: the api-servers came up seconds apart (the next host

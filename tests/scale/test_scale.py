@@ -11,7 +11,7 @@ import time
 
 import pytest
 import requests
-from scalekit import INVENTORY, edge_now, edge_upstreams, load, on_host, outside, report, systemctl
+from scalekit import converge, edge_now, edge_upstreams, load, on_host, outside, report, started_at, systemctl
 
 MODEL = "iris-classifier"  # registered by the iris_training pipeline (tests/outside's quickstart ran it)
 ROW = {"data": [[5.1, 3.5, 1.4, 0.2]]}
@@ -135,30 +135,11 @@ print(f"{time.monotonic() - started:.1f}")
 
 
 def _converge_api(*extra: str) -> subprocess.CompletedProcess:
-    """site.yml's model_api role on the api hosts, as an operator runs it."""
-    return subprocess.run(
-        [
-            str(outside.ROOT / ".venv" / "bin" / "ansible-playbook"),
-            "site.yml",
-            "-i",
-            str(INVENTORY),
-            "--tags",
-            "model_api",
-            "--limit",
-            "api",
-            *extra,
-        ],
-        cwd=outside.ROOT,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
+    return converge("model_api", "api", *extra, timeout=900)
 
 
-def _started_at(host: str) -> str:
-    done = on_host(host, "systemctl", "show", "-p", "ActiveEnterTimestampMonotonic", "--value", "oci-mlops-api")
-    return done.stdout.strip()
+def _started_at(host: str) -> int:
+    return started_at(host, "oci-mlops-api.service")
 
 
 @pytest.fixture
@@ -185,8 +166,8 @@ def test_a_rolling_restart_of_the_api_hosts_fails_no_prediction(user_env, groups
     assert run.returncode == 0, run.stdout[-3000:]
     # The whole roll happened while the loop ran.
     assert converge["seconds"] < 180, converge["seconds"]
-    after = {host: int(_started_at(host)) for host in groups["api"]}
-    assert all(after[host] != int(before[host]) for host in groups["api"]), (before, after)
+    after = {host: _started_at(host) for host in groups["api"]}
+    assert all(after[host] != before[host] for host in groups["api"]), (before, after)
     # One at a time: the hosts came up seconds apart (the next restarted once
     # the previous answered /health), not together. Containers share the
     # kernel's monotonic clock.
@@ -235,7 +216,7 @@ def test_a_failed_restart_stops_the_roll_and_the_rest_keep_serving(user_env, gro
     previous configuration), no prediction fails, and the converge fails
     naming both. Once repaired, the next converge (same setting, so no file
     changes on the held host) restarts the held host from its marker."""
-    before = {host: int(_started_at(host)) for host in groups["api"]}
+    before = {host: _started_at(host) for host in groups["api"]}
     converge: dict = {}
 
     def roll() -> None:
@@ -245,7 +226,7 @@ def test_a_failed_restart_stops_the_roll_and_the_rest_keep_serving(user_env, gro
     run = converge["run"]
     assert run.returncode != 0, run.stdout[-3000:]
     states = {host: _active(host) for host in groups["api"]}
-    after = {host: int(_started_at(host) or 0) for host in groups["api"]}
+    after = {host: _started_at(host) for host in groups["api"]}
     failed = [host for host in groups["api"] if states[host] != "active"]
     held = [host for host in groups["api"] if states[host] == "active" and after[host] == before[host]]
     report(
@@ -269,4 +250,4 @@ def test_a_failed_restart_stops_the_roll_and_the_rest_keep_serving(user_env, gro
         assert _active(host) == "active", host
         assert on_host(host, "test", "-f", PENDING).returncode != 0, f"{host}: the marker is still there"
     for host in held:
-        assert int(_started_at(host)) != before[host], f"{host}: the held restart did not happen on the next converge"
+        assert _started_at(host) != before[host], f"{host}: the held restart did not happen on the next converge"
