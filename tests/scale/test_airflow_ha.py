@@ -192,7 +192,7 @@ def test_a_rolling_restart_of_the_airflow_hosts_fails_no_rest_call(airflow, grou
         converge["run"] = _converge_airflow("-e", "airflow_dag_processor_refresh_interval=11")
         converge["seconds"] = time.monotonic() - started
 
-    seconds = 240
+    seconds = 420
     result = load(lambda session: _get_dag(airflow, session), RATE, seconds, during=roll)
     run = converge["run"]
     assert run.returncode == 0, run.stdout[-3000:]
