@@ -19,6 +19,18 @@ ROOT = Path(__file__).resolve().parents[2]
 PLUGINS = ROOT / "ansible/roles/platform_defaults/action_plugins"
 
 
+def _playbook(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "ansible-playbook"), *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
 def _run(tmp_path: Path, rc: int) -> tuple[subprocess.CompletedProcess, list[list[str]]]:
     log = tmp_path / "calls.jsonl"
     helper = tmp_path / "helper"
@@ -66,20 +78,7 @@ def _run(tmp_path: Path, rc: int) -> tuple[subprocess.CompletedProcess, list[lis
         "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
         "ANSIBLE_LOCAL_TEMP": str(tmp_path / "local-tmp"),
     }
-    done = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "ansible-playbook"),
-            "-i",
-            str(tmp_path / "hosts.json"),
-            str(tmp_path / "play.json"),
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    done = _playbook(env, "-i", str(tmp_path / "hosts.json"), str(tmp_path / "play.json"))
     calls = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()] if log.exists() else []
     return done, calls
 
@@ -113,21 +112,6 @@ def test_a_missing_option_is_named(tmp_path, missing):
     ]
     (tmp_path / "play.json").write_text(json.dumps(play), encoding="utf-8")
     env = {**os.environ, "ANSIBLE_ACTION_PLUGINS": str(PLUGINS), "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")}
-    done = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "ansible-playbook"),
-            "-i",
-            "localhost,",
-            "-c",
-            "local",
-            str(tmp_path / "play.json"),
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    done = _playbook(env, "-i", "localhost,", "-c", "local", str(tmp_path / "play.json"))
     assert done.returncode != 0
     assert f"{missing} required" in done.stdout, done.stdout[-2000:]
